@@ -1,0 +1,284 @@
+"""The operator image pipeline: a local Python base, the Containerfile's targets, a push.
+
+No outside registry is reachable where the tests run, so the official Python image cannot be
+pulled. Instead a Python base image is built from Debian packages with ``mmdebstrap``
+(bookworm, ``python3`` 3.11, ``python3-pip``, ``ca-certificates``; no docs, no apt lists)
+and committed into buildah's local storage as :data:`BASE_TAG`. That build takes a minute
+or two and is skipped while the image exists. The Containerfile is then built on top of it
+with ``--build-arg PYTHON_BASE=<that>`` (pip fetches the wheels from PyPI through
+``--network host``) and pushed to the test cluster's registry.
+
+Command line (root; needs ``buildah`` and ``mmdebstrap``)::
+
+    python -m tests.e2e.images base                 # build the base (cached)
+    python -m tests.e2e.images operator             # base + operator image
+    python -m tests.e2e.images operator --push 127.0.0.1:5000/taskflow/operator:dev
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+CONTAINERFILE = ROOT / "Containerfile"
+
+BASE_TAG = "localhost/taskflow/python-base:3.11"
+OPERATOR_TAG = "localhost/taskflow/operator:dev"
+DEBIAN_SUITE = "bookworm"
+DEBIAN_MIRRORS = (
+    "deb http://deb.debian.org/debian bookworm main",
+    "deb http://deb.debian.org/debian bookworm-updates main",
+    "deb http://deb.debian.org/debian-security bookworm-security main",
+)
+BASE_PACKAGES = ("python3", "python3-pip", "ca-certificates")
+BUILD_CA_PATH = "/run/taskflow-build-ca.crt"
+MERGED_USR_HOOK = Path("/usr/share/mmdebstrap/hooks/merged-usr")
+
+# (context_dir, containerfile, target, tag, build_args) -> None; the harness's
+# ``build_containerfile`` has this shape.
+Builder = Callable[[Path, Path, str, str, Mapping[str, str]], object]
+
+
+class ImageError(RuntimeError):
+    """A build step failed; the message says which and why."""
+
+
+def _log(msg: str) -> None:
+    print(f"[images] {msg}", file=sys.stderr, flush=True)
+
+
+def _run(args: Sequence[str], *, capture: bool = False) -> str:
+    _log("$ " + " ".join(args))
+    proc = subprocess.run(
+        list(args),
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE if capture else None,
+        stderr=subprocess.PIPE if capture else None,
+        text=True,
+        check=False,
+    )
+    if proc.returncode != 0:
+        detail = (proc.stderr or "").strip()[-4000:] if capture else "see output above"
+        raise ImageError(f"{args[0]} exited {proc.returncode}: {detail}")
+    return proc.stdout or ""
+
+
+def require_tools(*tools: str) -> None:
+    missing = [t for t in tools if shutil.which(t) is None]
+    if missing:
+        raise ImageError(
+            f"missing tool(s): {', '.join(missing)}; on Debian: apt-get install -y "
+            + " ".join(missing)
+        )
+
+
+def image_exists(tag: str) -> bool:
+    proc = subprocess.run(
+        ["buildah", "inspect", "--type", "image", tag],
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        check=False,
+    )
+    return proc.returncode == 0
+
+
+_UNITS = {"B": 1, "KB": 10**3, "MB": 10**6, "GB": 10**9}
+
+
+def image_size(tag: str) -> int:
+    """Uncompressed size in bytes of a local image, as buildah reports it (e.g. "232 MB")."""
+    out = _run(["buildah", "images", "--json", tag], capture=True)
+    rows = json.loads(out)
+    if not rows:
+        raise ImageError(f"no image {tag}")
+    number, _, unit = str(rows[0].get("size", "0 B")).partition(" ")
+    return int(float(number) * _UNITS.get(unit.upper() or "B", 1))
+
+
+def registry_image_size(registry: str, repository: str, reference: str) -> int:
+    """Compressed size in bytes (config + layers) of an image in a plain-HTTP registry."""
+    import urllib.request
+
+    request = urllib.request.Request(
+        f"http://{registry}/v2/{repository}/manifests/{reference}",
+        headers={
+            "Accept": "application/vnd.oci.image.manifest.v1+json, "
+            "application/vnd.docker.distribution.manifest.v2+json"
+        },
+    )
+    with urllib.request.urlopen(request, timeout=30) as response:
+        manifest = json.load(response)
+    blobs = [manifest.get("config", {}), *manifest.get("layers", [])]
+    return sum(int(b.get("size", 0)) for b in blobs)
+
+
+def build_python_base(tag: str = BASE_TAG, *, force: bool = False) -> str:
+    """Build the Debian Python base image into buildah storage; skipped when present."""
+    require_tools("buildah", "mmdebstrap")
+    if not force and image_exists(tag):
+        _log(f"{tag}: present, not rebuilt")
+        return tag
+    started = time.monotonic()
+    with tempfile.TemporaryDirectory(prefix="taskflow-base-") as tmp:
+        tarball = Path(tmp) / "rootfs.tar"
+        args = [
+            "mmdebstrap",
+            "--variant=minbase",
+            "--include=" + ",".join(BASE_PACKAGES),
+            "--aptopt=APT::Install-Recommends false",
+            "--dpkgopt=path-exclude=/usr/share/doc/*",
+            "--dpkgopt=path-include=/usr/share/doc/*/copyright",
+            "--dpkgopt=path-exclude=/usr/share/man/*",
+            "--dpkgopt=path-exclude=/usr/share/info/*",
+            "--dpkgopt=path-exclude=/usr/share/locale/*",
+            "--dpkgopt=path-exclude=/usr/share/lintian/*",
+            "--customize-hook=rm -rf "
+            '"$1"/var/lib/apt/lists/* "$1"/var/cache/apt/* "$1"/var/cache/debconf/*-old '
+            '"$1"/var/log/* "$1"/tmp/*',
+        ]
+        if MERGED_USR_HOOK.is_dir():
+            # usr-is-merged instead of usrmerge (which drags perl into the image).
+            args.append(f"--hook-dir={MERGED_USR_HOOK}")
+        args += [DEBIAN_SUITE, str(tarball), *DEBIAN_MIRRORS]
+        _run(args)
+        ctr = _run(["buildah", "from", "scratch"], capture=True).strip()
+        try:
+            _run(["buildah", "add", ctr, str(tarball), "/"])
+            _run(
+                [
+                    "buildah",
+                    "config",
+                    "--env",
+                    "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+                    "--env",
+                    "LANG=C.UTF-8",
+                    "--cmd",
+                    '["python3"]',
+                    "--label",
+                    "org.opencontainers.image.description="
+                    "taskflow test base: Debian bookworm minbase + python3, built locally",
+                    ctr,
+                ]
+            )
+            _run(["buildah", "commit", "--rm", ctr, tag])
+        except BaseException:
+            subprocess.run(["buildah", "rm", ctr], capture_output=True, check=False)
+            raise
+    _log(f"{tag}: built in {time.monotonic() - started:.0f}s")
+    return tag
+
+
+def host_ca_bundle() -> Path | None:
+    """The CA bundle this machine's pip trusts, if configured (e.g. a TLS-inspecting proxy)."""
+    for var in ("PIP_CERT", "REQUESTS_CA_BUNDLE", "SSL_CERT_FILE"):
+        value = os.environ.get(var)
+        if value and Path(value).is_file():
+            return Path(value).resolve()
+    return None
+
+
+def buildah_build(
+    context_dir: Path,
+    containerfile: Path,
+    target: str,
+    tag: str,
+    build_args: Mapping[str, str],
+) -> None:
+    """Build one target of a Containerfile with buildah (layers cached, host network)."""
+    args = [
+        "buildah",
+        "build",
+        "--layers",
+        "--network",
+        "host",
+        "--pull-never",
+        "-f",
+        str(containerfile),
+        "--target",
+        target,
+        "-t",
+        tag,
+    ]
+    build_args = dict(build_args)
+    ca_bundle = host_ca_bundle()
+    if ca_bundle is not None and "PIP_CERT" not in build_args:
+        args += ["--volume", f"{ca_bundle}:{BUILD_CA_PATH}:ro"]
+        build_args["PIP_CERT"] = BUILD_CA_PATH
+    for key, value in build_args.items():
+        args += ["--build-arg", f"{key}={value}"]
+    args.append(str(context_dir))
+    _run(args)
+
+
+@dataclass(frozen=True)
+class BuiltImage:
+    tag: str
+    size_bytes: int
+    seconds: float
+
+
+def build_operator(
+    *,
+    base: str = BASE_TAG,
+    tag: str = OPERATOR_TAG,
+    builder: Builder | None = None,
+    context_dir: Path = ROOT,
+) -> BuiltImage:
+    """Build the Containerfile's ``operator`` target on ``base`` (built first if absent)."""
+    if base == BASE_TAG:
+        build_python_base(base)
+    started = time.monotonic()
+    from taskflow import __version__
+
+    build_args = {"PYTHON_BASE": base, "VERSION": __version__}
+    (builder or buildah_build)(
+        context_dir, context_dir / "Containerfile", "operator", tag, build_args
+    )
+    seconds = time.monotonic() - started
+    size = image_size(tag)
+    _log(f"{tag}: built in {seconds:.0f}s, {size / 1e6:.1f} MB")
+    return BuiltImage(tag=tag, size_bytes=size, seconds=seconds)
+
+
+def push(tag: str, destination: str) -> None:
+    """Push a local image to ``host:port/repo:tag`` over plain HTTP (the test registry)."""
+    _run(["buildah", "push", "--tls-verify=false", tag, f"docker://{destination}"])
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m tests.e2e.images", description=__doc__)
+    parser.add_argument("what", choices=["base", "operator"])
+    parser.add_argument("--force", action="store_true", help="rebuild the base image")
+    parser.add_argument("--base", default=BASE_TAG, help="PYTHON_BASE for the Containerfile")
+    parser.add_argument("--tag", default=OPERATOR_TAG)
+    parser.add_argument("--push", metavar="HOST:PORT/REPO:TAG", help="push the result there")
+    opts = parser.parse_args(argv)
+    os.environ.setdefault("BUILDAH_ISOLATION", "chroot")
+    try:
+        if opts.what == "base":
+            result = build_python_base(opts.base, force=opts.force)
+        else:
+            if opts.force and opts.base == BASE_TAG:
+                build_python_base(opts.base, force=True)
+            result = build_operator(base=opts.base, tag=opts.tag).tag
+        if opts.push:
+            push(result, opts.push)
+    except ImageError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    print(result)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
