@@ -1,0 +1,354 @@
+"""The Task API, ``api.practice.com/v1alpha1``.
+
+These msgspec structs are the single source of truth: the engine decodes Tasks with them and
+:mod:`taskflow.api.schema` derives the CRD's structural OpenAPI schema from them. Nested
+Kubernetes types (env, volumes, affinity, ...) are kept as plain dicts here (they are passed to
+the pod verbatim) and carry a :func:`K8sType` marker naming the kubernetes-asyncio model whose
+real schema the CRD gets.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, ClassVar, Final, Literal
+
+import msgspec
+
+from taskflow.api.meta import ObjectMeta
+
+GROUP: Final = "api.practice.com"
+VERSION: Final = "v1alpha1"
+KIND: Final = "Task"
+PLURAL: Final = "tasks"
+SINGULAR: Final = "task"
+LIST_KIND: Final = "TaskList"
+SHORT_NAMES: Final = ("ta",)
+API_VERSION: Final = f"{GROUP}/{VERSION}"
+
+# --- limits (enforced by the CRD schema; chosen so the CEL cost estimate stays small) ---
+MAX_STEPS: Final = 64
+#: Scripts travel in pod annotations, which the API server caps at 256 KiB in total. 60,000
+#: characters (at most 4 bytes each) for all scripts of a Task together keeps the annotations
+#: under that limit.
+MAX_SCRIPT_CHARS: Final = 60_000
+MAX_VOLUMES: Final = 64
+MAX_MOUNTS: Final = 64
+DNS_LABEL_PATTERN: Final = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
+
+# --- names and paths taskflow adds to the pod (reserved for users) ---
+RESERVED_VOLUME_PREFIX: Final = "taskflow-"
+SCRIPTS_VOLUME: Final = "taskflow-scripts"
+WORKSPACE_VOLUME: Final = "taskflow-workspace"
+SCRIPTS_DIR: Final = "/taskflow/scripts"
+WORKSPACE_DIR: Final = "/workspace"
+
+# --- status words (the STATUS column keeps the seed's words) ---
+PENDING: Final = "Pending"
+RUNNING: Final = "Running"
+SUCCESSFUL: Final = "Successful"
+FAILURE: Final = "Failure"
+STATUS_WORDS: Final = (PENDING, RUNNING, SUCCESSFUL, FAILURE)
+FINISHED: Final = frozenset({SUCCESSFUL, FAILURE})
+
+# --- step states ---
+STEP_WAITING: Final = "Waiting"
+STEP_RUNNING: Final = "Running"
+STEP_TERMINATED: Final = "Terminated"
+STEP_NOT_RUN: Final = "NotRun"
+STEP_STATES: Final = (STEP_WAITING, STEP_RUNNING, STEP_TERMINATED, STEP_NOT_RUN)
+
+CONDITION_SUCCEEDED: Final = "Succeeded"
+
+
+def K8sType(openapi_type: str) -> msgspec.Meta:
+    """Mark a loosely typed field as holding the Kubernetes type ``openapi_type``.
+
+    ``openapi_type`` uses kubernetes-asyncio's ``openapi_types`` notation, e.g.
+    ``"list[V1EnvVar]"`` or ``"V1ResourceRequirements"``.
+    """
+    return msgspec.Meta(extra={"k8s": openapi_type})
+
+
+def _rule(rule: str, message: str) -> dict[str, str]:
+    return {"rule": rule, "message": message}
+
+
+def _rules(*rules: dict[str, str]) -> msgspec.Meta:
+    return msgspec.Meta(extra_json_schema={"x-kubernetes-validations": list(rules)})
+
+
+def _doc(text: str) -> msgspec.Meta:
+    return msgspec.Meta(description=text)
+
+
+_datetime = msgspec.Meta(extra_json_schema={"format": "date-time"})
+
+_Obj = dict[str, Any]
+_Objs = list[dict[str, Any]]
+
+StepName = Annotated[
+    str,
+    msgspec.Meta(min_length=1, max_length=63, description="Name of the step (a DNS label)."),
+    _rules(
+        _rule(
+            f"self.matches('{DNS_LABEL_PATTERN}')",
+            "step name must be a DNS label: lowercase letters, digits and '-', "
+            "starting and ending with a letter or digit",
+        )
+    ),
+]
+
+
+class Step(msgspec.Struct, rename="camel", omit_defaults=True, kw_only=True):
+    """One step: a Kubernetes container that runs to completion, plus an optional script.
+
+    Steps run one after another in spec order (as the pod's init containers; the last step
+    is the pod's regular container).
+    """
+
+    #: descriptions of fields without their own come from this kubernetes-asyncio model
+    k8s_model: ClassVar[str] = "V1Container"
+
+    name: StepName
+    image: Annotated[
+        str,
+        msgspec.Meta(min_length=1, max_length=4096, description="Container image of the step."),
+        _rules(
+            _rule(
+                r"!self.matches('^\\s|\\s$')",
+                "image must not start or end with whitespace",
+            )
+        ),
+    ]
+    script: (
+        Annotated[
+            str,
+            msgspec.Meta(
+                max_length=MAX_SCRIPT_CHARS,
+                description=(
+                    "A script to run instead of command: it is written to "
+                    "/taskflow/scripts/<step name> (mode 0755) and executed with the step's "
+                    "args. Without a shebang line, '#!/bin/sh' is prepended."
+                ),
+            ),
+        ]
+        | None
+    ) = None
+    command: list[str] = []
+    args: list[str] = []
+    working_dir: str | None = None
+    env: Annotated[_Objs, K8sType("list[V1EnvVar]")] = []
+    env_from: Annotated[_Objs, K8sType("list[V1EnvFromSource]")] = []
+    resources: (
+        Annotated[
+            _Obj,
+            K8sType("V1ResourceRequirements"),
+            _doc(
+                "Compute resources of this step. Steps run one at a time, so the pod "
+                "requests the largest step's resources, not their sum."
+            ),
+        ]
+        | None
+    ) = None
+    volume_mounts: Annotated[
+        _Objs,
+        K8sType("list[V1VolumeMount]"),
+        msgspec.Meta(max_length=MAX_MOUNTS),
+        _rules(
+            _rule(
+                f"self.all(m, !has(m.mountPath) || (m.mountPath != '{SCRIPTS_DIR}' && "
+                f"!m.mountPath.startsWith('{SCRIPTS_DIR}/')))",
+                f"mount paths under {SCRIPTS_DIR} are reserved for step scripts",
+            )
+        ),
+    ] = []
+    volume_devices: Annotated[_Objs, K8sType("list[V1VolumeDevice]")] = []
+    image_pull_policy: Literal["Always", "IfNotPresent", "Never"] | None = None
+    security_context: (
+        Annotated[
+            _Obj, K8sType("V1SecurityContext"), _doc("Security options of this step's container.")
+        ]
+        | None
+    ) = None
+    termination_message_path: str | None = None
+    termination_message_policy: Literal["File", "FallbackToLogsOnError"] | None = None
+    stdin: bool | None = None
+    stdin_once: bool | None = None
+    tty: bool | None = None
+
+
+class PodTemplate(msgspec.Struct, rename="camel", omit_defaults=True, kw_only=True):
+    """Pod-level settings of the Task's pod."""
+
+    k8s_model: ClassVar[str] = "V1PodSpec"
+
+    service_account_name: Annotated[str, msgspec.Meta(max_length=253)] | None = None
+    node_selector: dict[str, str] = {}
+    tolerations: Annotated[_Objs, K8sType("list[V1Toleration]")] = []
+    affinity: (
+        Annotated[_Obj, K8sType("V1Affinity"), _doc("The pod's scheduling constraints.")] | None
+    ) = None
+    image_pull_secrets: Annotated[_Objs, K8sType("list[V1LocalObjectReference]")] = []
+    volumes: Annotated[
+        _Objs,
+        K8sType("list[V1Volume]"),
+        msgspec.Meta(max_length=MAX_VOLUMES),
+        _rules(
+            _rule(
+                f"self.all(v, !v.name.startsWith('{RESERVED_VOLUME_PREFIX}'))",
+                f"volume names starting with '{RESERVED_VOLUME_PREFIX}' are reserved for "
+                "taskflow's own volumes",
+            ),
+            _rule(
+                "self.all(v, self.exists_one(w, w.name == v.name))",
+                "volume names must be unique",
+            ),
+        ),
+    ] = []
+    security_context: (
+        Annotated[
+            _Obj,
+            K8sType("V1PodSecurityContext"),
+            _doc("Pod-level security attributes and common container settings."),
+        ]
+        | None
+    ) = None
+    priority_class_name: Annotated[str, msgspec.Meta(max_length=253)] | None = None
+    runtime_class_name: Annotated[str, msgspec.Meta(max_length=253)] | None = None
+
+
+Steps = Annotated[
+    list[Step],
+    msgspec.Meta(
+        min_length=1,
+        max_length=MAX_STEPS,
+        description="The steps, run one after another in this order.",
+    ),
+    _rules(
+        _rule(
+            "self.all(s, !has(s.name) || self.exists_one(t, has(t.name) && t.name == s.name))",
+            "step names must be unique",
+        ),
+        _rule(
+            "self.all(s, !(has(s.script) && has(s.command)))",
+            "a step has either script or command, not both",
+        ),
+        _rule(
+            "self.map(s, has(s.script) ? size(s.script) : 0).sum() <= " + str(MAX_SCRIPT_CHARS),
+            f"the scripts of a Task may have at most {MAX_SCRIPT_CHARS} characters in total",
+        ),
+    ),
+]
+
+
+class TaskSpec(msgspec.Struct, rename="camel", omit_defaults=True, kw_only=True):
+    """What to run. Immutable: delete and re-create the Task to change it."""
+
+    steps: Steps
+    pod_template: PodTemplate | None = None
+    active_deadline_seconds: (
+        Annotated[
+            int,
+            msgspec.Meta(
+                ge=1,
+                description=(
+                    "Seconds the pod may run before Kubernetes stops it; the Task then ends "
+                    "in Failure with reason DeadlineExceeded."
+                ),
+            ),
+        ]
+        | None
+    ) = None
+
+
+SPEC_IMMUTABLE_MESSAGE: Final = "spec is immutable: delete and re-create the Task to change it"
+
+
+class StepStatus(msgspec.Struct, rename="camel", omit_defaults=True, kw_only=True):
+    """What happened to one step (``status.steps`` lists them in spec order)."""
+
+    name: str
+    state: Annotated[
+        str,
+        msgspec.Meta(
+            extra_json_schema={"enum": list(STEP_STATES)},
+            description="Waiting, Running, Terminated, or NotRun (an earlier step failed).",
+        ),
+    ]
+    exit_code: int | None = None
+    reason: str | None = None
+    message: str | None = None
+    started_at: Annotated[str, _datetime] | None = None
+    finished_at: Annotated[str, _datetime] | None = None
+
+
+class Condition(msgspec.Struct, rename="camel", omit_defaults=True, kw_only=True):
+    """A condition; taskflow sets ``Succeeded`` (Unknown while running, then True/False)."""
+
+    type: str
+    status: Annotated[str, msgspec.Meta(extra_json_schema={"enum": ["True", "False", "Unknown"]})]
+    reason: str | None = None
+    message: str | None = None
+    last_transition_time: Annotated[str, _datetime] | None = None
+
+
+class TaskStatus(msgspec.Struct, rename="camel", omit_defaults=True, kw_only=True):
+    """Observed state of a Task. Never changes again once ``status`` is Successful/Failure."""
+
+    status: (
+        Annotated[
+            str,
+            msgspec.Meta(
+                extra_json_schema={"enum": list(STATUS_WORDS)},
+                description="Pending, Running, Successful or Failure.",
+            ),
+        ]
+        | None
+    ) = None
+    start_at: (
+        Annotated[str, _doc("When the first step started, 'YYYY-MM-DD HH:MM:SS' UTC.")] | None
+    ) = None
+    duration: (
+        Annotated[
+            str, _doc("From the first step's start to the end, e.g. '1m5s'; set when finished.")
+        ]
+        | None
+    ) = None
+    start_time: Annotated[str, _datetime, _doc("When the first step started.")] | None = None
+    completion_time: Annotated[str, _datetime, _doc("When the Task finished.")] | None = None
+    pod_name: Annotated[str, _doc("The pod running the steps.")] | None = None
+    progress: (
+        Annotated[
+            str,
+            _doc(
+                "'k/n': k of the n steps have started (while Running, step k is the one "
+                "running; on Failure, usually the one that failed)."
+            ),
+        ]
+        | None
+    ) = None
+    steps: Annotated[list[StepStatus], _doc("One entry per step, in spec order.")] = []
+    conditions: Annotated[
+        list[Condition],
+        _doc("Condition 'Succeeded': Unknown while pending or running, then True or False."),
+    ] = []
+    observed_generation: (
+        Annotated[int, _doc("The metadata.generation this status was computed for.")] | None
+    ) = None
+
+    @property
+    def finished(self) -> bool:
+        return self.status in FINISHED
+
+    def condition(self, type_: str = CONDITION_SUCCEEDED) -> Condition | None:
+        for c in self.conditions:
+            if c.type == type_:
+                return c
+        return None
+
+
+class Task(msgspec.Struct, rename="camel", omit_defaults=True, kw_only=True):
+    api_version: str = API_VERSION
+    kind: str = KIND
+    metadata: ObjectMeta = msgspec.field(default_factory=ObjectMeta)
+    spec: Annotated[TaskSpec, _rules(_rule("self == oldSelf", SPEC_IMMUTABLE_MESSAGE))]
+    status: TaskStatus | None = None
