@@ -1,0 +1,177 @@
+"""A thin raw HTTP layer over kubernetes-asyncio's configuration, auth and aiohttp session.
+
+kubernetes-asyncio loads the kubeconfig (``--context``) or the in-cluster service account,
+builds the TLS context and refreshes tokens; we send raw requests through its aiohttp
+session and decode the bytes with msgspec ourselves (no OpenAPI model round trip).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import AsyncIterable, AsyncIterator, Mapping
+from contextlib import asynccontextmanager
+from typing import Any
+from urllib.parse import urlencode
+
+import aiohttp
+import msgspec
+
+from taskflow import __version__
+
+USER_AGENT = f"taskflow/{__version__}"
+IN_CLUSTER_NAMESPACE_FILE = "/var/run/secrets/kubernetes.io/serviceaccount/namespace"
+
+
+class _Status(msgspec.Struct):
+    message: str = ""
+    reason: str = ""
+    code: int = 0
+
+
+class ApiError(Exception):
+    """A non-2xx answer from the API server (``status`` 0: no HTTP answer at all)."""
+
+    def __init__(self, status: int, body: bytes = b"", *, method: str = "", path: str = ""):
+        self.status = status
+        self.body = body
+        self.method = method
+        self.path = path
+        self.reason = ""
+        self.message = ""
+        try:
+            st = msgspec.json.decode(body, type=_Status)
+            self.reason, self.message = st.reason, st.message
+        except (msgspec.DecodeError, msgspec.ValidationError):
+            self.message = body[:500].decode("utf-8", "replace")
+        super().__init__(f"{method} {path}: HTTP {status} {self.reason}: {self.message}".strip())
+
+
+class Kube:
+    """Raw JSON requests to the API server of one kubernetes-asyncio ``ApiClient``."""
+
+    def __init__(self, api_client: Any) -> None:
+        self.api_client = api_client
+        cfg = api_client.configuration
+        self.host: str = str(cfg.host).rstrip("/")
+        self._session: aiohttp.ClientSession = api_client.rest_client.pool_manager
+        self._server_hostname: str | None = cfg.tls_server_name
+        self._proxy: str | None = cfg.proxy
+        self._proxy_headers: Any = cfg.proxy_headers
+
+    async def close(self) -> None:
+        await self.api_client.close()
+
+    async def _headers(self, content_type: str | None) -> dict[str, str]:
+        headers = {"Accept": "application/json", "User-Agent": USER_AGENT}
+        if content_type is not None:
+            headers["Content-Type"] = content_type
+        await self.api_client.update_params_for_auth(headers, [], ["BearerToken"])
+        return headers
+
+    def _url(self, path: str, query: Mapping[str, str | int] | None) -> str:
+        url = self.host + path
+        if query:
+            url += "?" + urlencode({k: str(v) for k, v in query.items()})
+        return url
+
+    def _kwargs(self) -> dict[str, Any]:
+        kw: dict[str, Any] = {}
+        if self._server_hostname:
+            kw["server_hostname"] = self._server_hostname
+        if self._proxy:
+            kw["proxy"] = self._proxy
+            if self._proxy_headers:
+                kw["proxy_headers"] = self._proxy_headers
+        return kw
+
+    async def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        query: Mapping[str, str | int] | None = None,
+        body: bytes | None = None,
+        content_type: str = "application/json",
+        request_timeout: float = 30.0,
+    ) -> bytes:
+        """Send one request; return the body of a 2xx answer, raise :class:`ApiError` else."""
+        headers = await self._headers(content_type if body is not None else None)
+        async with self._session.request(
+            method,
+            self._url(path, query),
+            data=body,
+            headers=headers,
+            timeout=aiohttp.ClientTimeout(total=request_timeout),
+            **self._kwargs(),
+        ) as resp:
+            data = await resp.read()
+            if not 200 <= resp.status < 300:
+                raise ApiError(resp.status, data, method=method, path=path)
+            return data
+
+    @asynccontextmanager
+    async def stream(
+        self,
+        path: str,
+        *,
+        query: Mapping[str, str | int] | None = None,
+        read_timeout: float,
+        connect_timeout: float = 15.0,
+    ) -> AsyncIterator[AsyncIterable[bytes]]:
+        """GET a streaming response (a watch); yields its body reader (read line by line)."""
+        headers = await self._headers(None)
+        timeout = aiohttp.ClientTimeout(
+            total=None,
+            connect=connect_timeout,
+            sock_connect=connect_timeout,
+            sock_read=read_timeout,
+        )
+        async with self._session.get(
+            self._url(path, query), headers=headers, timeout=timeout, **self._kwargs()
+        ) as resp:
+            if resp.status != 200:
+                raise ApiError(resp.status, await resp.read(), method="GET", path=path)
+            yield resp.content
+
+
+async def connect(
+    *,
+    kubeconfig: str | None = None,
+    context: str | None = None,
+    pool_size: int = 100,
+) -> Kube:
+    """Build a :class:`Kube` from a kubeconfig (``--kubeconfig``/``$KUBECONFIG``/~/.kube/config,
+    ``--context``) or, failing that inside a pod, from the in-cluster service account."""
+    from kubernetes_asyncio import config as kconfig
+    from kubernetes_asyncio.client import ApiClient, Configuration
+
+    cfg = Configuration()
+    path = kubeconfig or _default_kubeconfig()
+    if path is not None:
+        await kconfig.load_kube_config(
+            config_file=path, context=context, client_configuration=cfg, persist_config=False
+        )
+    else:
+        kconfig.load_incluster_config(client_configuration=cfg)  # type: ignore[no-untyped-call]
+    cfg.connection_pool_maxsize = pool_size
+    return Kube(ApiClient(configuration=cfg))
+
+
+def _default_kubeconfig() -> str | None:
+    env = os.environ.get("KUBECONFIG")
+    if env:
+        return env.split(os.pathsep)[0]
+    home = os.path.expanduser("~/.kube/config")
+    if os.path.exists(home):
+        return home
+    return None
+
+
+def in_cluster_namespace(default: str = "default") -> str:
+    """The namespace of the pod we run in (service account file), else ``default``."""
+    try:
+        with open(IN_CLUSTER_NAMESPACE_FILE, encoding="utf-8") as f:
+            ns = f.read().strip()
+    except OSError:
+        return default
+    return ns or default

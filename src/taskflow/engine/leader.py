@@ -1,0 +1,234 @@
+"""Leader election on a ``coordination.k8s.io/v1`` Lease (get / create / update only).
+
+A small re-implementation of client-go's algorithm (kubernetes-asyncio's elector cannot
+release the lease and mixes local wall-clock time into lease timestamps):
+
+* a candidate takes the lease when it does not exist, has no holder, or its holder has
+  not renewed it for ``lease_duration`` seconds *as observed on our monotonic clock*;
+* the leader renews every ``retry_period`` seconds; all writes are PUTs carrying the
+  resourceVersion read before (optimistic concurrency), so two candidates never both win;
+* a leader that cannot renew within ``renew_deadline`` has lost: :meth:`LeaderElector.run`
+  raises :class:`LeadershipLost` (the operator exits, like controller-runtime does);
+* on shutdown the leader releases the lease (empty holder) so a standby takes over at
+  its next retry instead of waiting for the lease to expire.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from datetime import UTC, datetime
+from typing import Any
+
+import anyio
+import msgspec
+
+from taskflow.engine.kube import ApiError, Kube
+from taskflow.metrics import Metrics
+
+log = logging.getLogger("taskflow.leader")
+
+_decoder = msgspec.json.Decoder()
+_encoder = msgspec.json.Encoder()
+
+
+class LeadershipLost(Exception):
+    """The lease could not be renewed in time; another replica may be leading now."""
+
+
+def micro_time(t: datetime) -> str:
+    """A Kubernetes MicroTime: RFC 3339 with microseconds, UTC."""
+    return t.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def lease_path(namespace: str, name: str = "") -> str:
+    base = f"/apis/coordination.k8s.io/v1/namespaces/{namespace}/leases"
+    return f"{base}/{name}" if name else base
+
+
+class LeaderElector:
+    def __init__(
+        self,
+        kube: Kube,
+        *,
+        namespace: str,
+        name: str,
+        identity: str,
+        lease_duration: float = 15.0,
+        renew_deadline: float = 10.0,
+        retry_period: float = 2.0,
+        metrics: Metrics | None = None,
+    ) -> None:
+        if not lease_duration > renew_deadline > retry_period > 0:
+            raise ValueError("need lease_duration > renew_deadline > retry_period > 0")
+        self.kube = kube
+        self.namespace = namespace
+        self.name = name
+        self.identity = identity
+        self.lease_duration = lease_duration
+        self.renew_deadline = renew_deadline
+        self.retry_period = retry_period
+        self.leading = asyncio.Event()
+        self._lease: dict[str, Any] | None = None  # last lease object we read or wrote
+        self._observed: tuple[Any, Any] | None = None  # (holder, renewTime) last seen
+        self._observed_at = 0.0  # monotonic time it was first seen
+        self._gauge = metrics.leader.labels(name) if metrics is not None else None
+        if self._gauge is not None:
+            self._gauge.set(0)
+
+    @property
+    def is_leader(self) -> bool:
+        return self.leading.is_set()
+
+    # -- one attempt --------------------------------------------------------------------
+
+    def _spec(self, old: dict[str, Any] | None) -> dict[str, Any]:
+        now = micro_time(datetime.now(UTC))
+        old = old or {}
+        ours = old.get("holderIdentity") == self.identity
+        transitions = int(old.get("leaseTransitions") or 0)
+        return {
+            "holderIdentity": self.identity,
+            "leaseDurationSeconds": max(1, round(self.lease_duration)),
+            "acquireTime": old.get("acquireTime") if ours and old.get("acquireTime") else now,
+            "renewTime": now,
+            "leaseTransitions": transitions if ours or not old else transitions + 1,
+        }
+
+    async def try_acquire_or_renew(self) -> bool:
+        """One round of the algorithm; True when we hold the lease afterwards."""
+        # Fast path for the leader: update the lease we wrote last (409 -> full path).
+        if self._lease is not None and self.is_leader and await self._update(self._lease):
+            return True
+        try:
+            lease = _decoder.decode(
+                await self.kube.request("GET", lease_path(self.namespace, self.name))
+            )
+        except ApiError as exc:
+            if exc.status != 404:
+                raise
+            return await self._create()
+        spec = lease.get("spec") or {}
+        observed = (spec.get("holderIdentity"), spec.get("renewTime"))
+        now = time.monotonic()
+        if observed != self._observed:
+            self._observed = observed
+            self._observed_at = now
+        holder = spec.get("holderIdentity")
+        duration = float(spec.get("leaseDurationSeconds") or self.lease_duration)
+        if holder and holder != self.identity and now < self._observed_at + duration:
+            return False  # someone else holds a live lease
+        return await self._update(lease)
+
+    async def _create(self) -> bool:
+        body = {
+            "apiVersion": "coordination.k8s.io/v1",
+            "kind": "Lease",
+            "metadata": {"name": self.name, "namespace": self.namespace},
+            "spec": self._spec(None),
+        }
+        try:
+            data = await self.kube.request(
+                "POST", lease_path(self.namespace), body=_encoder.encode(body)
+            )
+        except ApiError as exc:
+            if exc.status == 409:
+                return False
+            raise
+        self._took(_decoder.decode(data))
+        return True
+
+    async def _update(self, lease: dict[str, Any]) -> bool:
+        body = dict(lease)
+        body["spec"] = self._spec(lease.get("spec"))
+        try:
+            data = await self.kube.request(
+                "PUT", lease_path(self.namespace, self.name), body=_encoder.encode(body)
+            )
+        except ApiError as exc:
+            if exc.status == 409:
+                self._lease = None
+                return False
+            raise
+        self._took(_decoder.decode(data))
+        return True
+
+    def _took(self, lease: dict[str, Any]) -> None:
+        self._lease = lease
+        spec = lease.get("spec") or {}
+        self._observed = (spec.get("holderIdentity"), spec.get("renewTime"))
+        self._observed_at = time.monotonic()
+
+    # -- loops --------------------------------------------------------------------------
+
+    async def _attempt(self) -> bool:
+        try:
+            return await self.try_acquire_or_renew()
+        except (ApiError, OSError, TimeoutError, ValueError) as exc:
+            log.warning("lease %s/%s: %s", self.namespace, self.name, exc)
+            return False
+        except Exception as exc:  # aiohttp client errors and the like
+            log.warning("lease %s/%s: %s: %s", self.namespace, self.name, type(exc).__name__, exc)
+            return False
+
+    async def acquire(self) -> None:
+        """Block until we are the leader."""
+        log.info("waiting to lead via lease %s/%s as %s", self.namespace, self.name, self.identity)
+        while not await self._attempt():  # noqa: ASYNC110 - polling the API server
+            await asyncio.sleep(self.retry_period)
+        self.leading.set()
+        if self._gauge is not None:
+            self._gauge.set(1)
+        log.info("became leader (lease %s/%s, %s)", self.namespace, self.name, self.identity)
+
+    async def renew_forever(self) -> None:
+        """Renew until we fail for ``renew_deadline``; then raise LeadershipLost."""
+        while True:
+            await asyncio.sleep(self.retry_period)
+            deadline = time.monotonic() + self.renew_deadline
+            while not await self._attempt():
+                if time.monotonic() + self.retry_period > deadline:
+                    self._lost()
+                    raise LeadershipLost(
+                        f"could not renew lease {self.namespace}/{self.name} "
+                        f"within {self.renew_deadline:g}s"
+                    )
+                await asyncio.sleep(self.retry_period)
+
+    def _lost(self) -> None:
+        self.leading.clear()
+        self._lease = None
+        if self._gauge is not None:
+            self._gauge.set(0)
+
+    async def run(self) -> None:
+        """acquire() then renew_forever(); releases the lease when stopped."""
+        try:
+            await self.acquire()
+            await self.renew_forever()
+        finally:
+            lease = self._lease if self.is_leader else None
+            if self.is_leader:
+                self._lost()
+            if lease is not None:
+                with anyio.CancelScope(shield=True), anyio.move_on_after(3.0):
+                    await self.release(lease)
+
+    async def release(self, lease: dict[str, Any]) -> None:
+        """Hand the lease back: empty holder, so a standby takes it at once."""
+        body = dict(lease)
+        spec = dict(lease.get("spec") or {})
+        now = micro_time(datetime.now(UTC))
+        spec.update(holderIdentity="", leaseDurationSeconds=1, renewTime=now, acquireTime=now)
+        body["spec"] = spec
+        try:
+            await self.kube.request(
+                "PUT",
+                lease_path(self.namespace, self.name),
+                body=_encoder.encode(body),
+                request_timeout=3.0,
+            )
+            log.info("released lease %s/%s", self.namespace, self.name)
+        except Exception as exc:
+            log.warning("could not release lease %s/%s: %s", self.namespace, self.name, exc)

@@ -1,0 +1,173 @@
+"""Prometheus metric objects.
+
+Names follow controller-runtime / client-go so that existing dashboards work:
+``controller_runtime_reconcile_*``, ``workqueue_*``, ``leader_election_master_status``.
+taskflow's own metrics are prefixed ``taskflow_``.
+
+Every :class:`Metrics` owns its registry, so several operators can live in one process
+(tests run two engines side by side) without clashing on the global default registry.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+CONTROLLER = "task"
+QUEUE_NAME = "task"
+RESULTS = ("success", "error", "requeue", "requeue_after")
+TASK_STATES = ("Pending", "Running", "Successful", "Failure")
+
+_RECONCILE_BUCKETS = (
+    0.001,
+    0.0025,
+    0.005,
+    0.01,
+    0.025,
+    0.05,
+    0.1,
+    0.25,
+    0.5,
+    1.0,
+    2.5,
+    5.0,
+    10.0,
+    30.0,
+    60.0,
+)
+_QUEUE_BUCKETS = (1e-5, 1e-4, 1e-3, 0.01, 0.1, 1.0, 10.0, 100.0, 1000.0)
+_TASK_BUCKETS = (1, 5, 10, 30, 60, 120, 300, 600, 1800, 3600, 7200, 21600, 86400)
+
+
+class _TaskStatesCollector(Collector):
+    """``taskflow_tasks{status}``: Tasks in the cache by status, computed at scrape time."""
+
+    def __init__(self, count: Callable[[], Mapping[str, int]]) -> None:
+        self._count = count
+
+    def collect(self) -> Iterable[Metric]:
+        family = GaugeMetricFamily(
+            "taskflow_tasks", "Tasks known to the operator by status.", labels=["status"]
+        )
+        counts = dict.fromkeys(TASK_STATES, 0)
+        counts.update(self._count())
+        for state, n in sorted(counts.items()):
+            family.add_metric([state], n)
+        yield family
+
+    def describe(self) -> Iterable[Metric]:
+        return []
+
+
+class Metrics:
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        self.registry = registry if registry is not None else CollectorRegistry()
+        r = self.registry
+        self.reconcile_total = Counter(
+            "controller_runtime_reconcile_total",
+            "Total number of reconciliations per controller.",
+            ["controller", "result"],
+            registry=r,
+        )
+        self.reconcile_errors = Counter(
+            "controller_runtime_reconcile_errors_total",
+            "Total number of reconciliation errors per controller.",
+            ["controller"],
+            registry=r,
+        )
+        self.reconcile_time = Histogram(
+            "controller_runtime_reconcile_time_seconds",
+            "Length of time per reconciliation per controller.",
+            ["controller"],
+            buckets=_RECONCILE_BUCKETS,
+            registry=r,
+        )
+        self.workqueue_depth = Gauge(
+            "workqueue_depth", "Current depth of workqueue.", ["name"], registry=r
+        )
+        self.workqueue_adds = Counter(
+            "workqueue_adds_total",
+            "Total number of adds handled by workqueue.",
+            ["name"],
+            registry=r,
+        )
+        self.workqueue_retries = Counter(
+            "workqueue_retries_total",
+            "Total number of retries handled by workqueue.",
+            ["name"],
+            registry=r,
+        )
+        self.workqueue_queue_duration = Histogram(
+            "workqueue_queue_duration_seconds",
+            "How long in seconds an item stays in workqueue before being requested.",
+            ["name"],
+            buckets=_QUEUE_BUCKETS,
+            registry=r,
+        )
+        self.workqueue_work_duration = Histogram(
+            "workqueue_work_duration_seconds",
+            "How long in seconds processing an item from workqueue takes.",
+            ["name"],
+            buckets=_QUEUE_BUCKETS,
+            registry=r,
+        )
+        self.leader = Gauge(
+            "leader_election_master_status",
+            "Gauge of if the reporting system is master of the relevant lease, 0 indicates "
+            "backup, 1 indicates master. 'name' is the string used to identify the lease.",
+            ["name"],
+            registry=r,
+        )
+        self.task_duration = Histogram(
+            "taskflow_task_duration_seconds",
+            "Run time of finished Tasks (first step start to last step end), by result.",
+            ["result"],
+            buckets=_TASK_BUCKETS,
+            registry=r,
+        )
+        self.watch_relists = Counter(
+            "taskflow_watch_relists_total",
+            "Full LISTs done by a watch stream (initial and after 410 Gone).",
+            ["resource"],
+            registry=r,
+        )
+        self.watch_errors = Counter(
+            "taskflow_watch_errors_total",
+            "Watch stream failures that led to a reconnect with backoff.",
+            ["resource"],
+            registry=r,
+        )
+        self.api_requests = Counter(
+            "taskflow_api_requests_total",
+            "Write requests sent to the API server, by verb, resource and HTTP code.",
+            ["verb", "resource", "code"],
+            registry=r,
+        )
+        # Children that should exist (as 0) before anything happens.
+        for result in RESULTS:
+            self.reconcile_total.labels(CONTROLLER, result)
+        self.reconcile_errors.labels(CONTROLLER)
+        self.reconcile_time.labels(CONTROLLER)
+        self.workqueue_depth.labels(QUEUE_NAME)
+        self.workqueue_adds.labels(QUEUE_NAME)
+        self.workqueue_retries.labels(QUEUE_NAME)
+        self.workqueue_queue_duration.labels(QUEUE_NAME)
+        self.workqueue_work_duration.labels(QUEUE_NAME)
+        self._task_states: _TaskStatesCollector | None = None
+
+    def track_task_states(self, count: Callable[[], Mapping[str, int]]) -> None:
+        """Register the scrape-time ``taskflow_tasks`` gauge backed by ``count()``."""
+        if self._task_states is not None:
+            self.registry.unregister(self._task_states)
+        self._task_states = _TaskStatesCollector(count)
+        self.registry.register(self._task_states)
+
+    def reconcile_count(self, result: str) -> float:
+        """Current value of ``controller_runtime_reconcile_total{result=...}`` (for tests)."""
+        value = self.registry.get_sample_value(
+            "controller_runtime_reconcile_total", {"controller": CONTROLLER, "result": result}
+        )
+        return value or 0.0
