@@ -1,0 +1,270 @@
+"""up / down / status of the local cluster; the CLI and the pytest fixtures both use this."""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+import shutil
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from . import binaries, config, controlplane, hostsys, pki
+from .errors import HarnessError
+from .layout import Layout
+from .procs import Procs
+
+# stop order: node first, then the control plane (etcd last)
+STOP_ORDER = (
+    "kube-proxy",
+    "kubelet",
+    "containerd",
+    "kube-scheduler",
+    "registry",
+    "kube-controller-manager",
+    "kube-apiserver",
+    "etcd",
+)
+USE_EXISTING = (
+    "To run the tests against an existing cluster instead, pass --kubeconfig PATH to pytest "
+    "or set KUBECONFIG=PATH."
+)
+
+
+@dataclass(frozen=True)
+class ClusterInfo:
+    tier: str
+    state_dir: Path
+    kubeconfig: str
+    registry: str | None
+    owner: str
+
+
+def _layout() -> Layout:
+    return Layout(config.state_dir())
+
+
+def read_state(layout: Layout | None = None) -> dict[str, Any] | None:
+    layout = layout or _layout()
+    try:
+        data = json.loads(layout.state_file.read_text())
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def _write_state(layout: Layout, state: dict[str, Any]) -> None:
+    layout.root.mkdir(parents=True, exist_ok=True)
+    tmp = layout.state_file.with_suffix(".tmp")
+    tmp.write_text(json.dumps(state, indent=1))
+    os.replace(tmp, layout.state_file)
+
+
+def _info(layout: Layout, state: dict[str, Any]) -> ClusterInfo:
+    return ClusterInfo(
+        tier=str(state.get("tier")),
+        state_dir=layout.root,
+        kubeconfig=str(layout.admin_kubeconfig),
+        registry=config.REGISTRY if state.get("tier") == "full" else None,
+        owner=str(state.get("owner", "")),
+    )
+
+
+def running() -> ClusterInfo | None:
+    """The harness cluster if one is up (its state says ready and its apiserver lives)."""
+    layout = _layout()
+    state = read_state(layout)
+    if not state or not state.get("ready"):
+        return None
+    if not Procs(layout.root).alive("kube-apiserver"):
+        return None
+    return _info(layout, state)
+
+
+def preflight(tier: str) -> None:
+    missing = []
+    if os.geteuid() != 0:
+        missing.append("root (network interface, iptables, cgroups and mounts need it)")
+    if tier == "full":
+        if (
+            not any(Path("/sys/fs/cgroup").glob("*/cgroup.procs"))
+            and not Path("/sys/fs/cgroup/cgroup.procs").exists()
+        ):
+            missing.append("mounted cgroups (/sys/fs/cgroup)")
+        for name in ("containerd", "runc", "docker-registry", "buildah", "iptables", "busybox"):
+            try:
+                binaries.bin_path(name)
+            except HarnessError:
+                missing.append(f"`{name}` (apt-get install $(cat tests/cluster/apt-packages.txt))")
+        if not Path("/usr/lib/cni/bridge").exists():
+            missing.append("CNI plugins in /usr/lib/cni (containernetworking-plugins)")
+    if shutil.which("ip") is None:
+        missing.append("`ip` (iproute2)")
+    if shutil.which("openssl") is None:
+        missing.append("`openssl`")
+    if missing:
+        raise HarnessError(
+            "cannot start the local cluster; missing: " + "; ".join(missing) + ". " + USE_EXISTING
+        )
+
+
+@contextlib.contextmanager
+def machine_lock() -> Iterator[None]:
+    """One up/down at a time on this machine (addresses and ports are machine-wide)."""
+    path = Path("/run/lock" if Path("/run/lock").is_dir() else "/tmp") / "taskflow-cluster.lock"
+    with path.open("a") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
+
+
+def up(tier: str = "control-plane", owner: str = "cli") -> ClusterInfo:
+    """Start (or extend to) `tier`; return at once if that tier already runs."""
+    if tier not in config.TIERS:
+        raise HarnessError(f"unknown tier {tier!r}; use one of {config.TIERS}")
+    with machine_lock():
+        return _up(tier, owner)
+
+
+def _up(tier: str, owner: str) -> ClusterInfo:
+    layout = _layout()
+    current = running()
+    if current is not None and (current.tier == "full" or tier == current.tier):
+        return current
+    preflight(tier)
+    if current is None and Path(f"/sys/class/net/{config.NODE_IFACE}").exists():
+        raise HarnessError(
+            f"interface {config.NODE_IFACE} exists but {layout.root} has no running cluster: "
+            "another harness cluster (other TASKFLOW_CLUSTER_DIR?) seems to run on this machine; "
+            "stop it with its own `python -m tests.cluster down`"
+        )
+    binaries.ensure_binaries()
+    if tier == "full":
+        from . import images
+
+        images.ensure_seed()
+    procs = Procs(layout.root)
+    start = time.monotonic()
+    try:
+        if current is None:
+            _down(quiet=True)  # stale leftovers of a crashed run
+            state: dict[str, Any] = {
+                "tier": "starting",
+                "owner": owner,
+                "ready": False,
+                "sysctls": hostsys.save_sysctls(),
+                "started": time.time(),
+            }
+            _write_state(layout, state)
+            pki.generate(layout.pki)
+            layout.write_kubeconfigs()
+            hostsys.add_node_interface()
+            controlplane.up(layout, procs)
+            state.update(tier="control-plane", ready=True)
+            _write_state(layout, state)
+        else:
+            state = read_state(layout) or {}
+        if tier == "full":
+            from . import node
+
+            state.update(tier="full-starting", ready=False)
+            _write_state(layout, state)
+            node.up(layout, procs)
+            state.update(tier="full", ready=True)
+            _write_state(layout, state)
+    except BaseException:
+        _save_failure_logs(layout)
+        _down(quiet=True)
+        raise
+    state["up_seconds"] = round(time.monotonic() - start, 1)
+    _write_state(layout, state)
+    return _info(layout, state)
+
+
+def _save_failure_logs(layout: Layout) -> None:
+    dest = config.cache_root() / "last-failure-logs"
+    with contextlib.suppress(OSError):
+        shutil.rmtree(dest, ignore_errors=True)
+        shutil.copytree(layout.root / "logs", dest)
+        print(f"[cluster] start failed; component logs kept in {dest}")
+
+
+def down(quiet: bool = False) -> bool:
+    """Stop everything this harness started and undo its host changes. True if it found any."""
+    with machine_lock():
+        return _down(quiet)
+
+
+def _down(quiet: bool) -> bool:
+    layout = _layout()
+    state = read_state(layout)
+    if state is None and not layout.root.exists():
+        return False
+    procs = Procs(layout.root)
+    names = procs.names()
+    ordered = [n for n in STOP_ORDER if n in names] + [n for n in names if n not in STOP_ORDER]
+    for name in ordered:
+        if name == "containerd":
+            hostsys.kill_cgroup_processes()
+        procs.stop(name, timeout=5 if name != "etcd" else 10)
+    hostsys.kill_cgroup_processes()
+    containerd_sock = str(layout.root / "containerd" / "containerd.sock")
+    for pid in hostsys.processes_mentioning(containerd_sock):  # shims outlive containerd
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, 9)
+    hostsys.unmount_all(layout.root)
+    hostsys.delete_interfaces()
+    hostsys.cleanup_iptables()
+    hostsys.remove_cgroups()
+    hostsys.remove_container_log_links(layout.root)
+    if state is not None:
+        hostsys.restore_sysctls(dict(state.get("sysctls", {})))
+    if not hostsys.mounts_under(layout.root):
+        shutil.rmtree(layout.root, ignore_errors=True)
+    elif not quiet:
+        print(f"[cluster] warning: mounts remain under {layout.root}")
+    return True
+
+
+def status() -> str:
+    layout = _layout()
+    state = read_state(layout)
+    if state is None:
+        return f"no local cluster (state dir: {layout.root})"
+    procs = Procs(layout.root)
+    tier, ready, owner = state.get("tier"), state.get("ready"), state.get("owner")
+    lines = [f"tier: {tier}  ready: {ready}  owner: {owner}"]
+    for name in procs.names():
+        pid = procs.pid(name)
+        lines.append(f"  {name:<24} {'pid ' + str(pid) if pid else 'NOT RUNNING'}")
+    lines.append(f"kubeconfig: {layout.admin_kubeconfig}")
+    if state.get("tier") == "full":
+        lines.append(f"registry: {config.REGISTRY}")
+    return "\n".join(lines)
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"
+
+
+def reap_after(pid: int) -> None:
+    """Wait for process `pid` to end; then stop the cluster if that process still owns it."""
+    owner = f"pytest:{pid}"
+    while _pid_alive(pid):
+        state = read_state()
+        if state is None or state.get("owner") != owner:
+            return
+        time.sleep(1)
+    state = read_state()
+    if state is not None and state.get("owner") == owner:
+        down(quiet=True)
