@@ -117,19 +117,32 @@ def _container(step: Step) -> dict[str, Any]:
     return c
 
 
-def render_pod(task: Task, settings: Settings = DEFAULT_SETTINGS) -> dict[str, Any]:
-    """The core/v1 Pod manifest for ``task`` (a dict ready to POST)."""
-    del settings  # nothing in the pod depends on the settings (yet)
-    spec = task.spec
-    steps = spec.steps
+def spec_problem(task: Task) -> str | None:
+    """Why ``task`` cannot be rendered, or None. The CRD schema rejects all of these at apply
+    time; this guards against Tasks stored before the schema was installed."""
+    steps = task.spec.steps
     if not steps:
-        raise RenderError("a Task needs at least one step")
+        return "a Task needs at least one step"
     names = [s.name for s in steps]
-    if len(set(names)) != len(names):
-        raise RenderError("step names must be unique")
+    dups = sorted({n for n in names if names.count(n) > 1})
+    if dups:
+        return f"step names must be unique (duplicated: {', '.join(dups)})"
     for s in steps:
         if s.script is not None and s.command:
-            raise RenderError(f"step {s.name}: a step has either script or command, not both")
+            return f"step {s.name}: a step has either script or command, not both"
+    return None
+
+
+def render_pod(task: Task, settings: Settings = DEFAULT_SETTINGS) -> dict[str, Any]:
+    """The core/v1 Pod manifest for ``task`` (a dict ready to POST).
+
+    Raises :class:`RenderError` for the Tasks :func:`spec_problem` describes.
+    """
+    del settings  # nothing in the pod depends on the settings (yet)
+    if (problem := spec_problem(task)) is not None:
+        raise RenderError(problem)
+    spec = task.spec
+    steps = spec.steps
 
     containers = [_container(s) for s in steps]
     tpl = spec.pod_template
