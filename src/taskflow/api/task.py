@@ -68,8 +68,11 @@ def K8sType(openapi_type: str) -> msgspec.Meta:
     return msgspec.Meta(extra={"k8s": openapi_type})
 
 
-def _rule(rule: str, message: str) -> dict[str, str]:
-    return {"rule": rule, "message": message}
+def _rule(rule: str, message: str, message_expression: str | None = None) -> dict[str, str]:
+    out = {"rule": rule, "message": message}
+    if message_expression is not None:
+        out["messageExpression"] = message_expression
+    return out
 
 
 def _rules(*rules: dict[str, str]) -> msgspec.Meta:
@@ -85,14 +88,20 @@ _datetime = msgspec.Meta(extra_json_schema={"format": "date-time"})
 _Obj = dict[str, Any]
 _Objs = list[dict[str, Any]]
 
+_DNS_LABEL_RULE_TEXT: Final = (
+    'a DNS label: at most 63 lowercase letters, digits and "-", starting and ending with a '
+    "letter or digit"
+)
+_DNS_LABEL_MESSAGE: Final = "step name must be " + _DNS_LABEL_RULE_TEXT
+
 StepName = Annotated[
     str,
     msgspec.Meta(min_length=1, max_length=63, description="Name of the step (a DNS label)."),
     _rules(
         _rule(
             f"self.matches('{DNS_LABEL_PATTERN}')",
-            "step name must be a DNS label: lowercase letters, digits and '-', "
-            "starting and ending with a letter or digit",
+            _DNS_LABEL_MESSAGE,
+            "'step name \"' + self + '\" is not " + _DNS_LABEL_RULE_TEXT + "'",
         )
     ),
 ]
@@ -217,7 +226,17 @@ class PodTemplate(msgspec.Struct, rename="camel", omit_defaults=True, kw_only=Tr
 
 
 Steps = Annotated[
-    list[Step],
+    list[
+        Annotated[
+            Step,
+            _rules(
+                _rule(
+                    "!(has(self.script) && has(self.command))",
+                    "a step has either script or command, not both",
+                )
+            ),
+        ]
+    ],
     msgspec.Meta(
         min_length=1,
         max_length=MAX_STEPS,
@@ -227,10 +246,6 @@ Steps = Annotated[
         _rule(
             "self.all(s, !has(s.name) || self.exists_one(t, has(t.name) && t.name == s.name))",
             "step names must be unique",
-        ),
-        _rule(
-            "self.all(s, !(has(s.script) && has(s.command)))",
-            "a step has either script or command, not both",
         ),
         _rule(
             "self.map(s, has(s.script) ? size(s.script) : 0).sum() <= " + str(MAX_SCRIPT_CHARS),
