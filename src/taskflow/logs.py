@@ -21,10 +21,17 @@ _STANDARD = frozenset(
 
 
 def extras(record: logging.LogRecord) -> dict[str, Any]:
-    """The non-standard attributes of a record (what ``extra=`` added)."""
-    return {
-        k: v for k, v in record.__dict__.items() if k not in _STANDARD and not k.startswith("_")
-    }
+    """The non-standard attributes of a record (what ``extra=`` added); dict values are
+    flattened (reconcile lines carry ``task={"namespace", "name", "uid"}``)."""
+    out: dict[str, Any] = {}
+    for k, v in record.__dict__.items():
+        if k in _STANDARD or k.startswith("_"):
+            continue
+        if isinstance(v, dict):
+            out.update(v)
+        else:
+            out[k] = v
+    return out
 
 
 def _ts(record: logging.LogRecord) -> str:

@@ -1,0 +1,7 @@
+"""``python -m taskflow`` = the ``taskflow`` command."""
+
+import sys
+
+from taskflow.cli import main
+
+sys.exit(main())

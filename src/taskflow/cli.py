@@ -1,0 +1,400 @@
+"""The ``taskflow`` command: ``run`` the operator, print the ``crd``, ``render`` a Task's pod."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import sys
+from collections.abc import Sequence
+from typing import Any, TextIO
+
+import msgspec
+
+from taskflow import __version__
+
+log = logging.getLogger("taskflow")
+
+DESCRIPTION = """\
+taskflow runs the steps of a Task (api.practice.com/v1alpha1) one after another in a
+single pod and reports their progress in the Task's status.
+"""
+
+RUN_EPILOG = """\
+examples:
+  taskflow run                                  # all namespaces, kubeconfig or in-cluster
+  taskflow run -n team-a -n team-b --workers 8  # only these namespaces
+  taskflow run --leader-elect --lease-namespace taskflow-system
+
+endpoints (--bind-address): /healthz (watch streams fresh), /readyz (initial LISTs done),
+/metrics (Prometheus). SIGTERM/SIGINT stop the operator gracefully (the lease is released).
+exit status: 0 after a signal, 1 when a watch stream cannot recover, the leadership is
+lost, or the cluster cannot be reached.
+"""
+
+#: Help texts of the Settings fields (any other field still gets a flag).
+SETTINGS_HELP = {
+    "image_pull_timeout": "fail a step whose image cannot be pulled for this long "
+    "(ErrImagePull/ImagePullBackOff; InvalidImageName fails at once)",
+    "config_error_timeout": "fail a step stuck in CreateContainerConfigError/"
+    "CreateContainerError (missing Secret/ConfigMap) for this long",
+}
+
+
+def _positive_int(text: str) -> int:
+    n = int(text)
+    if n < 1:
+        raise argparse.ArgumentTypeError("must be >= 1")
+    return n
+
+
+def _non_negative(text: str) -> float:
+    x = float(text)
+    if x < 0:
+        raise argparse.ArgumentTypeError("must be >= 0")
+    return x
+
+
+def _bind_address(text: str) -> str:
+    from taskflow.server import parse_bind_address
+
+    try:
+        parse_bind_address(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return text
+
+
+def _settings_fields() -> list[tuple[str, type, Any]]:
+    from taskflow.settings import Settings
+
+    out = []
+    for f in msgspec.structs.fields(Settings):
+        if f.type in (int, float):
+            out.append((f.name, f.type, f.default))
+    return out
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from taskflow import logs
+
+    parser = argparse.ArgumentParser(
+        prog="taskflow",
+        description=DESCRIPTION,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"taskflow {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    run = sub.add_parser(
+        "run",
+        help="run the operator",
+        description="Watch Tasks and their pods and drive every Task to Successful or Failure.",
+        epilog=RUN_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    conn = run.add_argument_group("cluster")
+    conn.add_argument(
+        "--kubeconfig",
+        metavar="PATH",
+        help="kubeconfig file (default: $KUBECONFIG, then ~/.kube/config, then the in-cluster "
+        "service account)",
+    )
+    conn.add_argument("--context", help="kubeconfig context to use (default: its current one)")
+    conn.add_argument(
+        "-n",
+        "--namespace",
+        dest="namespaces",
+        action="append",
+        default=[],
+        metavar="NS",
+        help="watch only this namespace; repeat for several (default: all namespaces)",
+    )
+
+    work = run.add_argument_group("reconciling")
+    work.add_argument(
+        "--workers",
+        type=_positive_int,
+        default=4,
+        metavar="N",
+        help="Tasks reconciled concurrently (default: %(default)s)",
+    )
+    work.add_argument(
+        "--qps",
+        type=_non_negative,
+        default=50.0,
+        help="global reconcile rate limit per second, 0 = unlimited (default: %(default)s)",
+    )
+    work.add_argument(
+        "--burst",
+        type=_positive_int,
+        default=100,
+        help="reconciles allowed in a burst above --qps (default: %(default)s)",
+    )
+    work.add_argument(
+        "--stream-failure-threshold",
+        type=_non_negative,
+        default=120.0,
+        metavar="SECONDS",
+        help="a watch stream failing this long marks /healthz failed and the operator exits "
+        "(default: %(default)s)",
+    )
+
+    le = run.add_argument_group("leader election")
+    le.add_argument(
+        "--leader-elect",
+        action="store_true",
+        help="run several replicas; only the holder of the Lease reconciles",
+    )
+    le.add_argument(
+        "--lease-namespace",
+        metavar="NS",
+        help="namespace of the Lease (default: the operator's own namespace in a pod, "
+        "else 'default')",
+    )
+    le.add_argument(
+        "--lease-name",
+        default="taskflow-leader",
+        metavar="NAME",
+        help="name of the Lease (default: %(default)s)",
+    )
+    le.add_argument(
+        "--lease-duration",
+        type=_non_negative,
+        default=15.0,
+        metavar="SECONDS",
+        help="how long standbys wait before taking over an unrenewed Lease (default: %(default)s)",
+    )
+    le.add_argument(
+        "--renew-deadline",
+        type=_non_negative,
+        default=10.0,
+        metavar="SECONDS",
+        help="the leader gives up (and exits) if it cannot renew for this long "
+        "(default: %(default)s)",
+    )
+    le.add_argument(
+        "--retry-period",
+        type=_non_negative,
+        default=2.0,
+        metavar="SECONDS",
+        help="interval between Lease renewals/attempts (default: %(default)s)",
+    )
+
+    timeouts = run.add_argument_group("Task timeouts (seconds)")
+    for name, typ, default in _settings_fields():
+        timeouts.add_argument(
+            "--" + name.replace("_", "-"),
+            dest=f"setting_{name}",
+            type=typ,
+            default=default,
+            metavar="SECONDS",
+            help=f"{SETTINGS_HELP.get(name, name.replace('_', ' '))} (default: {default:g})",
+        )
+
+    obs = run.add_argument_group("serving and logging")
+    obs.add_argument(
+        "--bind-address",
+        type=_bind_address,
+        default=":8080",
+        metavar="HOST:PORT",
+        help="address of /healthz, /readyz and /metrics; '0' disables (default: %(default)s)",
+    )
+    obs.add_argument(
+        "--log-format", choices=logs.FORMATS, default="text", help="(default: %(default)s)"
+    )
+    obs.add_argument(
+        "--log-level", choices=logs.LEVELS, default="info", help="(default: %(default)s)"
+    )
+
+    sub.add_parser(
+        "crd",
+        help="print the CustomResourceDefinition (YAML)",
+        description="Print the CRD tasks.api.practice.com, generated from the API models. "
+        "Apply it with: taskflow crd | kubectl apply -f -",
+    )
+
+    render = sub.add_parser(
+        "render",
+        help="print the pod the operator would create for a Task (no cluster needed)",
+        description="Print, as YAML, the Pod the operator would create for each Task in FILE.",
+    )
+    render.add_argument(
+        "-f",
+        "--filename",
+        required=True,
+        metavar="FILE",
+        help="a Task manifest (YAML or JSON, may hold several documents); '-' reads stdin",
+    )
+    return parser
+
+
+# -- commands -------------------------------------------------------------------------------
+
+
+def cmd_crd(out: TextIO) -> int:
+    from taskflow.api.crd import crd_yaml
+
+    out.write(crd_yaml())
+    return 0
+
+
+def cmd_render(filename: str, out: TextIO, err: TextIO) -> int:
+    import yaml
+
+    from taskflow import api, render
+
+    try:
+        if filename == "-":
+            text = sys.stdin.read()
+        else:
+            with open(filename, encoding="utf-8") as f:
+                text = f.read()
+        docs = [d for d in yaml.safe_load_all(text) if d is not None]
+    except (OSError, yaml.YAMLError) as exc:
+        err.write(f"taskflow render: {exc}\n")
+        return 1
+    tasks = [d for d in docs if isinstance(d, dict) and d.get("kind", api.KIND) == api.KIND]
+    if not tasks:
+        err.write(f"taskflow render: no Task in {filename}\n")
+        return 1
+    pods = []
+    for doc in tasks:
+        try:
+            pods.append(render.render_pod(api.decode_task(doc)))
+        except ValueError as exc:
+            name = (doc.get("metadata") or {}).get("name", "?")
+            err.write(f"taskflow render: Task {name}: {exc}\n")
+            return 1
+    out.write(yaml.dump_all(pods, Dumper=_literal_dumper(), sort_keys=False))
+    return 0
+
+
+def _literal_dumper() -> Any:
+    """A safe YAML dumper writing multi-line strings (scripts) as ``|`` blocks."""
+    import yaml
+
+    class Dumper(yaml.SafeDumper):
+        pass
+
+    def str_representer(dumper: yaml.SafeDumper, value: str) -> yaml.Node:
+        style = "|" if "\n" in value and not any(c in value for c in "\t\r") else None
+        return dumper.represent_scalar("tag:yaml.org,2002:str", value, style=style)
+
+    Dumper.add_representer(str, str_representer)
+    return Dumper
+
+
+def run_config(args: argparse.Namespace) -> Any:
+    """The :class:`OperatorConfig` for parsed ``run`` arguments."""
+    from taskflow.engine.operator import OperatorConfig
+    from taskflow.settings import Settings
+
+    settings = Settings(
+        **{
+            name: getattr(args, f"setting_{name}")
+            for name, _, _ in _settings_fields()
+            if hasattr(args, f"setting_{name}")
+        }
+    )
+    return OperatorConfig(
+        namespaces=tuple(dict.fromkeys(args.namespaces)),
+        workers=args.workers,
+        qps=args.qps,
+        burst=args.burst,
+        leader_elect=args.leader_elect,
+        lease_namespace=args.lease_namespace,
+        lease_name=args.lease_name,
+        lease_duration=args.lease_duration,
+        renew_deadline=args.renew_deadline,
+        retry_period=args.retry_period,
+        bind_address=args.bind_address,
+        stream_failure_threshold=args.stream_failure_threshold,
+        settings=settings,
+    )
+
+
+async def _serve(args: argparse.Namespace) -> int:
+    import anyio
+
+    from taskflow.engine.kube import connect
+    from taskflow.engine.operator import Operator
+
+    config = run_config(args)
+    try:
+        kube = await connect(
+            kubeconfig=args.kubeconfig,
+            context=args.context,
+            pool_size=2 * max(1, len(config.namespaces)) + config.workers + 8,
+        )
+    except Exception as exc:
+        log.error("cannot load the cluster configuration: %s", exc)
+        return 1
+    operator = Operator(kube, config)
+    stopped_by_signal = False
+    try:
+        async with anyio.create_task_group() as tg:
+
+            async def on_signal() -> None:
+                nonlocal stopped_by_signal
+                with anyio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
+                    async for signum in signals:
+                        log.info("%s received, shutting down", signal.Signals(signum).name)
+                        stopped_by_signal = True
+                        tg.cancel_scope.cancel()
+                        return
+
+            tg.start_soon(on_signal)
+            await operator.run()
+    except BaseExceptionGroup as group:
+        for leaf in _leaves(group):
+            log.error("fatal: %s: %s", type(leaf).__name__, leaf)
+        return 1
+    except Exception as exc:
+        log.error("fatal: %s: %s", type(exc).__name__, exc)
+        return 1
+    finally:
+        with anyio.CancelScope(shield=True), anyio.move_on_after(2.0):
+            await kube.close()
+    return 0 if stopped_by_signal else 1
+
+
+def _leaves(group: BaseExceptionGroup[Any]) -> list[BaseException]:
+    out: list[BaseException] = []
+    for exc in group.exceptions:
+        if isinstance(exc, BaseExceptionGroup):
+            out.extend(_leaves(exc))
+        else:
+            out.append(exc)
+    return out
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    import anyio
+    import prometheus_client
+
+    from taskflow import logs
+
+    logs.setup(args.log_format, args.log_level)
+    prometheus_client.disable_created_metrics()  # type: ignore[no-untyped-call]
+    try:
+        return anyio.run(_serve, args, backend="asyncio", backend_options={"use_uvloop": True})
+    except KeyboardInterrupt:  # a signal before the handler was installed
+        return 130
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command == "run":
+        return cmd_run(args)
+    if args.command == "crd":
+        return cmd_crd(sys.stdout)
+    if args.command == "render":
+        return cmd_render(args.filename, sys.stdout, sys.stderr)
+    parser.print_help(sys.stderr)
+    return 2
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,209 @@
+"""Wires the engine together in one anyio task group.
+
+::
+
+    Task reflector(s) ─┐                                   ┌─ worker 1 ─┐
+                       ├─> Cache ─(task UID)─> WorkQueue ──┼─ ...       ├─> Writer ─> API
+    Pod reflector(s)  ─┘                                   └─ worker N ─┘
+    side server (/healthz /readyz /metrics)    leader elector (optional)
+
+Nothing is reconciled before every initial LIST is in the cache (a Task whose pod has not
+been listed yet would look like ``PodDeleted``) and, with leader election, before this
+replica leads. Standbys keep their caches warm and serve health, but do not reconcile.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import time
+import uuid
+from dataclasses import dataclass, field
+
+import anyio
+import anyio.abc
+
+from taskflow.api.task import GROUP, PLURAL, VERSION
+from taskflow.engine.cache import Cache, PodHandler, TaskHandler
+from taskflow.engine.kube import Kube, in_cluster_namespace
+from taskflow.engine.leader import LeaderElector
+from taskflow.engine.queue import WorkQueue
+from taskflow.engine.ratelimit import ExponentialBackoff, TokenBucket
+from taskflow.engine.watch import Handler, Reflector, Resource
+from taskflow.engine.worker import Reconciler, run_worker
+from taskflow.engine.writer import Writer
+from taskflow.labels import MANAGED_BY_SELECTOR
+from taskflow.metrics import Metrics
+from taskflow.server import SideServer
+from taskflow.settings import DEFAULT_SETTINGS, Settings
+
+log = logging.getLogger("taskflow.operator")
+
+TASKS = Resource(GROUP, VERSION, PLURAL)
+PODS = Resource("", "v1", "pods")
+
+
+def default_identity() -> str:
+    """``<hostname>_<random>``: unique per process, recognisable in the Lease."""
+    host = os.environ.get("POD_NAME") or socket.gethostname()
+    return f"{host}_{uuid.uuid4().hex[:8]}"
+
+
+@dataclass
+class OperatorConfig:
+    namespaces: tuple[str, ...] = ()  # empty: all namespaces
+    workers: int = 4
+    qps: float = 50.0
+    burst: int = 100
+    backoff_base: float = 0.005
+    backoff_cap: float = 60.0
+    leader_elect: bool = False
+    lease_namespace: str | None = None  # None: our own namespace (in cluster) or "default"
+    lease_name: str = "taskflow-leader"
+    lease_duration: float = 15.0
+    renew_deadline: float = 10.0
+    retry_period: float = 2.0
+    identity: str = field(default_factory=default_identity)
+    bind_address: str = ":8080"
+    stream_failure_threshold: float = 120.0
+    watch_timeout_range: tuple[int, int] = (240, 360)
+    page_size: int = 500
+    settings: Settings = DEFAULT_SETTINGS
+
+
+class Operator:
+    def __init__(self, kube: Kube, config: OperatorConfig, metrics: Metrics | None = None) -> None:
+        if config.workers < 1:
+            raise ValueError("workers must be >= 1")
+        self.kube = kube
+        self.config = config
+        self.metrics = metrics if metrics is not None else Metrics()
+        self.reconciling = False
+        self.alive = False
+        self.cache = Cache(on_change=self._on_change)
+        self.queue: WorkQueue[str] = WorkQueue(
+            backoff=ExponentialBackoff(config.backoff_base, config.backoff_cap),
+            limiter=TokenBucket(config.qps, config.burst),
+            metrics=self.metrics,
+        )
+        self.writer = Writer(kube, self.cache, self.metrics, config.identity)
+        self.reconciler = Reconciler(self.cache, self.writer, config.settings, self.metrics)
+        self.metrics.track_task_states(self.cache.count_by_state)
+        scopes: list[str | None] = list(config.namespaces) or [None]
+        self.reflectors: list[Reflector] = []
+        for ns in scopes:
+            self.reflectors.append(self._reflector(TASKS, TaskHandler(self.cache), ns, None))
+        for ns in scopes:
+            self.reflectors.append(
+                self._reflector(PODS, PodHandler(self.cache), ns, MANAGED_BY_SELECTOR)
+            )
+        self.elector: LeaderElector | None = None
+        if config.leader_elect:
+            self.elector = LeaderElector(
+                kube,
+                namespace=config.lease_namespace or in_cluster_namespace(),
+                name=config.lease_name,
+                identity=config.identity,
+                lease_duration=config.lease_duration,
+                renew_deadline=config.renew_deadline,
+                retry_period=config.retry_period,
+                metrics=self.metrics,
+            )
+        self.server = SideServer(
+            config.bind_address, health=self.health, ready=self.readiness, metrics=self.metrics
+        )
+
+    def _reflector(
+        self, resource: Resource, handler: Handler, namespace: str | None, selector: str | None
+    ) -> Reflector:
+        return Reflector(
+            self.kube,
+            resource,
+            handler,
+            namespace=namespace,
+            label_selector=selector,
+            timeout_range=self.config.watch_timeout_range,
+            failure_threshold=self.config.stream_failure_threshold,
+            page_size=self.config.page_size,
+            metrics=self.metrics,
+        )
+
+    # -- state ------------------------------------------------------------------------------
+
+    def _on_change(self, uid: str) -> None:
+        if self.reconciling:
+            self.queue.add(uid)
+
+    @property
+    def synced(self) -> bool:
+        return all(r.synced.is_set() for r in self.reflectors)
+
+    @property
+    def is_leader(self) -> bool:
+        return self.elector is None or self.elector.is_leader
+
+    def health(self) -> tuple[bool, list[str]]:
+        now = time.monotonic()
+        lines = []
+        ok = self.alive
+        lines.append(f"[{'+' if self.alive else '-'}]engine")
+        for r in self.reflectors:
+            healthy = r.healthy(now)
+            ok = ok and healthy
+            detail = "" if healthy else f" failing since {now - (r.failing_since or now):.0f}s"
+            if r.failing_since is not None and r.last_error:
+                detail += f" ({r.last_error})"
+            lines.append(f"[{'+' if healthy else '-'}]watch {r.name}{detail}")
+        return ok, lines
+
+    def readiness(self) -> tuple[bool, list[str]]:
+        lines = [f"[{'+' if r.synced.is_set() else '-'}]synced {r.name}" for r in self.reflectors]
+        ok = self.alive and self.synced
+        return ok, lines
+
+    # -- running ----------------------------------------------------------------------------
+
+    async def run(
+        self, *, task_status: anyio.abc.TaskStatus[Operator] = anyio.TASK_STATUS_IGNORED
+    ) -> None:
+        """Run until cancelled (or until a stream or the leadership fails: then it raises).
+
+        ``task_status.started`` fires once the side server listens (``self.server.port``).
+        """
+        cfg = self.config
+        log.info(
+            "starting: namespaces=%s workers=%d leader_elect=%s identity=%s",
+            ",".join(cfg.namespaces) or "<all>",
+            cfg.workers,
+            cfg.leader_elect,
+            cfg.identity,
+        )
+        try:
+            async with anyio.create_task_group() as tg:
+                self.alive = True
+                await tg.start(self.server.run)
+                for r in self.reflectors:
+                    tg.start_soon(r.run, name=f"watch {r.name}")
+                if self.elector is not None:
+                    tg.start_soon(self.elector.run, name="leader election")
+                tg.start_soon(self._control, tg, name="controller")
+                task_status.started(self)
+        finally:
+            self.alive = False
+            self.reconciling = False
+            self.queue.shutdown()
+            log.info("stopped")
+
+    async def _control(self, tg: anyio.abc.TaskGroup) -> None:
+        for r in self.reflectors:
+            await r.synced.wait()
+        log.info("caches synced: %d tasks, %d pods", len(self.cache.tasks), len(self.cache.pods))
+        if self.elector is not None:
+            await self.elector.leading.wait()
+        self.reconciling = True
+        for uid in self.cache.task_uids():
+            self.queue.add(uid)
+        for n in range(self.config.workers):
+            tg.start_soon(run_worker, self.queue, self.reconciler, self.metrics, n, name=f"w{n}")
+        log.info("reconciling with %d workers", self.config.workers)

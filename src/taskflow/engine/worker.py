@@ -1,0 +1,194 @@
+"""Level-triggered reconcile of one Task: read the cache, ask the pure core, write."""
+
+from __future__ import annotations
+
+import enum
+import logging
+import time
+from collections.abc import Callable, MutableMapping
+from datetime import UTC, datetime
+from typing import Any
+
+from taskflow import reconcile, render
+from taskflow.api.task import FINISHED, TaskStatus
+from taskflow.engine.cache import Cache, TaskEntry, Undecodable, task_name, task_namespace
+from taskflow.engine.kube import ApiError
+from taskflow.engine.queue import QueueShutDown, WorkQueue
+from taskflow.engine.writer import Created, TaskRef, Writer, status_dict
+from taskflow.metrics import CONTROLLER, Metrics
+from taskflow.reconcile import Plan
+from taskflow.settings import Settings
+
+log = logging.getLogger("taskflow.reconcile")
+
+
+class Outcome(enum.Enum):
+    SUCCESS = "success"
+    REQUEUE = "requeue"
+    REQUEUE_AFTER = "requeue_after"
+
+
+class TaskLogger(logging.LoggerAdapter[logging.Logger]):
+    """Adds the Task's ``namespace``, ``name`` and ``uid`` to every record.
+
+    They travel as one record attribute ``task`` (a dict; ``name`` itself is reserved by
+    :class:`logging.LogRecord`) that :mod:`taskflow.logs` flattens into the output.
+    """
+
+    def process(self, msg: Any, kwargs: MutableMapping[str, Any]) -> tuple[Any, Any]:
+        extra = dict(kwargs.get("extra") or {})
+        extra["task"] = self.extra
+        kwargs["extra"] = extra
+        return msg, kwargs
+
+
+def task_logger(namespace: str, name: str, uid: str) -> TaskLogger:
+    return TaskLogger(log, {"namespace": namespace, "name": name, "uid": uid})
+
+
+def _parse_time(value: str | None) -> datetime | None:
+    if not value:
+        return None
+    try:
+        return datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+
+
+class Reconciler:
+    def __init__(
+        self,
+        cache: Cache,
+        writer: Writer,
+        settings: Settings,
+        metrics: Metrics,
+        now: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self.cache = cache
+        self.writer = writer
+        self.settings = settings
+        self.metrics = metrics
+        self.now = now
+
+    def logger(self, uid: str) -> TaskLogger:
+        entry = self.cache.task(uid)
+        if entry is None:
+            return task_logger("", "", uid)
+        return task_logger(task_namespace(entry), task_name(entry), uid)
+
+    async def reconcile(self, uid: str) -> tuple[Outcome, float | None]:
+        entry = self.cache.task(uid)
+        if entry is None:  # deleted; its pod goes with it (owner reference)
+            return Outcome.SUCCESS, None
+        tlog = task_logger(task_namespace(entry), task_name(entry), uid)
+        ref = TaskRef.of(entry)
+        now = self.now()
+        old_status: TaskStatus | dict[str, Any] | None
+        if isinstance(entry, Undecodable):
+            old_status = entry.raw_status
+            plan = reconcile.undecodable(entry.raw_status, entry.error, now=now)
+        else:
+            old_status = entry.status
+            pod = self.cache.pod_for(uid, render.pod_name(entry.metadata.name))
+            plan = reconcile.plan(entry, pod, now=now, settings=self.settings)
+            if plan.create_pod is not None:
+                result = await self.writer.create_pod(ref, plan.create_pod)
+                if result.outcome is Created.CREATED:
+                    tlog.info("created pod %s", _pod_name(plan.create_pod))
+                elif result.outcome is Created.ADOPTED:
+                    tlog.info("adopted existing pod %s", _pod_name(plan.create_pod))
+                    return Outcome.REQUEUE, None  # plan again, now with the pod
+                else:
+                    tlog.warning("pod %s: %s", result.outcome.value, result.message)
+                    plan = reconcile.rejected(entry, result.message, now=now)
+        await self.apply(entry, ref, old_status, plan, tlog, now)
+        if plan.requeue_after is not None:
+            return Outcome.REQUEUE_AFTER, plan.requeue_after
+        return Outcome.SUCCESS, None
+
+    async def apply(
+        self,
+        entry: TaskEntry,
+        ref: TaskRef,
+        old_status: TaskStatus | dict[str, Any] | None,
+        plan: Plan,
+        tlog: TaskLogger,
+        now: datetime,
+    ) -> None:
+        # Events first: if the status patch then fails, the retry plans the same events
+        # again and their deterministic names dedupe them (409).
+        for event in plan.events:
+            try:
+                if await self.writer.record_event(ref, event, now):
+                    tlog.info("event %s %s: %s", event.type, event.reason, event.message)
+            except ApiError as exc:  # events are best effort, never block the status
+                tlog.warning("could not record event %s: %s", event.reason, exc)
+        if plan.status is None:
+            return
+        updated = await self.writer.patch_status(ref, old_status, plan.status)
+        if updated is None:
+            return
+        new_word = plan.status.status or "Pending"
+        old_word = status_dict(old_status).get("status") or "Pending"
+        if new_word != old_word:
+            tlog.info("status %s -> %s", old_word, new_word)
+        if new_word in FINISHED and old_word not in FINISHED:
+            self._observe_duration(entry, plan.status)
+
+    def _observe_duration(self, entry: TaskEntry, status: TaskStatus) -> None:
+        end = _parse_time(status.completion_time)
+        start = _parse_time(status.start_time)
+        if start is None and not isinstance(entry, Undecodable):
+            start = entry.metadata.creation_timestamp
+        if start is None or end is None:
+            return
+        self.metrics.task_duration.labels(status.status).observe(
+            max(0.0, (end - start).total_seconds())
+        )
+
+
+def _pod_name(manifest: dict[str, Any]) -> str:
+    meta = manifest.get("metadata") or {}
+    return str(meta.get("name", "?"))
+
+
+async def run_worker(
+    queue: WorkQueue[str], reconciler: Reconciler, metrics: Metrics, number: int = 0
+) -> None:
+    """Take keys from the queue until it shuts down; one reconcile at a time per key."""
+    total = metrics.reconcile_total
+    errors = metrics.reconcile_errors.labels(CONTROLLER)
+    timing = metrics.reconcile_time.labels(CONTROLLER)
+    while True:
+        try:
+            uid = await queue.get()
+        except QueueShutDown:
+            return
+        t0 = time.perf_counter()
+        try:
+            outcome, delay = await reconciler.reconcile(uid)
+        except Exception as exc:
+            errors.inc()
+            total.labels(CONTROLLER, "error").inc()
+            backoff = queue.add_rate_limited(uid)
+            tlog = reconciler.logger(uid)
+            if isinstance(exc, ApiError) and exc.status == 409:
+                tlog.info("conflict (stale cache), retrying in %.3fs: %s", backoff, exc)
+            else:
+                tlog.warning(
+                    "reconcile failed (retry %d in %.3fs): %s",
+                    queue.num_requeues(uid),
+                    backoff,
+                    exc,
+                    exc_info=not isinstance(exc, ApiError),
+                )
+        else:
+            queue.forget(uid)
+            total.labels(CONTROLLER, outcome.value).inc()
+            if outcome is Outcome.REQUEUE:
+                queue.add(uid)
+            elif outcome is Outcome.REQUEUE_AFTER and delay is not None:
+                queue.add_after(uid, delay)
+        finally:
+            timing.observe(time.perf_counter() - t0)
+            queue.done(uid)
