@@ -95,6 +95,20 @@ def image_exists(tag: str) -> bool:
 _UNITS = {"B": 1, "KB": 10**3, "MB": 10**6, "GB": 10**9}
 
 
+def image_id(tag: str) -> str:
+    """The local image's ID (hex)."""
+    out = _run(
+        ["buildah", "inspect", "--type", "image", "--format", "{{.FromImageID}}", tag], capture=True
+    )
+    return out.strip()
+
+
+def version() -> str:
+    from taskflow import __version__
+
+    return __version__
+
+
 def image_size(tag: str) -> int:
     """Uncompressed size in bytes of a local image, as buildah reports it (e.g. "232 MB")."""
     out = _run(["buildah", "images", "--json", tag], capture=True)
@@ -238,9 +252,7 @@ def build_operator(
     if base == BASE_TAG:
         build_python_base(base)
     started = time.monotonic()
-    from taskflow import __version__
-
-    build_args = {"PYTHON_BASE": base, "VERSION": __version__}
+    build_args = {"PYTHON_BASE": base, "VERSION": version()}
     (builder or buildah_build)(
         context_dir, context_dir / "Containerfile", "operator", tag, build_args
     )

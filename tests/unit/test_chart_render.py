@@ -1,0 +1,195 @@
+"""The Helm chart rendered by `helm template` (no cluster): lint, RBAC, Deployment, options.
+
+helm comes from the cluster harness's cache (built alone when absent) or PATH.
+"""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import taskflow
+from tests.e2e import chart
+
+Objects = list[dict[str, Any]]
+
+
+@pytest.fixture(scope="module")
+def helm() -> str:
+    return chart.helm_binary()
+
+
+@pytest.fixture(scope="module")
+def default_objects(helm: str) -> Objects:
+    return chart.helm_template(helm=helm)
+
+
+@pytest.fixture(scope="module")
+def namespaced_objects(helm: str) -> Objects:
+    return chart.helm_template(helm=helm, values_files=[chart.NAMESPACED_VALUES])
+
+
+def _kinds(objects: Objects, kind: str) -> Objects:
+    return [o for o in objects if o["kind"] == kind]
+
+
+def _one(objects: Objects, kind: str) -> dict[str, Any]:
+    found = _kinds(objects, kind)
+    assert len(found) == 1, f"expected one {kind}, got {len(found)}"
+    return found[0]
+
+
+def _container(objects: Objects) -> dict[str, Any]:
+    deployment = _one(objects, "Deployment")
+    containers = deployment["spec"]["template"]["spec"]["containers"]
+    assert len(containers) == 1
+    result: dict[str, Any] = containers[0]
+    return result
+
+
+@pytest.mark.parametrize("values", [None, chart.NAMESPACED_VALUES], ids=["default", "namespaced"])
+def test_helm_lint_strict(helm: str, values: Path | None) -> None:
+    args = [helm, "lint", "--strict", str(chart.CHART_DIR), "--kube-version", chart.KUBE_VERSION]
+    if values is not None:
+        args += ["-f", str(values)]
+    proc = subprocess.run(args, capture_output=True, text=True, check=False)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "[WARNING]" not in proc.stdout
+    assert "[ERROR]" not in proc.stdout
+
+
+def test_default_rbac_is_exactly_the_design_table(default_objects: Objects) -> None:
+    cluster_role = _one(default_objects, "ClusterRole")
+    lease_role = _one(default_objects, "Role")
+    assert lease_role["metadata"]["namespace"] == "taskflow-system"
+    granted = chart.granted_rules([cluster_role, lease_role])
+    assert granted == chart.design_rbac()
+    # Leases only in the release namespace, nothing about leases cluster-wide.
+    assert {r[0] for r in chart.granted_rules([lease_role])} == {"coordination.k8s.io"}
+    assert "coordination.k8s.io" not in {r[0] for r in chart.granted_rules([cluster_role])}
+
+
+def test_default_bindings_name_the_chart_service_account(default_objects: Objects) -> None:
+    sa = _one(default_objects, "ServiceAccount")
+    binding = _one(default_objects, "ClusterRoleBinding")
+    role_binding = _one(default_objects, "RoleBinding")
+    for b in (binding, role_binding):
+        assert b["subjects"] == [
+            {
+                "kind": "ServiceAccount",
+                "name": sa["metadata"]["name"],
+                "namespace": "taskflow-system",
+            }
+        ]
+    assert binding["roleRef"]["name"] == _one(default_objects, "ClusterRole")["metadata"]["name"]
+    pod_spec = _one(default_objects, "Deployment")["spec"]["template"]["spec"]
+    assert pod_spec["serviceAccountName"] == sa["metadata"]["name"]
+
+
+def test_namespaced_rbac_has_nothing_cluster_wide(namespaced_objects: Objects) -> None:
+    assert not _kinds(namespaced_objects, "ClusterRole")
+    assert not _kinds(namespaced_objects, "ClusterRoleBinding")
+    roles = _kinds(namespaced_objects, "Role")
+    by_ns: dict[str, Objects] = {}
+    for role in roles:
+        by_ns.setdefault(role["metadata"]["namespace"], []).append(role)
+    assert set(by_ns) == {"team-a", "team-b", "taskflow-system"}
+    design = chart.design_rbac()
+    without_leases = {r for r in design if r[0] != "coordination.k8s.io"}
+    for ns in ("team-a", "team-b"):
+        assert chart.granted_rules(by_ns[ns]) == without_leases
+    assert chart.granted_rules(by_ns["taskflow-system"]) == design - without_leases
+    bindings = {
+        (b["metadata"]["namespace"], b["roleRef"]["name"])
+        for b in _kinds(namespaced_objects, "RoleBinding")
+    }
+    assert bindings == {(r["metadata"]["namespace"], r["metadata"]["name"]) for r in roles}
+
+
+def test_namespaced_deployment_args(namespaced_objects: Objects) -> None:
+    deployment = _one(namespaced_objects, "Deployment")
+    assert deployment["spec"]["replicas"] == 2
+    assert deployment["spec"]["strategy"]["type"] == "RollingUpdate"
+    args = _container(namespaced_objects)["args"]
+    assert "--namespace=team-a" in args
+    assert "--namespace=team-b" in args
+    assert "--leader-elect" in args
+    assert "--lease-namespace=taskflow-system" in args
+    assert "--log-format=json" in args
+
+
+def test_default_deployment(default_objects: Objects) -> None:
+    deployment = _one(default_objects, "Deployment")
+    spec = deployment["spec"]
+    assert spec["replicas"] == 1
+    assert spec["strategy"] == {"type": "Recreate"}
+    pod = spec["template"]["spec"]
+    assert pod["automountServiceAccountToken"] is True
+    assert pod["securityContext"]["runAsNonRoot"] is True
+    assert pod["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
+    container = _container(default_objects)
+    assert container["image"] == f"taskflow/operator:{taskflow.__version__}"
+    args = container["args"]
+    assert "--bind-address=:8080" in args
+    assert "--log-format=text" in args
+    assert "--log-level=INFO" in args
+    assert not [a for a in args if a.startswith(("--namespace", "--leader-elect"))]
+    sc = container["securityContext"]
+    assert sc["readOnlyRootFilesystem"] is True
+    assert sc["allowPrivilegeEscalation"] is False
+    assert sc["runAsNonRoot"] is True
+    assert sc["capabilities"] == {"drop": ["ALL"]}
+    assert sc["seccompProfile"] == {"type": "RuntimeDefault"}
+    assert container["ports"] == [{"name": "metrics", "containerPort": 8080, "protocol": "TCP"}]
+    assert container["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "metrics"}
+    assert container["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "metrics"}
+    assert container["resources"]["limits"]["memory"]
+    # No credential other than the service account token the kubelet projects.
+    assert {v["name"] for v in pod["volumes"]} == {"tmp"}
+    assert all("secretKeyRef" not in str(e) for e in container["env"])
+    assert "KUBECONFIG" not in {e["name"] for e in container["env"]}
+
+
+def test_metrics_service_selects_the_operator(default_objects: Objects) -> None:
+    service = _one(default_objects, "Service")
+    assert service["spec"]["ports"] == [
+        {"name": "metrics", "port": 8080, "targetPort": "metrics", "protocol": "TCP"}
+    ]
+    labels = _one(default_objects, "Deployment")["spec"]["template"]["metadata"]["labels"]
+    assert service["spec"]["selector"].items() <= labels.items()
+    assert not _kinds(default_objects, "ServiceMonitor")
+
+
+def test_service_monitor_and_scheduling_options(helm: str) -> None:
+    objects = chart.helm_template(
+        helm=helm,
+        set_values={
+            "serviceMonitor.enabled": "true",
+            "serviceMonitor.labels.release": "prom",
+            "nodeSelector.kubernetes\\.io/os": "linux",
+            "tolerations[0].key": "dedicated",
+            "tolerations[0].operator": "Exists",
+            "image.repository": "registry.example/taskflow",
+            "image.tag": "v9",
+            "replicas": "3",
+            "logLevel": "DEBUG",
+        },
+    )
+    monitor = _one(objects, "ServiceMonitor")
+    assert monitor["metadata"]["labels"]["release"] == "prom"
+    assert monitor["spec"]["endpoints"][0]["port"] == "metrics"
+    pod = _one(objects, "Deployment")["spec"]["template"]["spec"]
+    assert pod["nodeSelector"] == {"kubernetes.io/os": "linux"}
+    assert pod["tolerations"] == [{"key": "dedicated", "operator": "Exists"}]
+    container = pod["containers"][0]
+    assert container["image"] == "registry.example/taskflow:v9"
+    assert "--leader-elect" in container["args"]
+    assert "--log-level=DEBUG" in container["args"]
+
+
+def test_values_schema_rejects_a_bad_log_format(helm: str) -> None:
+    with pytest.raises(RuntimeError, match="logFormat"):
+        chart.helm_template(helm=helm, set_values={"logFormat": "xml"})
