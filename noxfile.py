@@ -40,9 +40,28 @@ def integration(session: nox.Session) -> None:
 
 @nox.session(python=PYTHON)
 def e2e(session: nox.Session) -> None:
-    """Images, Helm chart and the seed's examples on a full node (or $KUBECONFIG)."""
+    """Images, Helm chart and the seed's examples on a full node (or $KUBECONFIG).
+
+    Needs root, buildah and mmdebstrap (Debian packages) to build the operator image.
+    """
     _install(session)
-    session.run("pytest", "tests/e2e", *session.posargs)
+    session.run("pytest", "tests/e2e", "--durations=10", *session.posargs)
+
+
+@nox.session(python=PYTHON)
+def demo(session: nox.Session) -> None:
+    """The main job on the local cluster: full cluster up, operator image, `helm install`,
+    the seed's example-taskflow, `kubectl get tasks`. Tear down: `nox -s cluster -- down`."""
+    _install(session)
+    session.run("python", "-m", "tests.cluster", "up", "--tier", "full")
+    session.run("python", "-m", "tests.e2e.deploy", *session.posargs)
+
+
+@nox.session(python=PYTHON)
+def crd(session: nox.Session) -> None:
+    """Regenerate charts/taskflow/crds/ from `taskflow crd` (tests/unit/test_chart.py checks)."""
+    _install(session)
+    session.run("python", "-m", "tests.e2e.chart", "write-crd")
 
 
 @nox.session(python=PYTHON)

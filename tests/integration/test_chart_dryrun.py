@@ -1,0 +1,236 @@
+"""`helm template` output accepted by a real kube-apiserver, and its RBAC doing what it says.
+
+Default values and the namespaced-scope values file are rendered and sent as a server-side
+dry run (the CRD applied first). Then the RBAC objects are created for real and checked with
+`kubectl auth can-i` as the chart's service account: every call in docs/design.md's table is
+allowed, a few neighbouring ones are not.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from tests.cluster.fixtures import tool
+from tests.e2e import chart
+
+pytestmark = pytest.mark.integration
+
+
+def _kubectl(
+    kubeconfig: str, *args: str, input: str | None = None, check: bool = True
+) -> subprocess.CompletedProcess[str]:
+    proc = subprocess.run(
+        [tool("kubectl"), "--kubeconfig", kubeconfig, *args],
+        input=input,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=120,
+    )
+    if check and proc.returncode != 0:
+        raise AssertionError(f"kubectl {' '.join(args)} failed:\n{proc.stdout}\n{proc.stderr}")
+    return proc
+
+
+@pytest.fixture(scope="module")
+def helm() -> str:
+    return chart.helm_binary()
+
+
+@pytest.fixture(scope="module")
+def crd_applied(kubeconfig: str) -> None:
+    _kubectl(kubeconfig, "apply", "--server-side", "--force-conflicts", "-f", str(chart.CRD_PATH))
+    _kubectl(
+        kubeconfig,
+        "wait",
+        "--for=condition=Established",
+        "crd/tasks.api.practice.com",
+        "--timeout=60s",
+    )
+
+
+@pytest.fixture
+def namespaces(kubeconfig: str) -> Iterator[dict[str, str]]:
+    """Fresh namespaces standing in for the release namespace and the watched ones."""
+    suffix = uuid.uuid4().hex[:6]
+    names = {
+        "release": f"tf-sys-{suffix}",
+        "team-a": f"tf-a-{suffix}",
+        "team-b": f"tf-b-{suffix}",
+    }
+    for ns in names.values():
+        _kubectl(kubeconfig, "create", "namespace", ns)
+    try:
+        yield names
+    finally:
+        _kubectl(kubeconfig, "delete", "namespace", *names.values(), "--wait=false", check=False)
+
+
+def _render(helm: str, release: str, namespace: str, values: Path | None, **sets: str) -> str:
+    objects = chart.helm_template(
+        helm=helm,
+        release=release,
+        namespace=namespace,
+        values_files=[values] if values else [],
+        set_values=sets,
+    )
+    return yaml.safe_dump_all(objects)
+
+
+def _dry_run(kubeconfig: str, manifest: str) -> list[str]:
+    proc = _kubectl(
+        kubeconfig, "apply", "--dry-run=server", "-o", "name", "-f", "-", input=manifest
+    )
+    return proc.stdout.split()
+
+
+def _can(kubeconfig: str, sa: str, verb: str, resource: str, namespace: str | None) -> bool:
+    args = ["auth", "can-i", verb, resource, f"--as={sa}"]
+    args += ["-n", namespace] if namespace else ["--all-namespaces"]
+    proc = _kubectl(kubeconfig, *args, check=False)
+    return proc.stdout.strip() == "yes"
+
+
+def _check_design_verbs(
+    kubeconfig: str, sa: str, task_ns: str | None, lease_ns: str, allowed: bool = True
+) -> None:
+    for group, resource, verbs in sorted(chart.design_rbac(), key=str):
+        ns = lease_ns if group == "coordination.k8s.io" else task_ns
+        for verb in sorted(verbs):
+            base, _, sub = resource.partition("/")
+            target = f"{base}.{group}" if group else base
+            args = ["auth", "can-i", verb, target, f"--as={sa}"]
+            if sub:
+                args.append(f"--subresource={sub}")
+            args += ["-n", ns] if ns else ["--all-namespaces"]
+            answer = _kubectl(kubeconfig, *args, check=False).stdout.strip()
+            assert (answer == "yes") == allowed, f"can-i {' '.join(args)} -> {answer}"
+
+
+def _create_rbac(kubeconfig: str, manifest: str) -> list[dict[str, Any]]:
+    rbac = [
+        o
+        for o in yaml.safe_load_all(manifest)
+        if o
+        and o["kind"]
+        in ("ServiceAccount", "Role", "RoleBinding", "ClusterRole", "ClusterRoleBinding")
+    ]
+    _kubectl(kubeconfig, "apply", "-f", "-", input=yaml.safe_dump_all(rbac))
+    return rbac
+
+
+def _delete(kubeconfig: str, objects: list[dict[str, Any]]) -> None:
+    _kubectl(
+        kubeconfig,
+        "delete",
+        "--ignore-not-found",
+        "--wait=false",
+        "-f",
+        "-",
+        input=yaml.safe_dump_all(objects),
+        check=False,
+    )
+
+
+@pytest.mark.usefixtures("crd_applied")
+def test_default_values_pass_server_side_dry_run(
+    kubeconfig: str, helm: str, namespaces: dict[str, str]
+) -> None:
+    ns = namespaces["release"]
+    release = f"tf-{ns[-6:]}"
+    accepted = _dry_run(kubeconfig, _render(helm, release, ns, None))
+    kinds = sorted(name.split("/")[0] for name in accepted)
+    assert kinds == sorted(
+        [
+            "clusterrole.rbac.authorization.k8s.io",
+            "clusterrolebinding.rbac.authorization.k8s.io",
+            "deployment.apps",
+            "role.rbac.authorization.k8s.io",
+            "rolebinding.rbac.authorization.k8s.io",
+            "service",
+            "serviceaccount",
+        ]
+    )
+
+
+@pytest.mark.usefixtures("crd_applied")
+def test_namespaced_values_pass_server_side_dry_run(
+    kubeconfig: str, helm: str, namespaces: dict[str, str]
+) -> None:
+    ns = namespaces["release"]
+    manifest = _render(
+        helm,
+        f"tf-{ns[-6:]}",
+        ns,
+        chart.NAMESPACED_VALUES,
+        **{
+            "watchNamespaces[0]": namespaces["team-a"],
+            "watchNamespaces[1]": namespaces["team-b"],
+        },
+    )
+    accepted = _dry_run(kubeconfig, manifest)
+    assert not [n for n in accepted if n.startswith("clusterrole")]
+    assert sum(n.startswith("role.rbac") for n in accepted) == 3
+    assert sum(n.startswith("rolebinding.rbac") for n in accepted) == 3
+
+
+@pytest.mark.usefixtures("crd_applied")
+def test_cluster_scope_rbac_grants_exactly_the_design_calls(
+    kubeconfig: str, helm: str, namespaces: dict[str, str]
+) -> None:
+    ns = namespaces["release"]
+    release = f"tf-{ns[-6:]}"
+    rbac = _create_rbac(kubeconfig, _render(helm, release, ns, None))
+    try:
+        sa = f"system:serviceaccount:{ns}:{release}-taskflow"
+        _check_design_verbs(kubeconfig, sa, None, ns)
+        # Neighbours of what is granted stay denied.
+        for verb, resource, where in [
+            ("delete", "pods", None),
+            ("update", "pods", None),
+            ("get", "secrets", None),
+            ("update", "tasks.api.practice.com", None),
+            ("delete", "tasks.api.practice.com", None),
+            ("create", "tasks.api.practice.com", None),
+            ("get", "leases.coordination.k8s.io", namespaces["team-a"]),
+            ("delete", "leases.coordination.k8s.io", ns),
+            ("create", "clusterrolebindings", None),
+        ]:
+            assert not _can(kubeconfig, sa, verb, resource, where), (verb, resource, where)
+    finally:
+        _delete(kubeconfig, rbac)
+
+
+@pytest.mark.usefixtures("crd_applied")
+def test_namespaced_rbac_is_confined_to_the_watched_namespaces(
+    kubeconfig: str, helm: str, namespaces: dict[str, str]
+) -> None:
+    ns = namespaces["release"]
+    release = f"tf-{ns[-6:]}"
+    manifest = _render(
+        helm,
+        release,
+        ns,
+        chart.NAMESPACED_VALUES,
+        **{
+            "watchNamespaces[0]": namespaces["team-a"],
+            "watchNamespaces[1]": namespaces["team-b"],
+        },
+    )
+    rbac = _create_rbac(kubeconfig, manifest)
+    try:
+        sa = f"system:serviceaccount:{ns}:{release}-taskflow"
+        for watched in (namespaces["team-a"], namespaces["team-b"]):
+            _check_design_verbs(kubeconfig, sa, watched, ns)
+        assert not _can(kubeconfig, sa, "list", "tasks.api.practice.com", None)
+        assert not _can(kubeconfig, sa, "list", "pods", "default")
+        assert not _can(kubeconfig, sa, "create", "pods", ns)
+    finally:
+        _delete(kubeconfig, rbac)
