@@ -135,7 +135,7 @@ def test_default_deployment(default_objects: Objects) -> None:
     args = container["args"]
     assert "--bind-address=:8080" in args
     assert "--log-format=text" in args
-    assert "--log-level=INFO" in args
+    assert "--log-level=info" in args
     assert not [a for a in args if a.startswith(("--namespace", "--leader-elect"))]
     sc = container["securityContext"]
     assert sc["readOnlyRootFilesystem"] is True
@@ -187,9 +187,25 @@ def test_service_monitor_and_scheduling_options(helm: str) -> None:
     container = pod["containers"][0]
     assert container["image"] == "registry.example/taskflow:v9"
     assert "--leader-elect" in container["args"]
-    assert "--log-level=DEBUG" in container["args"]
+    assert "--log-level=debug" in container["args"]
 
 
 def test_values_schema_rejects_a_bad_log_format(helm: str) -> None:
     with pytest.raises(RuntimeError, match="logFormat"):
         chart.helm_template(helm=helm, set_values={"logFormat": "xml"})
+
+
+@pytest.mark.parametrize("which", ["default", "namespaced"])
+def test_rendered_args_are_accepted_by_taskflow_run(
+    which: str, default_objects: Objects, namespaced_objects: Objects
+) -> None:
+    objects = default_objects if which == "default" else namespaced_objects
+    args = _container(objects)["args"]
+    # argparse checks every option before it reaches the trailing --help (then exits 0).
+    proc = subprocess.run(
+        [*chart.taskflow_command(), "run", *args, "--help"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr
