@@ -268,6 +268,7 @@ def _pod_gone(task: Task, old: TaskStatus, now: datetime) -> TaskStatus:
     steps = list(old.steps) or [
         StepStatus(name=s.name, state=STEP_WAITING) for s in task.spec.steps
     ]
+    open_end = any(s.state == STEP_RUNNING for s in steps) or not any(s.finished_at for s in steps)
     steps = _finalize(steps, POD_DELETED)
     message = (
         f"pod {old.pod_name} was deleted before the Task finished; "
@@ -282,7 +283,7 @@ def _pod_gone(task: Task, old: TaskStatus, now: datetime) -> TaskStatus:
         message,
         start=parse_time(old.start_time) if old.start_time else None,
         now=now,
-        fallback_now=True,
+        fallback_now=open_end,
         pod_name_=old.pod_name,
     )
 
@@ -533,6 +534,11 @@ def _with_pod(task: Task, pod: Pod, now: datetime, settings: Settings) -> Evalua
     steps = _step_statuses(task, pod)
     out = _outcome(task, pod, steps, now, settings)
     start = _start_of(steps, pod)
+    # a failure the kubelet did not timestamp ends "now" if a step was still running (or none
+    # ever finished); otherwise at the last container timestamp
+    open_end = out.completion_fallback_now and (
+        any(s.state == STEP_RUNNING for s in steps) or not any(s.finished_at for s in steps)
+    )
     if out.word == FAILURE:
         failed = next((i for i, s in enumerate(steps) if _failed(s)), None)
         steps = _finalize(steps, out.reason)
@@ -554,10 +560,12 @@ def _with_pod(task: Task, pod: Pod, now: datetime, settings: Settings) -> Evalua
             out.message,
             start=start,
             now=now,
-            fallback_now=out.completion_fallback_now,
+            fallback_now=open_end,
             pod_name_=pod.metadata.name,
         )
         return Evaluation(status=status)
+    if out.word != RUNNING:
+        start = None  # START stays empty until a step has started
     status = TaskStatus(
         status=out.word,
         start_at=format_start_at(start) if start else None,
@@ -586,7 +594,7 @@ def _finished(
 ) -> TaskStatus:
     ends = [parse_time(s.finished_at) for s in steps if s.finished_at]
     end: datetime | None = max(ends) if ends else None
-    if end is None and fallback_now:
+    if fallback_now:
         end = now
     if start is not None and end is not None and end < start:
         end = start
