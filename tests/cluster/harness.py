@@ -159,6 +159,7 @@ def _up(tier: str, owner: str) -> ClusterInfo:
                 "owner": owner,
                 "ready": False,
                 "sysctls": hostsys.save_sysctls(),
+                "new_dirs": [d for d in hostsys.HOST_DIRS if not Path(d).exists()],
                 "started": time.time(),
             }
             _write_state(layout, state)
@@ -180,7 +181,8 @@ def _up(tier: str, owner: str) -> ClusterInfo:
             _write_state(layout, state)
     except BaseException:
         _save_failure_logs(layout)
-        _down(quiet=True)
+        if not os.environ.get("TASKFLOW_CLUSTER_KEEP_FAILED"):  # debugging aid
+            _down(quiet=True)
         raise
     state["up_seconds"] = round(time.monotonic() - start, 1)
     _write_state(layout, state)
@@ -225,6 +227,7 @@ def _down(quiet: bool) -> bool:
     hostsys.remove_container_log_links(layout.root)
     if state is not None:
         hostsys.restore_sysctls(dict(state.get("sysctls", {})))
+        hostsys.remove_empty_dirs([str(d) for d in state.get("new_dirs", [])])
     if not hostsys.mounts_under(layout.root):
         shutil.rmtree(layout.root, ignore_errors=True)
     elif not quiet:

@@ -25,6 +25,8 @@ SYSCTLS = (
     "net/bridge/bridge-nf-call-iptables",
 )
 TAG = "taskflow-test-cluster"
+# host directories containerd shims / the kubelet create; removed at `down` if we made them
+HOST_DIRS = ("/run/containerd", "/var/log/containers")
 _OUR_CHAIN = re.compile(r"^(KUBE-|CNI-)")
 
 
@@ -191,3 +193,13 @@ def remove_container_log_links(state: Path) -> None:
         with contextlib.suppress(OSError):
             if link.is_symlink() and os.readlink(link).startswith(str(state)):
                 link.unlink()
+
+
+def remove_empty_dirs(paths: list[str]) -> None:
+    """rmdir each tree bottom-up, leaving anything that still holds a file."""
+    for top in paths:
+        if not Path(top).is_dir():
+            continue
+        for dirpath, _dirs, _files in sorted(os.walk(top), key=lambda w: -len(w[0])):
+            with contextlib.suppress(OSError):
+                os.rmdir(dirpath)
