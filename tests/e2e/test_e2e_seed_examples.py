@@ -49,8 +49,15 @@ class Installed:
     fullname: str
 
 
+def _kubectl(cluster: FullCluster, *args: str) -> str:
+    proc = cluster.kubectl(*args, check=False)
+    if proc.returncode != 0:
+        raise AssertionError(f"kubectl {' '.join(args)} failed: {proc.stderr.strip()}")
+    return proc.stdout
+
+
 def _json(cluster: FullCluster, *args: str) -> dict[str, Any]:
-    data = json.loads(cluster.kubectl(*args, "-o", "json").stdout)
+    data = json.loads(_kubectl(cluster, *args, "-o", "json"))
     assert isinstance(data, dict)
     return data
 
@@ -81,8 +88,8 @@ def installed(full_cluster: FullCluster) -> Iterator[Installed]:
 
 
 def _apply_examples(cluster: FullCluster, tmp: Path) -> None:
-    cluster.kubectl("delete", "namespace", TASKS_NS, "--ignore-not-found", "--wait=true")
-    cluster.kubectl("create", "namespace", TASKS_NS)
+    _kubectl(cluster, "delete", "namespace", TASKS_NS, "--ignore-not-found", "--wait=true")
+    _kubectl(cluster, "create", "namespace", TASKS_NS)
     for filename in EXAMPLES:
         source = deploy.SEED_DIR / filename
         text = source.read_text()
@@ -91,7 +98,7 @@ def _apply_examples(cluster: FullCluster, tmp: Path) -> None:
             path.write_text(text.replace(PLACEHOLDER, CUSTOM_IMAGE))
         else:
             path = source  # applied exactly as the seed ships it
-        cluster.kubectl("apply", "-n", TASKS_NS, "-f", str(path))
+        _kubectl(cluster, "apply", "-n", TASKS_NS, "-f", str(path))
 
 
 @dataclass
@@ -107,8 +114,11 @@ def finished(installed: Installed, tmp_path_factory: pytest.TempPathFactory) -> 
     done: dict[str, dict[str, Any]] = {}
 
     def all_done() -> bool:
-        items = _json(cluster, "get", "tasks", "-n", TASKS_NS)["items"]
-        for item in items:
+        proc = cluster.kubectl("get", "tasks", "-n", TASKS_NS, "-o", "json", check=False)
+        if proc.returncode != 0:  # a transient API error: try again on the next poll
+            print(f"kubectl get tasks: {proc.stderr.strip()}")
+            return False
+        for item in json.loads(proc.stdout)["items"]:
             if (item.get("status") or {}).get("status") in ("Successful", "Failure"):
                 done.setdefault(item["metadata"]["name"], item)
         return set(done) >= set(EXAMPLES.values())
@@ -125,7 +135,7 @@ def finished(installed: Installed, tmp_path_factory: pytest.TempPathFactory) -> 
 
 
 def _logs(cluster: FullCluster, pod: str, container: str) -> str:
-    return cluster.kubectl("logs", "-n", TASKS_NS, pod, "-c", container).stdout
+    return _kubectl(cluster, "logs", "-n", TASKS_NS, pod, "-c", container)
 
 
 def _container_states(pod: dict[str, Any]) -> dict[str, dict[str, Any]]:
@@ -257,7 +267,7 @@ def test_customize_image_example_runs_args_without_command(
 
 
 def test_kubectl_get_tasks_columns(installed: Installed, finished: Finished) -> None:
-    out = installed.cluster.kubectl("get", "tasks", "-n", TASKS_NS).stdout
+    out = _kubectl(installed.cluster, "get", "tasks", "-n", TASKS_NS)
     lines = out.strip().splitlines()
     assert lines[0].split() == ["NAME", "STATUS", "STEP", "START", "DURATION", "AGE"], out
     rows = {line.split()[0]: line.split() for line in lines[1:]}
@@ -382,7 +392,7 @@ def test_helm_uninstall_keeps_the_crd(installed: Installed, finished: Finished) 
     )
     assert gone.stdout.strip() == ""
     assert cluster.kubectl("get", "clusterrole", installed.fullname, check=False).returncode != 0
-    assert cluster.kubectl("get", "crd", "tasks.api.practice.com").returncode == 0
+    assert _kubectl(cluster, "get", "crd", "tasks.api.practice.com")
     # The Tasks (user data) stay with the CRD.
-    names = cluster.kubectl("get", "tasks", "-n", TASKS_NS, "-o", "name").stdout.split()
+    names = _kubectl(cluster, "get", "tasks", "-n", TASKS_NS, "-o", "name").split()
     assert len(names) == len(EXAMPLES)

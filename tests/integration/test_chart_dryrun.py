@@ -9,6 +9,7 @@ allowed, a few neighbouring ones are not.
 from __future__ import annotations
 
 import subprocess
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -47,13 +48,19 @@ def helm() -> str:
 @pytest.fixture(scope="module")
 def crd_applied(kubeconfig: str) -> None:
     _kubectl(kubeconfig, "apply", "--server-side", "--force-conflicts", "-f", str(chart.CRD_PATH))
-    _kubectl(
-        kubeconfig,
-        "wait",
-        "--for=condition=Established",
-        "crd/tasks.api.practice.com",
-        "--timeout=60s",
-    )
+    deadline = time.monotonic() + 60
+    while True:  # `kubectl wait` errors out until the CRD has any status condition
+        proc = _kubectl(
+            kubeconfig,
+            "get",
+            "crd/tasks.api.practice.com",
+            "-o",
+            'jsonpath={.status.conditions[?(@.type=="Established")].status}',
+        )
+        if proc.stdout.strip() == "True":
+            return
+        assert time.monotonic() < deadline, "CRD not Established within 60 s"
+        time.sleep(0.5)
 
 
 @pytest.fixture
