@@ -80,7 +80,7 @@ class SideServer:
         runner = web.AppRunner(self.app, access_log=None, shutdown_timeout=1.0)
         await runner.setup()
         try:
-            site = web.TCPSite(runner, host, port, shutdown_timeout=1.0)
+            site = web.TCPSite(runner, host, port)
             await site.start()
             sockets = [a for a in runner.addresses if isinstance(a, tuple)]
             self.port = int(sockets[0][1]) if sockets else port

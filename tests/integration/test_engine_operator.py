@@ -1,0 +1,679 @@
+"""The engine against a real kube-apiserver (no mocks).
+
+There is no kubelet at this tier: the test plays the kubelet by writing the pod's status
+through the ``pods/status`` subresource with the admin kubeconfig. The operator runs
+in-process (anyio task group) with the admin kubeconfig, scoped to a per-test namespace.
+"""
+
+from __future__ import annotations
+
+import inspect
+import time
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager, suppress
+from datetime import UTC, datetime, timedelta
+from typing import Any, TypeVar
+
+import aiohttp
+import anyio
+import anyio.abc
+import msgspec
+import pytest
+import pytest_asyncio
+
+from taskflow.api.crd import build_crd
+from taskflow.engine.kube import ApiError, Kube, connect
+from taskflow.engine.operator import Operator, OperatorConfig
+from taskflow.engine.watch import Reflector, Resource
+from taskflow.labels import MANAGED_BY_LABEL, TASK_NAME_LABEL, TASK_UID_LABEL
+from taskflow.render import render_pod
+
+pytestmark = pytest.mark.integration
+
+T = TypeVar("T")
+Obj = dict[str, Any]
+
+TASKS = "/apis/api.practice.com/v1alpha1/namespaces/{ns}/tasks"
+CRDS = "/apis/apiextensions.k8s.io/v1/customresourcedefinitions"
+MERGE = "application/merge-patch+json"
+T0 = datetime(2030, 1, 1, 12, 0, 0, tzinfo=UTC)
+
+enc = msgspec.json.Encoder()
+
+
+def dec(data: bytes) -> Obj:
+    out = msgspec.json.decode(data)
+    assert isinstance(out, dict)
+    return out
+
+
+# -- fixtures -------------------------------------------------------------------------------
+
+
+@pytest_asyncio.fixture(scope="module")
+async def admin(kubeconfig: str) -> AsyncIterator[Kube]:
+    kube = await connect(kubeconfig=kubeconfig)
+    try:
+        await _install_crd(kube)
+        yield kube
+    finally:
+        await kube.close()
+
+
+async def _install_crd(kube: Kube) -> None:
+    crd = build_crd()
+    name = crd["metadata"]["name"]
+    try:
+        await kube.request("POST", CRDS, body=enc.encode(crd))
+    except ApiError as exc:
+        if exc.status != 409:
+            raise
+        current = dec(await kube.request("GET", f"{CRDS}/{name}"))
+        crd["metadata"]["resourceVersion"] = current["metadata"]["resourceVersion"]
+        await kube.request("PUT", f"{CRDS}/{name}", body=enc.encode(crd))
+
+    async def established() -> bool:
+        obj = dec(await kube.request("GET", f"{CRDS}/{name}"))
+        conds = (obj.get("status") or {}).get("conditions") or []
+        if not any(c["type"] == "Established" and c["status"] == "True" for c in conds):
+            return False
+        try:
+            await kube.request("GET", "/apis/api.practice.com/v1alpha1/tasks", query={"limit": 1})
+        except ApiError:
+            return False
+        return True
+
+    await eventually(established, within=30)
+
+
+@pytest_asyncio.fixture
+async def ns(admin: Kube) -> AsyncIterator[str]:
+    name = f"tf-eng-{uuid.uuid4().hex[:8]}"
+    body = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}}
+    await admin.request("POST", "/api/v1/namespaces", body=enc.encode(body))
+    yield name
+    with suppress(ApiError):
+        await admin.request("DELETE", f"/api/v1/namespaces/{name}")
+
+
+# -- helpers --------------------------------------------------------------------------------
+
+
+async def eventually(
+    check: Callable[[], Awaitable[T | bool | None] | T | bool | None],
+    within: float = 15.0,
+    interval: float = 0.05,
+) -> T:
+    """Poll ``check`` (sync or async) until it returns something other than None/False."""
+    deadline = time.monotonic() + within
+    last: Any = None
+    while True:
+        last = check()
+        if inspect.isawaitable(last):
+            last = await last
+        if last is not None and last is not False:
+            return last  # type: ignore[no-any-return]
+        if time.monotonic() > deadline:
+            raise AssertionError(f"condition not met within {within}s (last: {last!r})")
+        await anyio.sleep(interval)
+
+
+@asynccontextmanager
+async def operator(kubeconfig: str, namespace: str, **overrides: Any) -> AsyncIterator[Operator]:
+    """Run an engine in-process until the block ends."""
+    kube = await connect(kubeconfig=kubeconfig)
+    cfg: dict[str, Any] = {
+        "namespaces": (namespace,),
+        "bind_address": "127.0.0.1:0",
+        "qps": 0.0,
+        "backoff_base": 0.01,
+    }
+    cfg.update(overrides)
+    op = Operator(kube, OperatorConfig(**cfg))
+    try:
+        async with anyio.create_task_group() as tg:
+            await tg.start(op.run)
+            yield op
+            tg.cancel_scope.cancel()
+    finally:
+        await kube.close()
+
+
+#: Keeps the pods away from any real kubelet (the full tier has one): the test is the
+#: only writer of their status.
+NO_NODE = {"taskflow.test/kubelet": "simulated-by-the-test"}
+SIMULATED_NODE = "taskflow-simulated-node"
+
+
+def task_manifest(name: str, steps: list[Obj]) -> Obj:
+    return {
+        "apiVersion": "api.practice.com/v1alpha1",
+        "kind": "Task",
+        "metadata": {"name": name},
+        "spec": {"steps": steps, "podTemplate": {"nodeSelector": NO_NODE}},
+    }
+
+
+def steps(*names: str) -> list[Obj]:
+    return [{"name": n, "image": "busybox:1.36", "command": ["true"]} for n in names]
+
+
+async def create_task(admin: Kube, ns: str, name: str, step_list: list[Obj]) -> Obj:
+    data = await admin.request(
+        "POST", TASKS.format(ns=ns), body=enc.encode(task_manifest(name, step_list))
+    )
+    return dec(data)
+
+
+async def get_task(admin: Kube, ns: str, name: str) -> Obj:
+    return dec(await admin.request("GET", f"{TASKS.format(ns=ns)}/{name}"))
+
+
+async def task_status(admin: Kube, ns: str, name: str) -> Obj:
+    return (await get_task(admin, ns, name)).get("status") or {}
+
+
+async def pods_of(admin: Kube, ns: str, uid: str) -> list[Obj]:
+    data = await admin.request(
+        "GET", f"/api/v1/namespaces/{ns}/pods", query={"labelSelector": f"{TASK_UID_LABEL}={uid}"}
+    )
+    items: list[Obj] = dec(data)["items"]
+    return items
+
+
+async def the_pod(admin: Kube, ns: str, uid: str) -> Obj:
+    """Wait for the Task's only pod, then bind it to a node that does not exist: neither a
+    scheduler nor a kubelet (the full tier has both) ever touches it; the test is its
+    kubelet."""
+
+    async def one() -> Obj | None:
+        pods = await pods_of(admin, ns, uid)
+        assert len(pods) <= 1, "more than one pod for a Task"
+        return pods[0] if pods else None
+
+    pod: Obj = await eventually(one)
+    if not pod["spec"].get("nodeName"):
+        name = pod["metadata"]["name"]
+        binding = {
+            "apiVersion": "v1",
+            "kind": "Binding",
+            "metadata": {"name": name},
+            "target": {"apiVersion": "v1", "kind": "Node", "name": SIMULATED_NODE},
+        }
+        await admin.request(
+            "POST", f"/api/v1/namespaces/{ns}/pods/{name}/binding", body=enc.encode(binding)
+        )
+    return pod
+
+
+async def events_of(admin: Kube, ns: str, uid: str) -> list[Obj]:
+    data = await admin.request(
+        "GET",
+        f"/api/v1/namespaces/{ns}/events",
+        query={"fieldSelector": f"involvedObject.uid={uid}"},
+    )
+    items: list[Obj] = dec(data)["items"]
+    return items
+
+
+async def status_is(admin: Kube, ns: str, name: str, **want: Any) -> Obj:
+    seen: list[Obj] = [{}]
+
+    async def check() -> Obj | None:
+        st = seen[0] = await task_status(admin, ns, name)
+        return st if all(st.get(k) == v for k, v in want.items()) else None
+
+    try:
+        return await eventually(check)
+    except AssertionError:
+        pods = dec(await admin.request("GET", f"/api/v1/namespaces/{ns}/pods"))["items"]
+        pod_status = [p.get("status") for p in pods]
+        raise AssertionError(f"want {want}; task status {seen[0]}; pods {pod_status}") from None
+
+
+def ts(seconds: float) -> str:
+    return (T0 + timedelta(seconds=seconds)).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def cstatus(name: str, state: tuple[Any, ...]) -> Obj:
+    """A container status; state is ("waiting", reason) | ("running", t) |
+    ("terminated", exit_code, t_start, t_end)."""
+    kind = state[0]
+    if kind == "waiting":
+        st: Obj = {"waiting": {"reason": state[1]}}
+    elif kind == "running":
+        st = {"running": {"startedAt": ts(state[1])}}
+    else:
+        code, t1, t2 = state[1], state[2], state[3]
+        st = {
+            "terminated": {
+                "exitCode": code,
+                "reason": "Completed" if code == 0 else "Error",
+                "startedAt": ts(t1),
+                "finishedAt": ts(t2),
+            }
+        }
+    return {
+        "name": name,
+        "state": st,
+        "ready": kind == "running",
+        "restartCount": 0,
+        "image": "busybox:1.36",
+        "imageID": "",
+    }
+
+
+async def kubelet(admin: Kube, pod: Obj, phase: str, states: dict[str, tuple[Any, ...]]) -> None:
+    """Write the pod's status like a kubelet would."""
+    spec = pod["spec"]
+    init = [c["name"] for c in spec.get("initContainers", [])]
+    main = [c["name"] for c in spec["containers"]]
+
+    def statuses(names: list[str]) -> list[Obj]:
+        return [cstatus(n, states.get(n, ("waiting", "PodInitializing"))) for n in names]
+
+    status: Obj = {"phase": phase, "startTime": ts(0), "containerStatuses": statuses(main)}
+    if init:
+        status["initContainerStatuses"] = statuses(init)
+    meta = pod["metadata"]
+    await admin.request(
+        "PATCH",
+        f"/api/v1/namespaces/{meta['namespace']}/pods/{meta['name']}/status",
+        body=enc.encode({"status": status}),
+        content_type=MERGE,
+    )
+
+
+class TaskChanges:
+    def __init__(self) -> None:
+        self.statuses: list[Obj] = []
+
+
+@asynccontextmanager
+async def watch_task(admin: Kube, ns: str, name: str) -> AsyncIterator[TaskChanges]:
+    """Record the status of every MODIFIED event of Task ``name`` while the block runs."""
+    changes = TaskChanges()
+    listed = dec(await admin.request("GET", TASKS.format(ns=ns), query={"limit": 1}))
+    query = {
+        "watch": "true",
+        "resourceVersion": listed["metadata"]["resourceVersion"],
+        "fieldSelector": f"metadata.name={name}",
+    }
+
+    async def run(*, task_status: anyio.abc.TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
+        async with admin.stream(TASKS.format(ns=ns), query=query, read_timeout=300) as body:
+            task_status.started()
+            async for line in body:
+                event = dec(line)
+                if event["type"] == "MODIFIED":
+                    changes.statuses.append(event["object"].get("status") or {})
+
+    async with anyio.create_task_group() as tg:
+        await tg.start(run)
+        yield changes
+        tg.cancel_scope.cancel()
+
+
+def api_calls(op: Operator, verb: str, resource: str) -> float:
+    total = 0.0
+    for metric in op.metrics.registry.collect():
+        for s in metric.samples:
+            if (
+                s.name == "taskflow_api_requests_total"
+                and s.labels["verb"] == verb
+                and s.labels["resource"] == resource
+            ):
+                total += s.value
+    return total
+
+
+# -- tests ----------------------------------------------------------------------------------
+
+
+async def test_task_runs_to_success_with_events_once_and_no_extra_writes(
+    admin: Kube, ns: str, kubeconfig: str
+) -> None:
+    async with operator(kubeconfig, ns) as op, watch_task(admin, ns, "build") as changes:
+        # not alphabetical on purpose: results are matched by name, not position
+        task = await create_task(admin, ns, "build", steps("zeta", "alpha", "mid"))
+        uid = task["metadata"]["uid"]
+        pod = await the_pod(admin, ns, uid)
+
+        meta = pod["metadata"]
+        assert meta["name"] == "build-pod"
+        assert meta["labels"][MANAGED_BY_LABEL] == "taskflow"
+        assert meta["labels"][TASK_NAME_LABEL] == "build"
+        assert meta["labels"][TASK_UID_LABEL] == uid
+        (owner,) = meta["ownerReferences"]
+        assert owner["uid"] == uid
+        assert owner["kind"] == "Task"
+        assert owner["controller"] is True
+        assert owner["blockOwnerDeletion"] is True
+        assert [c["name"] for c in pod["spec"]["initContainers"]] == ["zeta", "alpha"]
+        assert [c["name"] for c in pod["spec"]["containers"]] == ["mid"]
+
+        st = await status_is(admin, ns, "build", status="Pending", podName="build-pod")
+
+        await kubelet(admin, pod, "Pending", {"zeta": ("running", 1)})
+        await status_is(admin, ns, "build", status="Running", progress="1/3")
+
+        await kubelet(
+            admin, pod, "Pending", {"zeta": ("terminated", 0, 1, 5), "alpha": ("running", 6)}
+        )
+        await status_is(admin, ns, "build", status="Running", progress="2/3")
+
+        done = {"zeta": ("terminated", 0, 1, 5), "alpha": ("terminated", 0, 6, 9)}
+        await kubelet(admin, pod, "Running", {**done, "mid": ("running", 10)})
+        await status_is(admin, ns, "build", status="Running", progress="3/3")
+
+        await kubelet(admin, pod, "Succeeded", {**done, "mid": ("terminated", 0, 10, 66)})
+        st = await status_is(admin, ns, "build", status="Successful")
+        assert st["progress"] == "3/3"
+        assert st["duration"] == "1m5s"
+        assert st["startTime"] == ts(1)
+        assert st["completionTime"] == ts(66)
+        assert [s["name"] for s in st["steps"]] == ["zeta", "alpha", "mid"]
+        assert all(s["exitCode"] == 0 for s in st["steps"])
+        cond = next(c for c in st["conditions"] if c["type"] == "Succeeded")
+        assert cond["status"] == "True"
+
+        # Idempotence: poke the pod (a watch event -> a reconcile) and let time pass; the
+        # finished Task must not be written again, and there is still exactly one pod.
+        rv = (await get_task(admin, ns, "build"))["metadata"]["resourceVersion"]
+        reconciles = op.metrics.reconcile_count("success")
+        await admin.request(
+            "PATCH",
+            f"/api/v1/namespaces/{ns}/pods/build-pod",
+            body=enc.encode({"metadata": {"annotations": {"poke": "1"}}}),
+            content_type=MERGE,
+        )
+        await eventually(lambda: op.metrics.reconcile_count("success") > reconciles)
+        await anyio.sleep(0.5)
+        assert (await get_task(admin, ns, "build"))["metadata"]["resourceVersion"] == rv
+        assert len(await pods_of(admin, ns, uid)) == 1
+
+        # every status patch changed the Task (a no-op patch would not show up as an event)
+        assert api_calls(op, "patch", "tasks/status") == len(changes.statuses)
+        words = [(st.get("status"), st.get("progress")) for st in changes.statuses]
+        for want in [("Pending", "0/3"), ("Running", "1/3"), ("Running", "2/3")]:
+            assert want in words
+        assert words[-1] == ("Successful", "3/3")
+        assert api_calls(op, "create", "pods") == 1
+
+        events = await events_of(admin, ns, uid)
+        seen = [(e["reason"], e["message"]) for e in events]
+        assert len(seen) == len(set(seen)), f"duplicate events: {seen}"
+        assert all(e.get("count", 1) == 1 for e in events)
+        reasons = sorted(r for r, _ in seen)
+        assert reasons == sorted(
+            ["PodCreated", "Succeeded"] + ["StepStarted"] * 3 + ["StepSucceeded"] * 3
+        )
+        ev = events[0]
+        assert ev["source"]["component"] == "taskflow"
+        assert ev["involvedObject"]["kind"] == "Task"
+        assert ev["involvedObject"]["name"] == "build"
+        assert ev["involvedObject"]["apiVersion"] == "api.practice.com/v1alpha1"
+
+        # the side server
+        port = op.server.port
+        async with aiohttp.ClientSession() as http:
+            for path in ("/healthz", "/readyz"):
+                async with http.get(f"http://127.0.0.1:{port}{path}") as resp:
+                    assert resp.status == 200, await resp.text()
+            async with http.get(f"http://127.0.0.1:{port}/metrics") as resp:
+                assert resp.status == 200
+                text = await resp.text()
+        assert 'controller_runtime_reconcile_total{controller="task",result="success"}' in text
+        assert "workqueue_depth" in text
+        assert 'taskflow_tasks{status="Successful"} 1.0' in text
+        assert 'taskflow_task_duration_seconds_count{result="Successful"} 1.0' in text
+        assert op.metrics.reconcile_count("success") >= 6
+
+
+async def test_failing_step_names_step_and_exit_code(admin: Kube, ns: str, kubeconfig: str) -> None:
+    async with operator(kubeconfig, ns):
+        task = await create_task(admin, ns, "flaky", steps("fetch", "compile", "ship"))
+        uid = task["metadata"]["uid"]
+        pod = await the_pod(admin, ns, uid)
+        await kubelet(
+            admin,
+            pod,
+            "Failed",
+            {"fetch": ("terminated", 0, 1, 2), "compile": ("terminated", 3, 3, 4)},
+        )
+        st = await status_is(admin, ns, "flaky", status="Failure")
+        cond = next(c for c in st["conditions"] if c["type"] == "Succeeded")
+        assert cond["status"] == "False"
+        assert cond["reason"] == "StepFailed"
+        assert "compile" in cond["message"]
+        assert "3" in cond["message"]
+        by_name = {s["name"]: s for s in st["steps"]}
+        assert by_name["compile"]["exitCode"] == 3
+        assert by_name["ship"]["state"] == "NotRun"
+        await anyio.sleep(0.3)
+        events = await events_of(admin, ns, uid)
+        reasons = [e["reason"] for e in events]
+        assert reasons.count("StepFailed") == 1
+        assert reasons.count("Failed") == 1
+        assert len(await pods_of(admin, ns, uid)) == 1
+
+
+async def test_pod_deleted_fails_the_task_and_is_not_recreated(
+    admin: Kube, ns: str, kubeconfig: str
+) -> None:
+    async with operator(kubeconfig, ns) as op:
+        task = await create_task(admin, ns, "victim", steps("one", "two"))
+        uid = task["metadata"]["uid"]
+        pod = await the_pod(admin, ns, uid)
+        await status_is(admin, ns, "victim", podName=pod["metadata"]["name"])
+        await admin.request(
+            "DELETE",
+            f"/api/v1/namespaces/{ns}/pods/{pod['metadata']['name']}",
+            query={"gracePeriodSeconds": 0},
+        )
+        st = await status_is(admin, ns, "victim", status="Failure")
+        cond = next(c for c in st["conditions"] if c["type"] == "Succeeded")
+        assert cond["reason"] == "PodDeleted"
+        await anyio.sleep(0.5)
+        assert await pods_of(admin, ns, uid) == []
+        assert api_calls(op, "create", "pods") == 1
+
+
+async def test_restart_mid_run_creates_no_second_pod_and_continues(
+    admin: Kube, ns: str, kubeconfig: str
+) -> None:
+    async with operator(kubeconfig, ns):
+        task = await create_task(admin, ns, "long", steps("a", "b", "c"))
+        uid = task["metadata"]["uid"]
+        pod = await the_pod(admin, ns, uid)
+        await kubelet(admin, pod, "Pending", {"a": ("running", 1)})
+        await status_is(admin, ns, "long", status="Running", progress="1/3")
+    # the operator is down; the pod moves on meanwhile
+    await kubelet(admin, pod, "Pending", {"a": ("terminated", 0, 1, 2), "b": ("running", 3)})
+    async with operator(kubeconfig, ns) as op:
+        await status_is(admin, ns, "long", status="Running", progress="2/3")
+        pods = await pods_of(admin, ns, uid)
+        assert [p["metadata"]["uid"] for p in pods] == [pod["metadata"]["uid"]]
+        assert api_calls(op, "create", "pods") == 0
+        done = {"a": ("terminated", 0, 1, 2), "b": ("terminated", 0, 3, 4)}
+        await kubelet(admin, pod, "Succeeded", {**done, "c": ("terminated", 0, 5, 6)})
+        await status_is(admin, ns, "long", status="Successful")
+    reasons = [e["reason"] for e in await events_of(admin, ns, uid)]
+    assert reasons.count("PodCreated") == 1
+    assert reasons.count("StepStarted") == 3
+
+
+async def test_existing_pod_is_adopted_when_ours_and_refused_when_not(
+    admin: Kube, ns: str, kubeconfig: str
+) -> None:
+    # A pod that is ours (the operator died between create and status patch).
+    from taskflow import api
+
+    ours = await create_task(admin, ns, "ours", steps("x"))
+    manifest = render_pod(api.decode_task(ours))
+    await admin.request("POST", f"/api/v1/namespaces/{ns}/pods", body=enc.encode(manifest))
+    # A pod squatting the name of another Task's pod.
+    squatter = {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": "theirs-pod", "labels": {"app": "other"}},
+        "spec": {"containers": [{"name": "c", "image": "busybox"}], "nodeSelector": NO_NODE},
+    }
+    await admin.request("POST", f"/api/v1/namespaces/{ns}/pods", body=enc.encode(squatter))
+    theirs = await create_task(admin, ns, "theirs", steps("y"))
+
+    async with operator(kubeconfig, ns) as op:
+        st = await status_is(admin, ns, "ours", podName="ours-pod", status="Pending")
+        assert st["podName"] == "ours-pod"
+        st = await status_is(admin, ns, "theirs", status="Failure")
+        cond = next(c for c in st["conditions"] if c["type"] == "Succeeded")
+        assert cond["reason"] == "InvalidPodSpec"
+        assert "already exists" in cond["message"]
+        assert len(await pods_of(admin, ns, ours["metadata"]["uid"])) == 1
+        assert await pods_of(admin, ns, theirs["metadata"]["uid"]) == []
+        # "ours" is in the cache from the LIST: no create attempted; "theirs" tried once
+        assert api_calls(op, "create", "pods") == 1
+
+
+async def test_pod_rejected_by_api_server_fails_with_its_message(
+    admin: Kube, ns: str, kubeconfig: str
+) -> None:
+    bad = [
+        {
+            "name": "greedy",
+            "image": "busybox",
+            "command": ["true"],
+            "resources": {"requests": {"cpu": "2"}, "limits": {"cpu": "1"}},
+        }
+    ]
+    async with operator(kubeconfig, ns):
+        task = await create_task(admin, ns, "greedy", bad)
+        st = await status_is(admin, ns, "greedy", status="Failure")
+        cond = next(c for c in st["conditions"] if c["type"] == "Succeeded")
+        assert cond["reason"] == "InvalidPodSpec"
+        assert "limit" in cond["message"]
+        assert await pods_of(admin, ns, task["metadata"]["uid"]) == []
+
+
+class _Recorder:
+    def __init__(self) -> None:
+        self.replaced: list[list[str]] = []
+        self.events: list[tuple[str, str]] = []
+
+    def replace(self, namespace: str | None, items: list[msgspec.Raw]) -> None:
+        self.replaced.append([dec(bytes(i))["metadata"]["name"] for i in items])
+
+    def apply(self, event_type: str, raw: msgspec.Raw) -> None:
+        self.events.append((event_type, dec(bytes(raw))["metadata"]["name"]))
+
+
+async def test_watch_from_compacted_resource_version_gets_410_and_relists(
+    admin: Kube, ns: str
+) -> None:
+    await create_task(admin, ns, "early", steps("s"))
+    rec = _Recorder()
+    reflector = Reflector(
+        admin,
+        Resource("api.practice.com", "v1alpha1", "tasks"),
+        rec,
+        namespace=ns,
+        start_resource_version="1",  # long gone: the server answers 410 Expired
+    )
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(reflector.run)
+        with anyio.fail_after(10):
+            await reflector.synced.wait()
+        assert rec.replaced == [["early"]]
+        assert reflector.relists == 1
+        await create_task(admin, ns, "late", steps("s"))
+        await eventually(lambda: ("ADDED", "late") in rec.events)
+        tg.cancel_scope.cancel()
+    assert reflector.errors == 0
+
+
+async def _run_scoped(
+    op: Operator,
+    scope: anyio.CancelScope,
+    *,
+    task_status: anyio.abc.TaskStatus[Operator] = anyio.TASK_STATUS_IGNORED,
+) -> None:
+    try:
+        with scope:
+            await op.run(task_status=task_status)
+    finally:
+        await op.kube.close()
+
+
+async def start_operator(
+    tg: anyio.abc.TaskGroup, kubeconfig: str, namespace: str, **overrides: Any
+) -> tuple[Operator, anyio.CancelScope]:
+    """Start an engine in ``tg``; cancelling the returned scope stops it (like SIGTERM)."""
+    kube = await connect(kubeconfig=kubeconfig)
+    cfg: dict[str, Any] = {"namespaces": (namespace,), "bind_address": "127.0.0.1:0", "qps": 0.0}
+    cfg.update(overrides)
+    op = Operator(kube, OperatorConfig(**cfg))
+    scope = anyio.CancelScope()
+    await tg.start(_run_scoped, op, scope)
+    return op, scope
+
+
+async def test_leader_election_one_reconciles_the_other_takes_over(
+    admin: Kube, ns: str, kubeconfig: str
+) -> None:
+    lease = {
+        "leader_elect": True,
+        "lease_namespace": ns,
+        "lease_name": "taskflow-test",
+        "lease_duration": 4.0,
+        "renew_deadline": 3.0,
+        "retry_period": 0.3,
+    }
+    async with anyio.create_task_group() as tg:
+        first, stop_first = await start_operator(tg, kubeconfig, ns, identity="first", **lease)
+        await eventually(lambda: first.is_leader)
+        second, stop_second = await start_operator(tg, kubeconfig, ns, identity="second", **lease)
+        await eventually(lambda: second.synced)
+
+        task = await create_task(admin, ns, "one", steps("s"))
+        await the_pod(admin, ns, task["metadata"]["uid"])
+        await status_is(admin, ns, "one", status="Pending")
+        await anyio.sleep(0.5)
+        assert not second.is_leader
+        assert second.metrics.reconcile_count("success") == 0
+        assert first.metrics.reconcile_count("success") >= 1
+        gauge = {"name": "taskflow-test"}
+        assert first.metrics.registry.get_sample_value("leader_election_master_status", gauge) == 1
+        assert second.metrics.registry.get_sample_value("leader_election_master_status", gauge) == 0
+        # a standby is ready (caches synced) although it does not reconcile
+        async with (
+            aiohttp.ClientSession() as http,
+            http.get(f"http://127.0.0.1:{second.server.port}/readyz") as resp,
+        ):
+            assert resp.status == 200
+
+        # stop the leader: it releases the lease and the standby takes over at once
+        t_stop = time.monotonic()
+        stop_first.cancel()
+        await eventually(lambda: not first.alive)
+        await eventually(lambda: second.is_leader, within=5)
+        takeover = time.monotonic() - t_stop
+        assert takeover < 2.0, f"takeover took {takeover:.1f}s (lease duration 4s)"
+        lease_obj = dec(
+            await admin.request(
+                "GET", f"/apis/coordination.k8s.io/v1/namespaces/{ns}/leases/taskflow-test"
+            )
+        )
+        assert lease_obj["spec"]["holderIdentity"] == "second"
+
+        task2 = await create_task(admin, ns, "two", steps("s"))
+        await the_pod(admin, ns, task2["metadata"]["uid"])
+        await status_is(admin, ns, "two", status="Pending")
+        assert second.metrics.reconcile_count("success") >= 1
+        stop_second.cancel()
+    lease_obj = dec(
+        await admin.request(
+            "GET", f"/apis/coordination.k8s.io/v1/namespaces/{ns}/leases/taskflow-test"
+        )
+    )
+    assert lease_obj["spec"]["holderIdentity"] == ""  # released on shutdown
