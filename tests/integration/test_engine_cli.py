@@ -1,0 +1,180 @@
+"""``taskflow run`` as a process: readiness, graceful SIGTERM (lease released, exit 0 well
+within 10 s), and a non-zero exit when a watch stream cannot recover."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.cluster.fixtures import tool
+
+pytestmark = pytest.mark.integration
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+def http_status(url: str) -> int:
+    try:
+        with urllib.request.urlopen(url, timeout=2) as resp:
+            status: int = resp.status
+            return status
+    except urllib.error.HTTPError as exc:
+        return exc.code
+    except OSError:
+        return 0
+
+
+def wait_until(check: object, within: float) -> None:
+    deadline = time.monotonic() + within
+    while not check():  # type: ignore[operator]
+        assert time.monotonic() < deadline, "condition not met in time"
+        time.sleep(0.1)
+
+
+def kubectl(kubeconfig: str, *args: str, stdin: str | None = None) -> str:
+    return subprocess.run(
+        [tool("kubectl"), *args],
+        env={**os.environ, "KUBECONFIG": kubeconfig},
+        input=stdin,
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
+    ).stdout
+
+
+@pytest.fixture
+def namespace(kubeconfig: str) -> Iterator[str]:
+    name = f"tf-cli-{uuid.uuid4().hex[:8]}"
+    kubectl(kubeconfig, "create", "namespace", name)
+    yield name
+    subprocess.run(
+        [tool("kubectl"), "delete", "namespace", name, "--wait=false"],
+        env={**os.environ, "KUBECONFIG": kubeconfig},
+        capture_output=True,
+        check=False,
+    )
+
+
+def taskflow(*args: str) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "taskflow", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+
+
+def test_run_serves_probes_and_stops_gracefully_on_sigterm(kubeconfig: str, namespace: str) -> None:
+    crd = subprocess.run(
+        [sys.executable, "-m", "taskflow", "crd"], capture_output=True, text=True, check=True
+    ).stdout
+    kubectl(kubeconfig, "apply", "-f", "-", stdin=crd)
+    kubectl(kubeconfig, "wait", "--for=condition=Established", "crd/tasks.api.practice.com")
+    port = free_port()
+    proc = taskflow(
+        "run",
+        "--kubeconfig",
+        kubeconfig,
+        "-n",
+        namespace,
+        "--bind-address",
+        f"127.0.0.1:{port}",
+        "--leader-elect",
+        "--lease-namespace",
+        namespace,
+        "--log-format",
+        "json",
+    )
+    try:
+        wait_until(lambda: http_status(f"http://127.0.0.1:{port}/readyz") == 200, 20)
+        assert http_status(f"http://127.0.0.1:{port}/healthz") == 200
+        wait_until(
+            lambda: "taskflow-leader" in kubectl(kubeconfig, "get", "lease", "-n", namespace), 10
+        )
+        holder = kubectl(
+            kubeconfig,
+            "get",
+            "lease",
+            "taskflow-leader",
+            "-n",
+            namespace,
+            "-o",
+            "jsonpath={.spec.holderIdentity}",
+        )
+        assert holder
+        t0 = time.monotonic()
+        proc.send_signal(signal.SIGTERM)
+        out, _ = proc.communicate(timeout=10)
+        elapsed = time.monotonic() - t0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 0, out
+    assert elapsed < 10
+    lines = [yaml.safe_load(line) for line in out.splitlines() if line.startswith("{")]
+    assert any("SIGTERM" in doc["msg"] for doc in lines), out
+    lease = yaml.safe_load(
+        kubectl(kubeconfig, "get", "lease", "taskflow-leader", "-n", namespace, "-o", "yaml")
+    )
+    assert lease["spec"].get("holderIdentity", "") == ""  # released
+
+
+def test_unrecoverable_stream_exits_non_zero(tmp_path: Path) -> None:
+    dead = free_port()  # nothing listens there
+    config = {
+        "apiVersion": "v1",
+        "kind": "Config",
+        "clusters": [
+            {
+                "name": "dead",
+                "cluster": {
+                    "server": f"https://127.0.0.1:{dead}",
+                    "insecure-skip-tls-verify": True,
+                },
+            }
+        ],
+        "users": [{"name": "u", "user": {"token": "x"}}],
+        "contexts": [{"name": "dead", "context": {"cluster": "dead", "user": "u"}}],
+        "current-context": "dead",
+    }
+    kc = tmp_path / "kubeconfig"
+    kc.write_text(yaml.safe_dump(config))
+    port = free_port()
+    proc = taskflow(
+        "run",
+        "--kubeconfig",
+        str(kc),
+        "--bind-address",
+        f"127.0.0.1:{port}",
+        "--stream-failure-threshold",
+        "2",
+    )
+    try:
+        wait_until(lambda: http_status(f"http://127.0.0.1:{port}/healthz") != 0, 10)
+        assert http_status(f"http://127.0.0.1:{port}/readyz") == 500
+        out, _ = proc.communicate(timeout=20)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 1, out
+    assert "StreamFailed" in out
