@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
 import time
 
@@ -11,6 +12,7 @@ from .errors import HarnessError
 
 
 def main(argv: list[str] | None = None) -> int:
+    signal.signal(signal.SIGPIPE, signal.SIG_DFL)  # `... status | head` is fine
     parser = argparse.ArgumentParser(prog="python -m tests.cluster", description=__doc__)
     sub = parser.add_subparsers(dest="cmd", required=True)
     sub.add_parser("build", help="build (or find cached) binaries and test images")

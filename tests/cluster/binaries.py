@@ -9,6 +9,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -124,10 +125,11 @@ def bin_path(name: str) -> str:
     return found
 
 
+GO_FALLBACKS = ("/usr/local/go/bin/go",)
+
+
 def _go() -> str:
-    go = shutil.which("go") or (
-        "/usr/local/go/bin/go" if Path("/usr/local/go/bin/go").exists() else None
-    )
+    go = shutil.which("go") or next((p for p in GO_FALLBACKS if Path(p).is_file()), None)
     if not go:
         raise HarnessError(
             "the Go toolchain (`go`, >= 1.24) is needed to build the cluster binaries and was "
@@ -173,9 +175,10 @@ def _run_build(name: str, spec: GoBuild, log: Path) -> None:
     print(f"[cluster] built {name} in {time.monotonic() - start:.0f}s", flush=True)
 
 
-def ensure_binaries() -> Path:
-    """Build whatever is missing from the cache; a warm call only stats a few files."""
-    todo = missing_builds()
+def ensure_binaries(only: Iterable[str] | None = None) -> Path:
+    """Build whatever is missing from the cache; a warm call only stats a few files.
+    `only` limits it to some builds: "kubernetes", "etcd", "helm", "coredns"."""
+    todo = [b for b in missing_builds() if only is None or b in set(only)]
     if not todo:
         return bin_dir()
     bin_dir().mkdir(parents=True, exist_ok=True)

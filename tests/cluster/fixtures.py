@@ -6,7 +6,7 @@ import os
 import shutil
 import subprocess
 import sys
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -74,6 +74,7 @@ class FullCluster:
         tag: str,
         target: str | None = None,
         build_args: Mapping[str, str] | None = None,
+        extra_args: Sequence[str] = (),
     ) -> str:
         """Build with buildah and push to this cluster's registry; returns the image ref."""
         if not self.registry:
@@ -83,7 +84,13 @@ class FullCluster:
         from .images import build_containerfile
 
         return build_containerfile(
-            context_dir, containerfile, target, tag, build_args, registry=self.registry
+            context_dir,
+            containerfile,
+            target,
+            tag,
+            build_args,
+            registry=self.registry,
+            extra_args=extra_args,
         )
 
 
@@ -117,9 +124,10 @@ class ClusterSession:
         return FullCluster(info.kubeconfig, info.registry or "")
 
     def close(self) -> None:
+        """Stop the cluster this session started (not one someone else has since started)."""
         if self.started:
             self.started = False
-            harness.down()
+            harness.down(owner=f"pytest:{os.getpid()}")
 
 
 def _start_reaper(pid: int) -> None:

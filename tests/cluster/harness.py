@@ -197,9 +197,14 @@ def _save_failure_logs(layout: Layout) -> None:
         print(f"[cluster] start failed; component logs kept in {dest}")
 
 
-def down(quiet: bool = False) -> bool:
-    """Stop everything this harness started and undo its host changes. True if it found any."""
+def down(quiet: bool = False, owner: str | None = None) -> bool:
+    """Stop everything this harness started and undo its host changes. True if it found any.
+    With `owner`, only if the running cluster is still that owner's."""
     with machine_lock():
+        if owner is not None:
+            state = read_state()
+            if state is None or state.get("owner") != owner:
+                return False
         return _down(quiet)
 
 
@@ -218,8 +223,11 @@ def _down(quiet: bool) -> bool:
     hostsys.kill_cgroup_processes()
     containerd_sock = str(layout.root / "containerd" / "containerd.sock")
     for pid in hostsys.processes_mentioning(containerd_sock):  # shims outlive containerd
+        sock = hostsys.shim_socket(pid)
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, 9)
+        if sock is not None:
+            sock.unlink(missing_ok=True)
     hostsys.unmount_all(layout.root)
     hostsys.delete_interfaces()
     hostsys.cleanup_iptables()
@@ -268,6 +276,4 @@ def reap_after(pid: int) -> None:
         if state is None or state.get("owner") != owner:
             return
         time.sleep(1)
-    state = read_state()
-    if state is not None and state.get("owner") == owner:
-        down(quiet=True)
+    down(quiet=True, owner=owner)

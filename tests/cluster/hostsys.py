@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
 import re
 import shlex
@@ -203,3 +204,16 @@ def remove_empty_dirs(paths: list[str]) -> None:
         for dirpath, _dirs, _files in sorted(os.walk(top), key=lambda w: -len(w[0])):
             with contextlib.suppress(OSError):
                 os.rmdir(dirpath)
+
+
+def shim_socket(pid: int) -> Path | None:
+    """The socket a containerd-shim-runc-v2 serves (containerd 1.6: /run/containerd/s/<sha>)."""
+    try:
+        argv = Path(f"/proc/{pid}/cmdline").read_bytes().decode().split("\0")
+    except OSError:
+        return None
+    opts = dict(zip(argv[1::2], argv[2::2], strict=False))
+    if not {"-namespace", "-id", "-address"} <= opts.keys():
+        return None
+    key = os.path.join(opts["-address"], opts["-namespace"], opts["-id"])
+    return Path("/run/containerd/s", hashlib.sha256(key.encode()).hexdigest())

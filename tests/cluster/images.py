@@ -13,7 +13,7 @@ import os
 import shutil
 import subprocess
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from . import config
@@ -59,7 +59,8 @@ def _buildah_home() -> Path:
 
 
 def _buildah_env() -> dict[str, str]:
-    """Own storage, policy and registries.conf: local registries are plain http."""
+    """Own policy and registries.conf (local registries are plain http); buildah's default
+    storage, so images committed by plain `buildah` can be used in FROM lines."""
     home = _buildah_home()
     home.mkdir(parents=True, exist_ok=True)
     policy = home / "policy.json"
@@ -72,17 +73,9 @@ def _buildah_env() -> dict[str, str]:
     for reg in regs:
         conf += ["[[registry]]", f'location = "{reg}"', "insecure = true"]
     (home / "registries.conf").write_text("\n".join(conf) + "\n")
-    storage = [
-        "[storage]",
-        'driver = "vfs"',
-        f'graphroot = "{home / "storage"}"',
-        f'runroot = "{home / "run"}"',
-    ]
-    (home / "storage.conf").write_text("\n".join(storage) + "\n")
     return {
         **os.environ,
         "CONTAINERS_REGISTRIES_CONF": str(home / "registries.conf"),
-        "CONTAINERS_STORAGE_CONF": str(home / "storage.conf"),
         "BUILDAH_ISOLATION": "chroot",
     }
 
@@ -104,10 +97,13 @@ def build_containerfile(
     build_args: Mapping[str, str] | None = None,
     *,
     registry: str = config.REGISTRY,
+    extra_args: Sequence[str] = (),
 ) -> str:
     """Build `containerfile` (relative to `context_dir` unless absolute) with buildah and push
     it to `registry` (plain http). `tag` is `name:tag`; returns `registry/name:tag`.
-    `FROM docker.io/...` / `registry.k8s.io/...` resolve to the harness registry."""
+    `FROM docker.io/...` / `registry.k8s.io/...` resolve to the harness registry. RUN steps
+    use chroot isolation with the host's network; `extra_args` go to `buildah build`
+    (e.g. `--volume /etc/ssl/certs:/certs:ro`)."""
     ref = f"{registry}/{tag}"
     cfile = Path(context_dir, containerfile)
     args = ["build", "--isolation", "chroot", "--signature-policy", _policy()]
@@ -116,7 +112,7 @@ def build_containerfile(
         args += ["--target", target]
     for key, value in (build_args or {}).items():
         args += ["--build-arg", f"{key}={value}"]
-    _buildah(*args, str(context_dir))
+    _buildah(*args, *extra_args, str(context_dir))
     _buildah("push", "--tls-verify=false", "--signature-policy", _policy(), ref, f"docker://{ref}")
     return ref
 
