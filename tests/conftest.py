@@ -9,9 +9,12 @@ A cluster these fixtures started is stopped when the session ends, however it en
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Iterator
+from contextlib import AbstractContextManager
 from pathlib import Path
+from typing import cast
 
 import pytest
 
@@ -40,17 +43,27 @@ def cluster_session(request: pytest.FixtureRequest) -> Iterator[ClusterSession]:
         session.close()
 
 
+def _uncaptured(request: pytest.FixtureRequest) -> AbstractContextManager[object]:
+    """Let a cold build's progress reach the terminal instead of pytest's capture."""
+    capman = request.config.pluginmanager.getplugin("capturemanager")
+    if capman is None:
+        return contextlib.nullcontext()
+    return cast(AbstractContextManager[object], capman.global_and_fixture_disabled())
+
+
 @pytest.fixture(scope="session")
-def kubeconfig(cluster_session: ClusterSession) -> str:
+def kubeconfig(cluster_session: ClusterSession, request: pytest.FixtureRequest) -> str:
     try:
-        return cluster_session.kubeconfig()
+        with _uncaptured(request):
+            return cluster_session.kubeconfig()
     except HarnessError as e:
         pytest.fail(str(e), pytrace=False)
 
 
 @pytest.fixture(scope="session")
-def full_cluster(cluster_session: ClusterSession) -> FullCluster:
+def full_cluster(cluster_session: ClusterSession, request: pytest.FixtureRequest) -> FullCluster:
     try:
-        return cluster_session.full()
+        with _uncaptured(request):
+            return cluster_session.full()
     except HarnessError as e:
         pytest.fail(str(e), pytrace=False)

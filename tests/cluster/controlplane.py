@@ -84,6 +84,7 @@ def start_controller_manager(layout: Layout, procs: Procs) -> None:
             f"--cluster-signing-key-file={pki / 'ca.key'}",
             f"--service-cluster-ip-range={config.SERVICE_CIDR}",
             "--concurrent-gc-syncs=5",
+            f"--flex-volume-plugin-dir={layout.root / 'flexvolume'}",
             "--v=1",
         ],
     )

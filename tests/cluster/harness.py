@@ -7,6 +7,7 @@ import fcntl
 import json
 import os
 import shutil
+import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -151,6 +152,7 @@ def _up(tier: str, owner: str) -> ClusterInfo:
         images.ensure_seed()
     procs = Procs(layout.root)
     start = time.monotonic()
+    print(f"[cluster] starting the {tier} tier (state: {layout.root})", file=sys.stderr, flush=True)
     try:
         if current is None:
             _down(quiet=True)  # stale leftovers of a crashed run
@@ -233,6 +235,7 @@ def _down(quiet: bool) -> bool:
     hostsys.cleanup_iptables()
     hostsys.remove_cgroups()
     hostsys.remove_container_log_links(layout.root)
+    hostsys.remove_host_files()
     if state is not None:
         hostsys.restore_sysctls(dict(state.get("sysctls", {})))
         hostsys.remove_empty_dirs([str(d) for d in state.get("new_dirs", [])])

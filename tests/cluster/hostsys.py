@@ -27,7 +27,7 @@ SYSCTLS = (
 )
 TAG = "taskflow-test-cluster"
 # host directories containerd shims / the kubelet create; removed at `down` if we made them
-HOST_DIRS = ("/run/containerd", "/var/log/containers")
+HOST_DIRS = ("/run/containerd", "/var/log/containers", "/var/lib/kubelet", "/var/lib/cni")
 _OUR_CHAIN = re.compile(r"^(KUBE-|CNI-)")
 
 
@@ -217,3 +217,13 @@ def shim_socket(pid: int) -> Path | None:
         return None
     key = os.path.join(opts["-address"], opts["-namespace"], opts["-id"])
     return Path("/run/containerd/s", hashlib.sha256(key.encode()).hexdigest())
+
+
+def remove_host_files() -> None:
+    """Files the kubelet / libcni write at fixed host paths (not under the state dir)."""
+    Path("/var/lib/kubelet/device-plugins/kubelet.sock").unlink(missing_ok=True)
+    results = Path("/var/lib/cni/results")
+    if results.is_dir():
+        for f in results.iterdir():
+            if f.name.startswith(("taskflow-", "cni-loopback-")):
+                f.unlink(missing_ok=True)
