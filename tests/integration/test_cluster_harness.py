@@ -15,13 +15,13 @@ pytestmark = pytest.mark.integration
 
 
 def test_not_root_is_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(harness.os, "geteuid", lambda: 1000)
+    monkeypatch.setattr("os.geteuid", lambda: 1000)
     with pytest.raises(HarnessError, match=r"root.*--kubeconfig PATH.*KUBECONFIG"):
         harness.preflight("control-plane")
 
 
 def test_missing_go_is_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(binaries.shutil, "which", lambda _name: None)
+    monkeypatch.setattr("shutil.which", lambda *_a, **_k: None)
     monkeypatch.setattr(binaries, "GO_FALLBACKS", ())
     with pytest.raises(HarnessError, match=r"Go toolchain.*--kubeconfig PATH or KUBECONFIG"):
         binaries._go()
