@@ -13,6 +13,7 @@ import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager, suppress
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any, TypeVar
 
 import aiohttp
@@ -21,6 +22,7 @@ import anyio.abc
 import msgspec
 import pytest
 import pytest_asyncio
+import yaml
 
 from taskflow.api.crd import build_crd
 from taskflow.engine.kube import ApiError, Kube, connect
@@ -677,3 +679,125 @@ async def test_leader_election_one_reconciles_the_other_takes_over(
         )
     )
     assert lease_obj["spec"]["holderIdentity"] == ""  # released on shutdown
+
+
+#: docs/design.md's RBAC table, verbatim: the operator may make no other API call.
+DESIGN_RBAC_RULES = [
+    {"apiGroups": ["api.practice.com"], "resources": ["tasks"], "verbs": ["get", "list", "watch"]},
+    {"apiGroups": ["api.practice.com"], "resources": ["tasks/status"], "verbs": ["get", "patch"]},
+    {"apiGroups": ["api.practice.com"], "resources": ["tasks/finalizers"], "verbs": ["update"]},
+    {"apiGroups": [""], "resources": ["pods"], "verbs": ["get", "list", "watch", "create"]},
+    {"apiGroups": [""], "resources": ["events"], "verbs": ["create", "patch"]},
+    {
+        "apiGroups": ["coordination.k8s.io"],
+        "resources": ["leases"],
+        "verbs": ["get", "create", "update"],
+    },
+]
+
+
+async def restricted_kubeconfig(admin: Kube, kubeconfig: str, ns: str, path: Path) -> str:
+    """A kubeconfig for a ServiceAccount bound to exactly DESIGN_RBAC_RULES in ``ns``."""
+    rbac = f"/apis/rbac.authorization.k8s.io/v1/namespaces/{ns}"
+    objs: list[tuple[str, Obj]] = [
+        (
+            f"/api/v1/namespaces/{ns}/serviceaccounts",
+            {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "taskflow"}},
+        ),
+        (
+            f"{rbac}/roles",
+            {
+                "apiVersion": "rbac.authorization.k8s.io/v1",
+                "kind": "Role",
+                "metadata": {"name": "taskflow"},
+                "rules": DESIGN_RBAC_RULES,
+            },
+        ),
+        (
+            f"{rbac}/rolebindings",
+            {
+                "apiVersion": "rbac.authorization.k8s.io/v1",
+                "kind": "RoleBinding",
+                "metadata": {"name": "taskflow"},
+                "roleRef": {
+                    "apiGroup": "rbac.authorization.k8s.io",
+                    "kind": "Role",
+                    "name": "taskflow",
+                },
+                "subjects": [{"kind": "ServiceAccount", "name": "taskflow", "namespace": ns}],
+            },
+        ),
+    ]
+    for collection, body in objs:
+        await admin.request("POST", collection, body=enc.encode(body))
+    token_request = {"apiVersion": "authentication.k8s.io/v1", "kind": "TokenRequest", "spec": {}}
+    token = dec(
+        await admin.request(
+            "POST",
+            f"/api/v1/namespaces/{ns}/serviceaccounts/taskflow/token",
+            body=enc.encode(token_request),
+        )
+    )["status"]["token"]
+    return _write_token_kubeconfig(kubeconfig, token, path)
+
+
+def _write_token_kubeconfig(kubeconfig: str, token: str, path: Path) -> str:
+    """``kubeconfig``'s cluster with a bearer-token user, written to ``path``."""
+    config = yaml.safe_load(Path(kubeconfig).read_text())
+    context = next(c for c in config["contexts"] if c["name"] == config["current-context"])
+    cluster = next(c for c in config["clusters"] if c["name"] == context["context"]["cluster"])
+    restricted = {
+        "apiVersion": "v1",
+        "kind": "Config",
+        "clusters": [cluster],
+        "users": [{"name": "taskflow", "user": {"token": token}}],
+        "contexts": [{"name": "sa", "context": {"cluster": cluster["name"], "user": "taskflow"}}],
+        "current-context": "sa",
+    }
+    path.write_text(yaml.safe_dump(restricted))
+    return str(path)
+
+
+async def test_runs_with_exactly_the_rbac_of_the_design_table(
+    admin: Kube, ns: str, kubeconfig: str, tmp_path: Path
+) -> None:
+    sa_config = await restricted_kubeconfig(admin, kubeconfig, ns, tmp_path / "sa.kubeconfig")
+    # every write path: create (+ finalizers for the ownerRef), 409 -> GET (a squatter),
+    # 422 -> rejected, status patches, events, and leader election
+    squatter = {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": "squatted-pod"},
+        "spec": {"containers": [{"name": "c", "image": "busybox"}], "nodeSelector": NO_NODE},
+    }
+    await admin.request("POST", f"/api/v1/namespaces/{ns}/pods", body=enc.encode(squatter))
+    await create_task(admin, ns, "squatted", steps("x"))
+    bad = [
+        {
+            "name": "greedy",
+            "image": "busybox",
+            "resources": {"requests": {"cpu": "2"}, "limits": {"cpu": "1"}},
+        }
+    ]
+    await create_task(admin, ns, "rejected", bad)
+    async with operator(
+        sa_config, ns, leader_elect=True, lease_namespace=ns, retry_period=0.5
+    ) as op:
+        task = await create_task(admin, ns, "fresh", steps("a", "b"))
+        pod = await the_pod(admin, ns, task["metadata"]["uid"])
+        await kubelet(
+            admin, pod, "Succeeded", {"a": ("terminated", 0, 1, 2), "b": ("terminated", 0, 3, 4)}
+        )
+        await status_is(admin, ns, "fresh", status="Successful")
+        await status_is(admin, ns, "squatted", status="Failure")
+        await status_is(admin, ns, "rejected", status="Failure")
+        forbidden = [
+            s
+            for metric in op.metrics.registry.collect()
+            for s in metric.samples
+            if s.name == "taskflow_api_requests_total" and s.labels["code"] in ("401", "403")
+        ]
+        assert forbidden == []
+        assert all(r.errors == 0 for r in op.reflectors), [r.last_error for r in op.reflectors]
+        assert op.is_leader
+        assert api_calls(op, "get", "pods") == 1  # the 409 path ran
