@@ -407,7 +407,7 @@ def _outcome(
     pod_message = (pod.status.message or "").strip()
     running_label = _label(task, cur) if cur is not None else None
 
-    if cur is None or (phase == "Succeeded" and failed is None):
+    if cur is None:
         return _Outcome(
             word=SUCCESSFUL, reason=REASON_SUCCEEDED, message=f"all {n} steps succeeded"
         )

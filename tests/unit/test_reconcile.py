@@ -1,0 +1,310 @@
+"""reconcile.plan / rejected / undecodable: decisions and transition events."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+import pytest
+
+from taskflow.api import TaskStatus, decode_task
+from taskflow.reconcile import EventSpec, Plan, plan, rejected, transition_events, undecodable
+from taskflow.render import render_pod
+from taskflow.settings import Settings
+from taskflow.status import compute_status
+from tests.unit.builders import (
+    at,
+    pod,
+    running,
+    step,
+    steps_task,
+    task_dict,
+    terminated,
+    ts,
+    waiting,
+)
+
+SETTINGS = Settings(image_pull_timeout=300, config_error_timeout=120)
+ABC = ("a", "b", "c")
+
+
+def reasons(p: Plan) -> list[str]:
+    return [e.reason for e in p.events]
+
+
+def with_status(status: TaskStatus | None, *names: str, **kw: Any) -> Any:
+    raw = msgspec.to_builtins(status) if status is not None else None
+    return decode_task(task_dict(*(step(n) for n in names), status=raw, **kw))
+
+
+def test_new_task_creates_the_pod() -> None:
+    t = steps_task(*ABC)
+    p = plan(t, None, now=at(0), settings=SETTINGS)
+    assert p.create_pod == render_pod(t, SETTINGS)
+    assert p.status is not None
+    assert p.status.status == "Pending"
+    assert p.status.pod_name == "demo-pod"
+    assert p.events == (
+        EventSpec(type="Normal", reason="PodCreated", message="Created pod demo-pod"),
+    )
+    assert p.requeue_after is None
+
+
+def test_pod_created_but_not_yet_observed_never_creates_twice() -> None:
+    t = steps_task(*ABC)
+    first = plan(t, None, now=at(0), settings=SETTINGS)
+    t2 = with_status(first.status, *ABC)
+    # the pod vanished from the cache: not a re-run, a PodDeleted failure
+    p = plan(t2, None, now=at(5), settings=SETTINGS)
+    assert p.create_pod is None
+    assert p.status is not None
+    assert p.status.status == "Failure"
+    assert p.status.conditions[0].reason == "PodDeleted"
+    assert reasons(p) == ["Failed"]
+    assert p.events[0].type == "Warning"
+
+
+def test_unchanged_status_is_not_patched_and_says_nothing() -> None:
+    t = steps_task(*ABC)
+    pd = pod(t, [running("a", 5)], [waiting("c", "PodInitializing")])
+    s1 = compute_status(t, pd, now=at(6), settings=SETTINGS)
+    t2 = with_status(s1, *ABC)
+    p = plan(t2, pd, now=at(60), settings=SETTINGS)
+    assert p == Plan()
+
+
+def test_finished_task_gets_an_empty_plan_forever() -> None:
+    t = steps_task(*ABC)
+    done = pod(
+        t,
+        [terminated("a", 0, 1, 2), terminated("b", 0, 3, 4)],
+        [terminated("c", 0, 5, 6)],
+        phase="Succeeded",
+    )
+    s = compute_status(t, done, now=at(7), settings=SETTINGS)
+    t2 = with_status(s, *ABC)
+    for p in (done, None, pod(t, [], [], phase="Failed", reason="Evicted")):
+        assert plan(t2, p, now=at(1_000_000), settings=SETTINGS) == Plan()
+    assert rejected(t2, "nope", now=at(9)) == Plan()
+    assert undecodable(msgspec.to_builtins(s), "bad", now=at(9)) == Plan()
+
+
+def run_story(observations: list[tuple[float, Any]]) -> list[list[str]]:
+    """Feed successive pod observations through plan(), carrying the status forward."""
+    t = steps_task(*ABC)
+    out = []
+    for now, pd in observations:
+        p = plan(t, pd, now=at(now), settings=SETTINGS)
+        out.append([f"{e.type}/{e.reason}" for e in p.events])
+        if p.status is not None:
+            t = with_status(p.status, *ABC)
+    return out
+
+
+def test_story_success() -> None:
+    t = steps_task(*ABC)
+
+    def P(init: list[Any], main: list[Any], **kw: Any) -> Any:
+        return pod(t, init, main, **kw)
+
+    story = run_story(
+        [
+            (0, None),
+            (
+                1,
+                P(
+                    [waiting("a"), waiting("b", "PodInitializing")],
+                    [waiting("c", "PodInitializing")],
+                ),
+            ),
+            (
+                2,
+                P(
+                    [running("a", 2), waiting("b", "PodInitializing")],
+                    [waiting("c", "PodInitializing")],
+                ),
+            ),
+            (
+                3,
+                P(
+                    [running("a", 2), waiting("b", "PodInitializing")],
+                    [waiting("c", "PodInitializing")],
+                ),
+            ),
+            (5, P([terminated("a", 0, 2, 4), running("b", 5)], [waiting("c", "PodInitializing")])),
+            # b and c both ran between two observations
+            (
+                9,
+                P(
+                    [terminated("a", 0, 2, 4), terminated("b", 0, 5, 6)],
+                    [terminated("c", 0, 7, 8)],
+                    phase="Succeeded",
+                ),
+            ),
+            (10, None),  # pod garbage collected later: the finished Task does not care
+        ]
+    )
+    assert story == [
+        ["Normal/PodCreated"],
+        [],
+        ["Normal/StepStarted"],
+        [],
+        ["Normal/StepSucceeded", "Normal/StepStarted"],
+        [
+            "Normal/StepSucceeded",  # b
+            "Normal/StepStarted",  # c
+            "Normal/StepSucceeded",  # c
+            "Normal/Succeeded",
+        ],
+        [],
+    ]
+
+
+def test_story_failure() -> None:
+    t = steps_task(*ABC)
+
+    def P(init: list[Any], main: list[Any], **kw: Any) -> Any:
+        return pod(t, init, main, **kw)
+
+    story = run_story(
+        [
+            (0, None),
+            (
+                2,
+                P(
+                    [running("a", 2), waiting("b", "PodInitializing")],
+                    [waiting("c", "PodInitializing")],
+                ),
+            ),
+            (
+                5,
+                P(
+                    [terminated("a", 0, 2, 3), terminated("b", 1, 3, 4)],
+                    [waiting("c", "PodInitializing")],
+                    phase="Failed",
+                ),
+            ),
+            (6, None),
+        ]
+    )
+    assert story == [
+        ["Normal/PodCreated"],
+        ["Normal/StepStarted"],
+        ["Normal/StepSucceeded", "Normal/StepStarted", "Warning/StepFailed", "Warning/Failed"],
+        [],
+    ]
+
+
+def test_failure_event_messages_name_the_step() -> None:
+    t = steps_task(*ABC)
+    pd = pod(
+        t,
+        [terminated("a", 0, 2, 3), terminated("b", 7, 3, 4)],
+        [waiting("c", "PodInitializing")],
+        phase="Failed",
+    )
+    p = plan(t, pd, now=at(5), settings=SETTINGS)
+    msgs = {e.reason: e.message for e in p.events}
+    assert msgs["StepFailed"] == "step b (2/3) failed with exit code 7"
+    assert msgs["Failed"].startswith("StepFailed: step b (2/3) failed with exit code 7")
+
+
+def test_problem_events_once_per_reason() -> None:
+    t = steps_task("a")
+    pull = pod(t, None, [waiting("a", "ErrImagePull", "rpc error")], start=0)
+    backoff = pod(t, None, [waiting("a", "ImagePullBackOff", "Back-off pulling")], start=0)
+    story = []
+    tt = t
+    for now, pd in [(1, pull), (20, backoff), (40, pull), (301, backoff)]:
+        p = plan(tt, pd, now=at(now), settings=SETTINGS)
+        story.append(reasons(p))
+        if p.status is not None:
+            tt = with_status(p.status, "a")
+        if now < 300:
+            assert p.requeue_after == pytest.approx(300 - now)
+    assert story == [["ImagePullBackOff"], [], [], ["Failed"]]
+
+
+def test_unschedulable_event() -> None:
+    t = steps_task("a")
+    cond = [
+        {
+            "type": "PodScheduled",
+            "status": "False",
+            "reason": "Unschedulable",
+            "message": "0/1 nodes are available",
+        }
+    ]
+    p = plan(t, pod(t, None, None, start=None, conditions=cond), now=at(1), settings=SETTINGS)
+    assert [(e.type, e.reason) for e in p.events] == [("Warning", "Unschedulable")]
+    assert p.status is not None
+    assert p.status.status == "Pending"
+    assert p.requeue_after is None
+
+
+def test_events_are_deterministic() -> None:
+    t = steps_task(*ABC)
+    pd = pod(t, [terminated("a", 0, 2, 3), running("b", 4)], [waiting("c", "PodInitializing")])
+    a = plan(t, pd, now=at(5), settings=SETTINGS)
+    b = plan(t, pd, now=at(500), settings=SETTINGS)
+    assert a.events == b.events
+
+
+def test_event_messages_are_bounded() -> None:
+    t = steps_task("a")
+    pd = pod(t, None, [terminated("a", 1, 1, 2, message="y" * 10_000)], phase="Failed")
+    p = plan(t, pd, now=at(3), settings=SETTINGS)
+    assert all(len(e.message) <= 1024 for e in p.events)
+
+
+def test_rejected() -> None:
+    t = steps_task(*ABC)
+    p = rejected(t, 'Pod "demo-pod" is invalid: spec.volumes[0].name: Invalid value\n', now=at(1))
+    assert p.create_pod is None
+    assert p.status is not None
+    st = p.status
+    assert st.status == "Failure"
+    assert st.pod_name is None
+    assert [s.state for s in st.steps] == ["NotRun"] * 3
+    c = st.conditions[0]
+    assert (c.status, c.reason) == ("False", "InvalidPodSpec")
+    assert c.message == (
+        'the API server rejected the pod: Pod "demo-pod" is invalid: '
+        "spec.volumes[0].name: Invalid value"
+    )
+    assert st.completion_time == ts(1)
+    assert [(e.type, e.reason) for e in p.events] == [("Warning", "Failed")]
+    assert "InvalidPodSpec" in p.events[0].message
+
+
+@pytest.mark.parametrize(
+    "raw_status", [None, {}, {"status": "Running", "podName": "x-pod"}, "garbage", {"steps": 3}]
+)
+def test_undecodable(raw_status: Any) -> None:
+    p = undecodable(raw_status, "Expected `str`, got `int` - at `$.spec.steps[0].image`", now=at(2))
+    assert p.status is not None
+    assert p.status.status == "Failure"
+    c = p.status.conditions[0]
+    assert c.reason == "InvalidSpec"
+    assert "$.spec.steps[0].image" in (c.message or "")
+    assert p.status.steps == []
+    assert reasons(p) == ["Failed"]
+    # applying it again changes nothing
+    again = undecodable(msgspec.to_builtins(p.status), "whatever", now=at(99))
+    assert again == Plan()
+
+
+def test_task_stored_without_schema_is_invalid_spec() -> None:
+    t = steps_task("a")
+    t.spec.steps = [t.spec.steps[0], t.spec.steps[0]]
+    p = plan(t, None, now=at(1), settings=SETTINGS)
+    assert p.create_pod is None
+    assert p.status is not None
+    assert p.status.conditions[0].reason == "InvalidSpec"
+    assert "unique" in (p.status.conditions[0].message or "")
+
+
+def test_transition_events_from_nothing() -> None:
+    t = steps_task("a")
+    s = compute_status(t, None, now=at(0), settings=SETTINGS)
+    assert transition_events(t, None, s) == []
