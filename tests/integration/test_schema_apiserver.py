@@ -1,0 +1,328 @@
+"""The generated CRD against a real API server: the seed's examples are accepted unchanged,
+invalid Tasks are rejected with readable messages, and any Task the schema accepts renders
+to a Pod the API server accepts (server-side dry run)."""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import json
+import uuid
+from collections.abc import Awaitable, Callable, Iterator
+from pathlib import Path
+from typing import Any, TypeVar
+
+import pytest
+import yaml
+from hypothesis import HealthCheck, given, settings
+from kubernetes_asyncio import client, config
+from kubernetes_asyncio.client.exceptions import ApiException
+
+from taskflow.api import decode_task
+from taskflow.api.crd import CRD_NAME, build_crd
+from taskflow.api.task import GROUP, PLURAL, VERSION
+from taskflow.render import render_pod
+from tests.unit.strategies import task_dicts
+
+pytestmark = pytest.mark.integration
+
+SEED = Path(__file__).parent.parent / "data" / "seed"
+FIELD_MANAGER = "taskflow-schema-test"
+T = TypeVar("T")
+
+
+def _any(api: object) -> Any:
+    """kubernetes-asyncio's stubs want model objects; these tests send plain dicts."""
+    return api
+
+
+class Kube:
+    """Blocking helpers; each call runs on a fresh event loop with a fresh ApiClient (the
+    hypothesis test is synchronous)."""
+
+    def __init__(self, kubeconfig: str, namespace: str) -> None:
+        self.kubeconfig = kubeconfig
+        self.namespace = namespace
+
+    def run(self, fn: Callable[[client.ApiClient], Awaitable[T]]) -> T:
+        async def main() -> T:
+            cfg = client.Configuration()
+            await config.load_kube_config(config_file=self.kubeconfig, client_configuration=cfg)
+            async with client.ApiClient(cfg) as api:
+                return await fn(api)
+
+        return asyncio.run(main())
+
+    # --- Tasks ---
+    def create_task(self, body: dict[str, Any], *, dry_run: bool = False) -> dict[str, Any]:
+        extra = {"dry_run": "All"} if dry_run else {}
+
+        async def go(api: client.ApiClient) -> dict[str, Any]:
+            objs = _any(client.CustomObjectsApi(api))
+            out: dict[str, Any] = await objs.create_namespaced_custom_object(
+                GROUP, VERSION, self.namespace, PLURAL, body, **extra
+            )
+            return out
+
+        return self.run(go)
+
+    def patch_task(self, name: str, patch: dict[str, Any]) -> dict[str, Any]:
+        async def go(api: client.ApiClient) -> dict[str, Any]:
+            out: dict[str, Any] = await _any(
+                client.CustomObjectsApi(api)
+            ).patch_namespaced_custom_object(
+                GROUP,
+                VERSION,
+                self.namespace,
+                PLURAL,
+                name,
+                patch,
+                _content_type="application/merge-patch+json",
+            )
+            return out
+
+        return self.run(go)
+
+    def create_pod(self, body: dict[str, Any]) -> dict[str, Any]:
+        async def go(api: client.ApiClient) -> dict[str, Any]:
+            resp = await _any(client.CoreV1Api(api)).create_namespaced_pod(
+                self.namespace, body, dry_run="All", _preload_content=False
+            )
+            out: dict[str, Any] = json.loads(await resp.read())
+            return out
+
+        return self.run(go)
+
+    def rejection(self, body: dict[str, Any]) -> str:
+        """The API server's message for a Task it must reject."""
+        with pytest.raises(ApiException) as info:
+            self.create_task(body, dry_run=True)
+        assert info.value.status == 422, info.value.body
+        return str(json.loads(info.value.body or b"{}")["message"])
+
+
+async def _setup(api: client.ApiClient, namespace: str) -> None:
+    ext = _any(client.ApiextensionsV1Api(api))
+    await ext.patch_custom_resource_definition(
+        CRD_NAME,
+        build_crd(),
+        field_manager=FIELD_MANAGER,
+        force=True,
+        _content_type="application/apply-patch+yaml",
+    )
+    for _ in range(100):
+        crd = await ext.read_custom_resource_definition(CRD_NAME)
+        conds = {c.type: c.status for c in (crd.status.conditions or [])}
+        if conds.get("Established") == "True" and conds.get("NamesAccepted") == "True":
+            break
+        await asyncio.sleep(0.1)
+    else:
+        raise AssertionError(f"CRD not established: {conds}")
+    core = _any(client.CoreV1Api(api))
+    await core.create_namespace({"metadata": {"name": namespace}})
+    try:  # pods need the default ServiceAccount; don't wait for the controller to make it
+        await core.create_namespaced_service_account(namespace, {"metadata": {"name": "default"}})
+    except ApiException as e:
+        if e.status != 409:
+            raise
+    # the Task endpoint can lag behind Established for a moment
+    objs = _any(client.CustomObjectsApi(api))
+    for _ in range(100):
+        try:
+            await objs.list_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL)
+            return
+        except ApiException as e:
+            if e.status != 404:
+                raise
+            await asyncio.sleep(0.1)
+
+
+@pytest.fixture(scope="module")
+def kube(kubeconfig: str) -> Iterator[Kube]:
+    namespace = f"tf-schema-{uuid.uuid4().hex[:8]}"
+    k = Kube(kubeconfig, namespace)
+    k.run(lambda api: _setup(api, namespace))
+    yield k
+
+    async def teardown(api: client.ApiClient) -> None:
+        await _any(client.CoreV1Api(api)).delete_namespace(namespace)
+
+    k.run(teardown)
+
+
+def task_body(name: str, *steps: dict[str, Any], **spec: Any) -> dict[str, Any]:
+    return {
+        "apiVersion": f"{GROUP}/{VERSION}",
+        "kind": "Task",
+        "metadata": {"name": name},
+        "spec": {"steps": list(steps), **spec},
+    }
+
+
+def ok(name: str, **fields: Any) -> dict[str, Any]:
+    return {"name": name, "image": "busybox:1.36", **fields}
+
+
+# --- the seed's examples -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("fname", sorted(p.name for p in SEED.glob("*.yaml")))
+def test_seed_example_is_accepted_unchanged_and_its_pod_too(kube: Kube, fname: str) -> None:
+    doc = yaml.safe_load((SEED / fname).read_text())
+    created = kube.create_task(copy.deepcopy(doc))
+    assert created["spec"] == doc["spec"]  # nothing pruned, nothing defaulted
+    task = decode_task(created)
+    pod = kube.create_pod(render_pod(task))
+    assert [
+        c["name"] for c in [*pod["spec"].get("initContainers", []), *pod["spec"]["containers"]]
+    ] == [s["name"] for s in doc["spec"]["steps"]]
+
+
+# --- invalid Tasks -------------------------------------------------------------------------------
+
+INVALID: list[tuple[str, dict[str, Any], list[str]]] = [
+    ("no-steps", task_body("x"), ["spec.steps", "at least 1 item"]),
+    ("steps-missing", {**task_body("x"), "spec": {}}, ["spec.steps: Required value"]),
+    (
+        "too-many-steps",
+        task_body("x", *(ok(f"s{i}") for i in range(65))),
+        ["spec.steps", "at most 64 items"],
+    ),
+    (
+        "step-without-name",
+        task_body("x", {"image": "busybox"}),
+        ["spec.steps[0].name: Required value"],
+    ),
+    ("step-without-image", task_body("x", {"name": "a"}), ["spec.steps[0].image: Required value"]),
+    ("empty-image", task_body("x", {"name": "a", "image": ""}), ["spec.steps[0].image"]),
+    (
+        "image-with-whitespace",
+        task_body("x", ok("a", image="busybox ")),
+        ["image must not start or end with whitespace"],
+    ),
+    (
+        "name-not-dns-label",
+        task_body("x", ok("Step_1")),
+        ["spec.steps[0].name", 'step name "Step_1" is not a DNS label'],
+    ),
+    ("name-ends-with-dash", task_body("x", ok("a-")), ['step name "a-" is not a DNS label']),
+    ("name-too-long", task_body("x", ok("a" * 64)), ["spec.steps[0].name", "63"]),
+    (
+        "duplicate-names",
+        task_body("x", ok("a"), ok("b"), ok("a")),
+        ["spec.steps", "step names must be unique"],
+    ),
+    (
+        "script-and-command",
+        task_body("x", ok("a"), ok("b", script="echo", command=["sh"])),
+        ["spec.steps[1]", "a step has either script or command, not both"],
+    ),
+    (
+        "scripts-too-large",
+        task_body("x", ok("a", script="x" * 30_000), ok("b", script="y" * 30_001)),
+        ["at most 60000 characters in total"],
+    ),
+    ("script-too-large", task_body("x", ok("a", script="x" * 60_001)), ["spec.steps[0].script"]),
+    (
+        "reserved-volume-name",
+        task_body("x", ok("a"), podTemplate={"volumes": [{"name": "taskflow-x", "emptyDir": {}}]}),
+        ["reserved for taskflow's own volumes"],
+    ),
+    (
+        "duplicate-volumes",
+        task_body(
+            "x",
+            ok("a"),
+            podTemplate={"volumes": [{"name": "v", "emptyDir": {}}, {"name": "v", "emptyDir": {}}]},
+        ),
+        ["volume names must be unique"],
+    ),
+    (
+        "reserved-mount-path",
+        task_body("x", ok("a", volumeMounts=[{"name": "v", "mountPath": "/taskflow/scripts/a"}])),
+        ["mount paths under /taskflow/scripts are reserved"],
+    ),
+    (
+        "bad-quantity",
+        task_body("x", ok("a", resources={"limits": {"cpu": "lots"}})),
+        ["spec.steps[0].resources.limits.cpu"],
+    ),
+    (
+        "bad-pull-policy",
+        task_body("x", ok("a", imagePullPolicy="always")),
+        ["spec.steps[0].imagePullPolicy", 'Unsupported value: "always"'],
+    ),
+    (
+        "env-without-name",
+        task_body("x", ok("a", env=[{"value": "1"}])),
+        ["spec.steps[0].env[0].name: Required value"],
+    ),
+    (
+        "bad-deadline",
+        task_body("x", ok("a"), activeDeadlineSeconds=0),
+        ["spec.activeDeadlineSeconds"],
+    ),
+    ("args-not-strings", task_body("x", ok("a", args=[1])), ["spec.steps[0].args[0]"]),
+]
+
+
+@pytest.mark.parametrize(
+    ("body", "expected"), [c[1:] for c in INVALID], ids=[c[0] for c in INVALID]
+)
+def test_invalid_task_is_rejected_with_a_readable_message(
+    kube: Kube, body: dict[str, Any], expected: list[str]
+) -> None:
+    message = kube.rejection(body)
+    for part in expected:
+        assert part in message, message
+
+
+def test_spec_is_immutable_but_metadata_is_not(kube: Kube) -> None:
+    kube.create_task(task_body("immutable", ok("a"), ok("b")))
+    with pytest.raises(ApiException) as info:
+        kube.patch_task("immutable", {"spec": {"steps": [ok("a")]}})
+    assert info.value.status == 422
+    message = json.loads(info.value.body or b"{}")["message"]
+    assert "spec is immutable: delete and re-create the Task to change it" in message
+    with pytest.raises(ApiException):
+        kube.patch_task("immutable", {"spec": {"activeDeadlineSeconds": 5}})
+    patched = kube.patch_task("immutable", {"metadata": {"labels": {"team": "x"}}})
+    assert patched["metadata"]["labels"] == {"team": "x"}
+
+
+def test_large_multibyte_scripts_fit_in_annotations(kube: Kube) -> None:
+    # the most script bytes the schema allows: 60,000 four-byte characters in total
+    body = task_body(
+        "big-scripts",
+        ok("a", script="😀" * 30_000),
+        ok("b", script="#!/bin/sh\n" + "😀" * 29_990),
+        ok("c"),
+    )
+    task = decode_task(
+        kube.create_task(body, dry_run=True)
+        | {"metadata": {"name": "big-scripts", "uid": str(uuid.uuid4())}}
+    )
+    kube.create_pod(render_pod(task))
+
+
+# --- property: schema-valid Tasks render to Pods the API server accepts -------------------------
+
+
+@settings(
+    max_examples=30,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(obj=task_dicts(max_steps=64, service_accounts=["default"]))
+def test_any_task_the_schema_accepts_renders_to_a_pod_the_server_accepts(
+    kube: Kube, obj: dict[str, Any]
+) -> None:
+    body = copy.deepcopy(obj)
+    body["metadata"] = {"name": obj["metadata"]["name"]}
+    accepted = kube.create_task(body, dry_run=True)  # the strategy only makes valid Tasks
+    assert accepted["spec"] == obj["spec"]
+    accepted["metadata"]["uid"] = obj["metadata"]["uid"]  # dry run: no UID assigned
+    pod = render_pod(decode_task(accepted))
+    created = kube.create_pod(pod)
+    assert created["metadata"]["name"] == pod["metadata"]["name"]
+    assert created["metadata"].get("annotations", {}) == pod["metadata"].get("annotations", {})
