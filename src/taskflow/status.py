@@ -406,6 +406,12 @@ def _outcome(
     pod_reason = pod.status.reason or ""
     pod_message = (pod.status.message or "").strip()
     running_label = _label(task, cur) if cur is not None else None
+    disruption = pod.status.condition("DisruptionTarget")
+    disrupted = (
+        disruption is not None
+        and disruption.status == "True"
+        and disruption.reason in _EVICTION_DISRUPTIONS
+    )
 
     if cur is None:
         return _Outcome(
@@ -413,12 +419,7 @@ def _outcome(
         )
 
     if pod.metadata.deletion_timestamp is not None and phase not in ("Succeeded", "Failed"):
-        disruption = pod.status.condition("DisruptionTarget")
-        if (
-            disruption is not None
-            and disruption.status == "True"
-            and disruption.reason in _EVICTION_DISRUPTIONS
-        ):
+        if disrupted and disruption is not None:
             detail = ": ".join(x for x in (disruption.reason, disruption.message) if x)
             return _Outcome(
                 word=FAILURE,
@@ -438,13 +439,14 @@ def _outcome(
         )
 
     if phase == "Failed" or failed is not None:
-        if pod_reason == "Evicted":
+        if pod_reason == "Evicted" or (phase == "Failed" and disrupted):
+            detail = pod_message
+            if pod_reason != "Evicted" and disruption is not None:
+                detail = ": ".join(x for x in (disruption.reason, disruption.message) if x)
             return _Outcome(
                 word=FAILURE,
                 reason=EVICTED,
-                message=f"the pod was evicted while {running_label} ran: {pod_message}".rstrip(
-                    ": "
-                ),
+                message=f"the pod was evicted while {running_label} ran: {detail}".rstrip(": "),
                 completion_fallback_now=True,
             )
         if pod_reason == "DeadlineExceeded":

@@ -339,6 +339,27 @@ CASES = [
         completion=ts(50),
     ),
     Case(
+        "node-shutdown",
+        init=[terminated("a", 0, 5, 8), terminated("b", 143, 9, 30)],
+        main=[waiting("c", "PodInitializing")],
+        pod_kw={
+            "phase": "Failed",
+            "reason": "Terminated",
+            "message": "Pod was terminated in response to imminent node shutdown.",
+            "conditions": [
+                {
+                    "type": "DisruptionTarget",
+                    "status": "True",
+                    "reason": "TerminationByKubelet",
+                    "message": "Pod was terminated in response to imminent node shutdown.",
+                }
+            ],
+        },
+        status="Failure",
+        reason="Evicted",
+        message_has=("TerminationByKubelet", "node shutdown"),
+    ),
+    Case(
         "deadline-exceeded",
         init=[terminated("a", 0, 5, 8), terminated("b", 137, 9, 60)],
         main=[waiting("c", "PodInitializing")],
