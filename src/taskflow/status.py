@@ -504,6 +504,13 @@ def _outcome(
             requeue_after=max(1.0, timeout - elapsed),
         )
 
+    # a step that started proves the pod was scheduled, whatever a stale condition says
+    if any(x.state in (STEP_RUNNING, STEP_TERMINATED) for x in steps):
+        if s.state == STEP_RUNNING:
+            msg = f"{running_label} is running"
+        else:
+            msg = f"{running_label} is starting" + (f" ({waiting})" if waiting else "")
+        return _Outcome(word=RUNNING, reason=REASON_RUNNING, message=msg)
     scheduled = pod.status.condition("PodScheduled")
     if (
         scheduled is not None
@@ -518,12 +525,6 @@ def _outcome(
             ),
         )
 
-    if any(x.state in (STEP_RUNNING, STEP_TERMINATED) for x in steps):
-        if s.state == STEP_RUNNING:
-            msg = f"{running_label} is running"
-        else:
-            msg = f"{running_label} is starting" + (f" ({waiting})" if waiting else "")
-        return _Outcome(word=RUNNING, reason=REASON_RUNNING, message=msg)
     return _Outcome(
         word=PENDING,
         reason=REASON_PENDING,

@@ -407,6 +407,17 @@ CASES = [
         requeue=None,
     ),
     Case(
+        "stale-unschedulable-condition-but-running",
+        init=[running("a", 5)],
+        main=[waiting("c", "PodInitializing")],
+        pod_kw={
+            "conditions": [{"type": "PodScheduled", "status": "False", "reason": "Unschedulable"}],
+        },
+        status="Running",
+        reason="Running",
+        progress="1/3",
+    ),
+    Case(
         "pod-failed-admission",
         pod_kw={"phase": "Failed", "reason": "OutOfcpu", "message": "Node didn't have enough cpu"},
         status="Failure",
