@@ -145,6 +145,8 @@ async def operator(kubeconfig: str, namespace: str, **overrides: Any) -> AsyncIt
 #: Keeps the pods away from any real kubelet (the full tier has one): the test is the
 #: only writer of their status.
 NO_NODE = {"taskflow.test/kubelet": "simulated-by-the-test"}
+#: Prefix of the (non-existent) nodes pods are bound to. A fresh name per pod: PodGC deletes
+#: pods bound to a missing node once it has been missing for 40 s.
 SIMULATED_NODE = "taskflow-simulated-node"
 
 
@@ -186,7 +188,7 @@ async def pods_of(admin: Kube, ns: str, uid: str) -> list[Obj]:
 
 async def the_pod(admin: Kube, ns: str, uid: str) -> Obj:
     """Wait for the Task's only pod, then bind it to a node that does not exist: neither a
-    scheduler nor a kubelet (the full tier has both) ever touches it; the test is its
+    scheduler nor a kubelet (the full tier has both) touches it again; the test is its
     kubelet."""
 
     async def one() -> Obj | None:
@@ -201,7 +203,11 @@ async def the_pod(admin: Kube, ns: str, uid: str) -> Obj:
             "apiVersion": "v1",
             "kind": "Binding",
             "metadata": {"name": name},
-            "target": {"apiVersion": "v1", "kind": "Node", "name": SIMULATED_NODE},
+            "target": {
+                "apiVersion": "v1",
+                "kind": "Node",
+                "name": f"{SIMULATED_NODE}-{uuid.uuid4().hex[:8]}",
+            },
         }
         await admin.request(
             "POST", f"/api/v1/namespaces/{ns}/pods/{name}/binding", body=enc.encode(binding)
@@ -275,7 +281,14 @@ async def kubelet(admin: Kube, pod: Obj, phase: str, states: dict[str, tuple[Any
     def statuses(names: list[str]) -> list[Obj]:
         return [cstatus(n, states.get(n, ("waiting", "PodInitializing"))) for n in names]
 
-    status: Obj = {"phase": phase, "startTime": ts(0), "containerStatuses": statuses(main)}
+    status: Obj = {
+        "phase": phase,
+        "startTime": ts(0),
+        "containerStatuses": statuses(main),
+        # like a kubelet: the pod runs, so it is scheduled (this also replaces a stale
+        # Unschedulable condition the full tier's scheduler may have written before the bind)
+        "conditions": [{"type": "PodScheduled", "status": "True", "lastTransitionTime": ts(0)}],
+    }
     if init:
         status["initContainerStatuses"] = statuses(init)
     meta = pod["metadata"]
