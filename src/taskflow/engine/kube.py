@@ -7,6 +7,8 @@ session and decode the bytes with msgspec ourselves (no OpenAPI model round trip
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import os
 from collections.abc import AsyncIterable, AsyncIterator, Mapping
 from contextlib import asynccontextmanager
@@ -17,6 +19,8 @@ import aiohttp
 import msgspec
 
 from taskflow import __version__
+
+log = logging.getLogger("taskflow.kube")
 
 USER_AGENT = f"taskflow/{__version__}"
 IN_CLUSTER_NAMESPACE_FILE = "/var/run/secrets/kubernetes.io/serviceaccount/namespace"
@@ -49,8 +53,9 @@ class ApiError(Exception):
 class Kube:
     """Raw JSON requests to the API server of one kubernetes-asyncio ``ApiClient``."""
 
-    def __init__(self, api_client: Any) -> None:
+    def __init__(self, api_client: Any, loader: Any = None) -> None:
         self.api_client = api_client
+        self._loader = loader  # kubeconfig loader (refreshes exec/gcp credentials)
         cfg = api_client.configuration
         self.host: str = str(cfg.host).rstrip("/")
         self._session: aiohttp.ClientSession = api_client.rest_client.pool_manager
@@ -60,6 +65,23 @@ class Kube:
 
     async def close(self) -> None:
         await self.api_client.close()
+
+    async def refresh_credentials(self, interval: float = 60.0) -> None:
+        """Keep exec-plugin / gcp kubeconfig tokens fresh (returns at once for other kinds of
+        credentials; in-cluster tokens are re-read by kubernetes-asyncio on use)."""
+        from kubernetes_asyncio import config as kconfig
+
+        if self._loader is None:
+            return
+        while True:
+            try:
+                await kconfig.refresh_token(
+                    self._loader, self.api_client.configuration, interval=interval
+                )
+                return  # nothing to refresh for these credentials
+            except Exception as exc:
+                log.warning("could not refresh the kubeconfig credentials: %s", exc)
+                await asyncio.sleep(interval)
 
     async def _headers(self, content_type: str | None) -> dict[str, str]:
         headers = {"Accept": "application/json", "User-Agent": USER_AGENT}
@@ -147,14 +169,15 @@ async def connect(
 
     cfg = Configuration()
     path = kubeconfig or _default_kubeconfig()
+    loader = None
     if path is not None:
-        await kconfig.load_kube_config(
+        loader = await kconfig.load_kube_config(
             config_file=path, context=context, client_configuration=cfg, persist_config=False
         )
     else:
         kconfig.load_incluster_config(client_configuration=cfg)  # type: ignore[no-untyped-call]
     cfg.connection_pool_maxsize = pool_size
-    return Kube(ApiClient(configuration=cfg))
+    return Kube(ApiClient(configuration=cfg), loader)
 
 
 def _default_kubeconfig() -> str | None:

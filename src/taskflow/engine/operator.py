@@ -183,6 +183,7 @@ class Operator:
             async with anyio.create_task_group() as tg:
                 self.alive = True
                 await tg.start(self.server.run)
+                tg.start_soon(self.kube.refresh_credentials, name="credentials")
                 for r in self.reflectors:
                     tg.start_soon(r.run, name=f"watch {r.name}")
                 if self.elector is not None:
