@@ -9,5 +9,14 @@ from __future__ import annotations
 from .binaries import bin_path
 from .errors import HarnessError
 from .harness import ClusterInfo, down, running, up
+from .images import build_containerfile
 
-__all__ = ["ClusterInfo", "HarnessError", "bin_path", "down", "running", "up"]
+__all__ = [
+    "ClusterInfo",
+    "HarnessError",
+    "bin_path",
+    "build_containerfile",
+    "down",
+    "running",
+    "up",
+]
