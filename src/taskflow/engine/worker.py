@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import enum
 import logging
 import time
@@ -16,7 +17,7 @@ from taskflow.engine.kube import ApiError
 from taskflow.engine.queue import QueueShutDown, WorkQueue
 from taskflow.engine.writer import Created, TaskRef, Writer, status_dict
 from taskflow.metrics import CONTROLLER, Metrics
-from taskflow.reconcile import Plan
+from taskflow.reconcile import EventSpec, Plan
 from taskflow.settings import Settings
 
 log = logging.getLogger("taskflow.reconcile")
@@ -115,17 +116,19 @@ class Reconciler:
         tlog: TaskLogger,
         now: datetime,
     ) -> None:
-        # Events first: if the status patch then fails, the retry plans the same events
-        # again and their deterministic names dedupe them (409).
-        for event in plan.events:
-            try:
-                if await self.writer.record_event(ref, event, now):
-                    tlog.info("event %s %s: %s", event.type, event.reason, event.message)
-            except ApiError as exc:  # events are best effort, never block the status
-                tlog.warning("could not record event %s: %s", event.reason, exc)
-        if plan.status is None:
-            return
-        updated = await self.writer.patch_status(ref, old_status, plan.status)
+        # Events and the status patch go out concurrently. If the patch fails, the retry
+        # plans the same events again and their deterministic names dedupe them (409).
+        # Events are best effort: they never fail a reconcile.
+        recording = [
+            asyncio.create_task(self._record(ref, event, now, tlog)) for event in plan.events
+        ]
+        try:
+            if plan.status is None:
+                return
+            updated = await self.writer.patch_status(ref, old_status, plan.status)
+        finally:
+            if recording:
+                await asyncio.gather(*recording)
         if updated is None:
             return
         new_word = plan.status.status or "Pending"
@@ -134,6 +137,15 @@ class Reconciler:
             tlog.info("status %s -> %s", old_word, new_word)
         if new_word in FINISHED and old_word not in FINISHED:
             self._observe_duration(entry, plan.status)
+
+    async def _record(
+        self, ref: TaskRef, event: EventSpec, now: datetime, tlog: TaskLogger
+    ) -> None:
+        try:
+            if await self.writer.record_event(ref, event, now):
+                tlog.info("event %s %s: %s", event.type, event.reason, event.message)
+        except Exception as exc:
+            tlog.warning("could not record event %s: %s", event.reason, exc)
 
     def _observe_duration(self, entry: TaskEntry, status: TaskStatus) -> None:
         end = _parse_time(status.completion_time)
