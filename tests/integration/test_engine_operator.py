@@ -553,6 +553,49 @@ async def test_existing_pod_is_adopted_when_ours_and_refused_when_not(
         assert api_calls(op, "create", "pods") == 1
 
 
+async def test_task_deleted_and_recreated_under_the_same_name_gets_a_new_pod(
+    admin: Kube, ns: str, kubeconfig: str
+) -> None:
+    async with operator(kubeconfig, ns):
+        first = await create_task(admin, ns, "again", steps("s"))
+        # not bound (no pods_of -> the_pod): an unscheduled pod is deleted at once
+        old: Obj = await eventually(_first_pod(admin, ns, first["metadata"]["uid"]))
+        # a finalizer keeps the old pod around (Terminating) for as long as we like
+        old_path = f"/api/v1/namespaces/{ns}/pods/{old['metadata']['name']}"
+        hold = {"metadata": {"finalizers": ["taskflow.test/hold"]}}
+        await admin.request("PATCH", old_path, body=enc.encode(hold), content_type=MERGE)
+        await admin.request(
+            "DELETE",
+            f"{TASKS.format(ns=ns)}/again",
+            body=enc.encode({"propagationPolicy": "Background"}),
+        )
+        second = await create_task(admin, ns, "again", steps("s"))
+
+        async def terminating() -> bool:
+            pod = dec(await admin.request("GET", old_path))
+            return bool(pod["metadata"].get("deletionTimestamp"))
+
+        await eventually(terminating)
+        await anyio.sleep(1.5)  # the new Task waits (retrying) instead of failing on the clash
+        st = await task_status(admin, ns, "again")
+        assert st.get("status") != "Failure", st
+        assert await pods_of(admin, ns, second["metadata"]["uid"]) == []
+        release = {"metadata": {"finalizers": None}}
+        await admin.request("PATCH", old_path, body=enc.encode(release), content_type=MERGE)
+        new: Obj = await eventually(_first_pod(admin, ns, second["metadata"]["uid"]), 30)
+        assert new["metadata"]["uid"] != old["metadata"]["uid"]
+        st = await status_is(admin, ns, "again", status="Pending", podName="again-pod")
+        assert "conditions" in st
+
+
+def _first_pod(admin: Kube, ns: str, uid: str) -> Callable[[], Awaitable[Obj | None]]:
+    async def check() -> Obj | None:
+        pods = await pods_of(admin, ns, uid)
+        return pods[0] if pods else None
+
+    return check
+
+
 async def test_pod_rejected_by_api_server_fails_with_its_message(
     admin: Kube, ns: str, kubeconfig: str
 ) -> None:

@@ -216,6 +216,27 @@ def test_status_dict() -> None:
     }
 
 
+def test_a_pod_of_a_deleted_same_named_task_is_waited_for_not_a_conflict() -> None:
+    cache = Cache()
+    writer = Writer(cast(Kube, None), cache, Metrics(), "test")
+    me = TaskRef(namespace="default", name="demo", uid=UID, resource_version="1")
+
+    def owned_by(uid: str, deleting: bool = False) -> Pod:
+        doc = pod_dict("demo-pod", "p1", uid)
+        doc["metadata"]["ownerReferences"] = [
+            {"apiVersion": "api.practice.com/v1alpha1", "kind": "Task", "name": "demo", "uid": uid}
+        ]
+        if deleting:
+            doc["metadata"]["deletionTimestamp"] = "2030-01-01T00:00:00Z"
+        return decode_pod(doc)
+
+    assert writer._going_away(owned_by("old-uid"), me)  # its owner is gone: GC removes it
+    cache.put_task(decode_task(raw(task_dict(step("a"), uid="old-uid"))))
+    assert not writer._going_away(owned_by("old-uid"), me)  # its owner still exists
+    assert writer._going_away(owned_by("old-uid", deleting=True), me)
+    assert not writer._going_away(pod("demo-pod", "p2", None), me)  # orphan: a real clash
+
+
 def test_api_error_parses_status_body() -> None:
     body = b'{"kind":"Status","code":422,"reason":"Invalid","message":"spec is bad"}'
     err = ApiError(422, body, method="POST", path="/api/v1/pods")

@@ -22,6 +22,9 @@ from taskflow.settings import Settings
 
 log = logging.getLogger("taskflow.reconcile")
 
+#: Seconds between create attempts while the pod of a deleted same-named Task goes away.
+BUSY_RETRY = 1.0
+
 
 class Outcome(enum.Enum):
     SUCCESS = "success"
@@ -99,6 +102,9 @@ class Reconciler:
                 elif result.outcome is Created.ADOPTED:
                     tlog.info("adopted existing pod %s", _pod_name(plan.create_pod))
                     return Outcome.REQUEUE, None  # plan again, now with the pod
+                elif result.outcome is Created.BUSY:
+                    tlog.info("%s; retrying in %gs", result.message, BUSY_RETRY)
+                    return Outcome.REQUEUE_AFTER, BUSY_RETRY
                 else:
                     tlog.warning("pod %s: %s", result.outcome.value, result.message)
                     plan = reconcile.rejected(entry, result.message, now=now)

@@ -79,6 +79,7 @@ class Created(enum.Enum):
     CREATED = "created"
     ADOPTED = "adopted"  # it existed already, labelled with our Task UID
     CONFLICT = "conflict"  # a pod of that name exists and is not ours
+    BUSY = "busy"  # the pod of a deleted Task of the same name is still going away
     REJECTED = "rejected"  # the API server refused the manifest (400/422)
 
 
@@ -180,6 +181,11 @@ class Writer:
         if owner == task.uid:
             self.cache.put_pod(pod)
             return CreateResult(Created.ADOPTED, pod)
+        if self._going_away(pod, task):
+            return CreateResult(
+                Created.BUSY,
+                message=f'pod "{name}" of a deleted Task "{task.name}" is still being deleted',
+            )
         whose = f"labelled {TASK_UID_LABEL}={owner}" if owner else f"without label {TASK_UID_LABEL}"
         return CreateResult(
             Created.CONFLICT,
@@ -187,6 +193,17 @@ class Writer:
                 f'pod "{name}" already exists in namespace "{namespace}" and does not belong '
                 f"to this Task ({whose}); delete it or re-create the Task under another name"
             ),
+        )
+
+    def _going_away(self, pod: Pod, task: TaskRef) -> bool:
+        """Whether ``pod`` will disappear by itself: it is being deleted, or it belongs to a
+        Task that no longer exists (a delete + re-create of the same name), so the garbage
+        collector removes it."""
+        if pod.metadata.deletion_timestamp is not None:
+            return True
+        owners = [r for r in pod.metadata.owner_references if r.kind == KIND]
+        return bool(owners) and all(
+            r.uid != task.uid and self.cache.task(r.uid) is None for r in owners
         )
 
     # -- status -----------------------------------------------------------------------------
