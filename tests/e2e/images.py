@@ -213,6 +213,7 @@ def buildah_build(
         "buildah",
         "build",
         "--layers",
+        "--force-rm",
         "--network",
         "host",
         "--pull-never",
