@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
 import nox
 
 nox.options.sessions = ["lint", "unit", "integration", "e2e"]
@@ -13,6 +18,37 @@ PYTHON = "3.11"
 
 def _install(session: nox.Session) -> None:
     session.install("-e", ".[dev]")
+
+
+def _debian_packages(session: nox.Session, *lists: str) -> None:
+    """apt-get install what the listed package files name and this machine lacks (as root on
+    Debian; elsewhere the harness's preflight says what is missing)."""
+    wanted = [
+        line.strip()
+        for name in lists
+        for line in Path(name).read_text().splitlines()
+        if line.strip() and not line.lstrip().startswith("#")
+    ]
+    if os.geteuid() != 0 or shutil.which("apt-get") is None or shutil.which("dpkg-query") is None:
+        return
+    missing = [
+        pkg
+        for pkg in wanted
+        if subprocess.run(
+            ["dpkg-query", "-W", "-f=${Status}", pkg], capture_output=True, text=True, check=False
+        ).stdout
+        != "install ok installed"
+    ]
+    if missing:
+        session.log(f"installing Debian packages: {' '.join(missing)}")
+        env = {"DEBIAN_FRONTEND": "noninteractive"}
+        session.run("apt-get", "update", external=True, env=env)
+        session.run(
+            "apt-get", "install", "-y", "--no-install-recommends", *missing, external=True, env=env
+        )
+
+
+NODE_PACKAGES = ("tests/cluster/apt-packages.txt", "tests/e2e/apt-packages.txt")
 
 
 @nox.session(python=PYTHON)
@@ -42,8 +78,9 @@ def integration(session: nox.Session) -> None:
 def e2e(session: nox.Session) -> None:
     """Images, Helm chart and the seed's examples on a full node (or $KUBECONFIG).
 
-    Needs root, buildah and mmdebstrap (Debian packages) to build the operator image.
+    Needs root, buildah and mmdebstrap (Debian packages, installed when missing).
     """
+    _debian_packages(session, *NODE_PACKAGES)
     _install(session)
     session.run("pytest", "tests/e2e", "--durations=10", *session.posargs)
 
@@ -52,6 +89,7 @@ def e2e(session: nox.Session) -> None:
 def demo(session: nox.Session) -> None:
     """The main job on the local cluster: full cluster up, operator image, `helm install`,
     the seed's example-taskflow, `kubectl get tasks`. Tear down: `nox -s cluster -- down`."""
+    _debian_packages(session, *NODE_PACKAGES)
     _install(session)
     session.run("python", "-m", "tests.cluster", "up", "--tier", "full")
     session.run("python", "-m", "tests.e2e.deploy", *session.posargs)

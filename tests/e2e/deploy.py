@@ -133,15 +133,21 @@ def demo(argv: Sequence[str] | None = None) -> int:
     cluster.kubectl("delete", "-f", str(example), "--ignore-not-found", "--wait=true")
     print(cluster.kubectl("apply", "-f", str(example)).stdout)
 
+    last = [""]
+
     def finished() -> bool:
+        table = cluster.kubectl("get", "task", "example-taskflow", check=False).stdout
+        row = table.strip().splitlines()[-1] if table.strip() else ""
+        if row.split()[:3] != last[0].split()[:3]:  # print when STATUS or STEP change
+            print(row if last[0] else table.strip(), flush=True)
+            last[0] = row
         out = cluster.kubectl(
             "get", "task", "example-taskflow", "-o", "jsonpath={.status.status}", check=False
         ).stdout
-        print(cluster.kubectl("get", "tasks", check=False).stdout, flush=True)
         return out in ("Successful", "Failure")
 
     try:
-        wait_for("example-taskflow", finished, timeout=300, interval=5)
+        wait_for("example-taskflow", finished, timeout=300, interval=2)
     except TimeoutError as exc:
         print(f"{exc}\n{diagnostics(cluster, NAMESPACE, 'default')}", file=sys.stderr)
         return 1
