@@ -226,10 +226,11 @@ def _down(quiet: bool) -> bool:
     containerd_sock = str(layout.root / "containerd" / "containerd.sock")
     for pid in hostsys.processes_mentioning(containerd_sock):  # shims outlive containerd
         sock = hostsys.shim_socket(pid)
+        if sock is None:
+            continue  # not a containerd shim (e.g. someone's grep)
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, 9)
-        if sock is not None:
-            sock.unlink(missing_ok=True)
+        sock.unlink(missing_ok=True)
     hostsys.unmount_all(layout.root)
     hostsys.delete_interfaces()
     hostsys.cleanup_iptables()

@@ -212,6 +212,8 @@ def shim_socket(pid: int) -> Path | None:
         argv = Path(f"/proc/{pid}/cmdline").read_bytes().decode().split("\0")
     except OSError:
         return None
+    if not argv[0].endswith("containerd-shim-runc-v2"):
+        return None
     opts = dict(zip(argv[1::2], argv[2::2], strict=False))
     if not {"-namespace", "-id", "-address"} <= opts.keys():
         return None
