@@ -70,6 +70,7 @@ def unit(session: nox.Session) -> None:
 @nox.session(python=PYTHON)
 def integration(session: nox.Session) -> None:
     """Against a real kube-apiserver (the control-plane tier, or $KUBECONFIG)."""
+    _debian_packages(session, "tests/cluster/apt-packages.txt")
     _install(session)
     session.run("pytest", "tests/integration", *session.posargs)
 
