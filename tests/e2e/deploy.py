@@ -6,11 +6,13 @@ operator image, the chart, the seed's example-taskflow, and `kubectl get tasks` 
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from tests.cluster.fixtures import FullCluster
 from tests.e2e import chart, images
@@ -79,6 +81,20 @@ def helm_install(
         *extra,
         check=False,
     )
+
+
+def kubectl_out(cluster: FullCluster, *args: str) -> str:
+    """kubectl's stdout; a failure raises with kubectl's own error text."""
+    proc = cluster.kubectl(*args, check=False)
+    if proc.returncode != 0:
+        raise AssertionError(f"kubectl {' '.join(args)} failed: {proc.stderr.strip()}")
+    return proc.stdout
+
+
+def kubectl_json(cluster: FullCluster, *args: str) -> dict[str, Any]:
+    data = json.loads(kubectl_out(cluster, *args, "-o", "json"))
+    assert isinstance(data, dict)
+    return data
 
 
 def wait_for(

@@ -7,11 +7,9 @@ leader's pod is deleted, the other replica takes over and finishes the next Task
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any
 
 import pytest
 
@@ -28,17 +26,8 @@ EXAMPLE = deploy.SEED_DIR / "task_example.yaml"
 TASK = "example-taskflow"
 
 
-def _kubectl(cluster: FullCluster, *args: str) -> str:
-    proc = cluster.kubectl(*args, check=False)
-    if proc.returncode != 0:
-        raise AssertionError(f"kubectl {' '.join(args)} failed: {proc.stderr.strip()}")
-    return proc.stdout
-
-
-def _json(cluster: FullCluster, *args: str) -> dict[str, Any]:
-    data = json.loads(_kubectl(cluster, *args, "-o", "json"))
-    assert isinstance(data, dict)
-    return data
+_kubectl = deploy.kubectl_out
+_json = deploy.kubectl_json
 
 
 def _status(cluster: FullCluster, namespace: str, name: str) -> str:

@@ -49,17 +49,8 @@ class Installed:
     fullname: str
 
 
-def _kubectl(cluster: FullCluster, *args: str) -> str:
-    proc = cluster.kubectl(*args, check=False)
-    if proc.returncode != 0:
-        raise AssertionError(f"kubectl {' '.join(args)} failed: {proc.stderr.strip()}")
-    return proc.stdout
-
-
-def _json(cluster: FullCluster, *args: str) -> dict[str, Any]:
-    data = json.loads(_kubectl(cluster, *args, "-o", "json"))
-    assert isinstance(data, dict)
-    return data
+_kubectl = deploy.kubectl_out
+_json = deploy.kubectl_json
 
 
 def _diagnose(cluster: FullCluster) -> str:
