@@ -6,6 +6,7 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,6 +20,40 @@ REGISTRY_ENV = "TASKFLOW_TEST_REGISTRY"  # registry of an existing cluster, for 
 def tool(name: str) -> str:
     built = Path(bin_path(name))
     return str(built) if built.is_file() else (shutil.which(name) or name)
+
+
+def kubectl(
+    kubeconfig: str,
+    *args: str,
+    input: str | None = None,
+    check: bool = True,
+    timeout: float = 180,
+    env: Mapping[str, str] | None = None,
+) -> subprocess.CompletedProcess[str]:
+    """Run the built kubectl against ``kubeconfig`` (text output captured); with ``check``,
+    a non-zero exit raises AssertionError carrying kubectl's output."""
+    proc = subprocess.run(
+        [tool("kubectl"), *args],
+        env={**os.environ, **(env or {}), "KUBECONFIG": kubeconfig},
+        input=input,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=timeout,
+    )
+    if check and proc.returncode != 0:
+        raise AssertionError(f"kubectl {' '.join(args)} failed:\n{proc.stdout}\n{proc.stderr}")
+    return proc
+
+
+def wait_established(kubeconfig: str, crd: str, within: float = 60) -> None:
+    """Wait for a CRD's Established condition. `kubectl wait --for=condition` (and a jsonpath
+    query) fail outright while a just-created CRD has no conditions at all, so poll."""
+    query = 'jsonpath={.status.conditions[?(@.type=="Established")].status}'
+    deadline = time.monotonic() + within
+    while kubectl(kubeconfig, "get", f"crd/{crd}", "-o", query, check=False).stdout != "True":
+        assert time.monotonic() < deadline, f"CRD {crd} not Established within {within:g} s"
+        time.sleep(0.2)
 
 
 @dataclass
@@ -35,15 +70,9 @@ class FullCluster:
     def kubectl(
         self, *args: str, check: bool = True, input: str | None = None, timeout: float = 180
     ) -> subprocess.CompletedProcess[str]:
-        """Run the built kubectl against this cluster (text output captured)."""
-        return subprocess.run(
-            [tool("kubectl"), *args],
-            env=self._env(),
-            input=input,
-            capture_output=True,
-            text=True,
-            check=check,
-            timeout=timeout,
+        """`kubectl()` against this cluster."""
+        return kubectl(
+            self.kubeconfig, *args, input=input, check=check, timeout=timeout, env=self.env
         )
 
     def helm(

@@ -9,7 +9,6 @@ allowed, a few neighbouring ones are not.
 from __future__ import annotations
 
 import subprocess
-import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,7 +17,7 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.cluster.fixtures import tool
+from tests.cluster.fixtures import kubectl, wait_established
 from tests.e2e import chart
 
 pytestmark = pytest.mark.integration
@@ -27,17 +26,7 @@ pytestmark = pytest.mark.integration
 def _kubectl(
     kubeconfig: str, *args: str, input: str | None = None, check: bool = True
 ) -> subprocess.CompletedProcess[str]:
-    proc = subprocess.run(
-        [tool("kubectl"), "--kubeconfig", kubeconfig, *args],
-        input=input,
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=120,
-    )
-    if check and proc.returncode != 0:
-        raise AssertionError(f"kubectl {' '.join(args)} failed:\n{proc.stdout}\n{proc.stderr}")
-    return proc
+    return kubectl(kubeconfig, *args, input=input, check=check, timeout=120)
 
 
 @pytest.fixture(scope="module")
@@ -48,19 +37,7 @@ def helm() -> str:
 @pytest.fixture(scope="module")
 def crd_applied(kubeconfig: str) -> None:
     _kubectl(kubeconfig, "apply", "--server-side", "--force-conflicts", "-f", str(chart.CRD_PATH))
-    deadline = time.monotonic() + 60
-    while True:  # `kubectl wait` errors out until the CRD has any status condition
-        proc = _kubectl(
-            kubeconfig,
-            "get",
-            "crd/tasks.api.practice.com",
-            "-o",
-            'jsonpath={.status.conditions[?(@.type=="Established")].status}',
-        )
-        if proc.stdout.strip() == "True":
-            return
-        assert time.monotonic() < deadline, "CRD not Established within 60 s"
-        time.sleep(0.5)
+    wait_established(kubeconfig, "tasks.api.practice.com")
 
 
 @pytest.fixture

@@ -2,17 +2,17 @@
 
 from __future__ import annotations
 
+import functools
 import json
-import os
 import subprocess
 import time
 import uuid
 from collections.abc import Callable, Iterator
-from typing import Any
 
 import pytest
 
-from tests.cluster.fixtures import tool
+from tests.cluster.fixtures import kubectl as run_kubectl
+from tests.cluster.fixtures import wait_established
 
 pytestmark = pytest.mark.integration
 
@@ -44,18 +44,7 @@ spec:
 
 @pytest.fixture(scope="module")
 def kubectl(kubeconfig: str) -> Kubectl:
-    def run(*args: str, input: str | None = None, check: bool = True) -> Any:
-        return subprocess.run(
-            [tool("kubectl"), *args],
-            env={**os.environ, "KUBECONFIG": kubeconfig},
-            input=input,
-            capture_output=True,
-            text=True,
-            check=check,
-            timeout=120,
-        )
-
-    return run
+    return functools.partial(run_kubectl, kubeconfig, timeout=120)
 
 
 @pytest.fixture
@@ -73,9 +62,9 @@ def _eventually(check: Callable[[], bool], timeout: float = 60) -> None:
         time.sleep(0.5)
 
 
-def test_serves_a_crd(kubectl: Kubectl, namespace: str) -> None:
+def test_serves_a_crd(kubectl: Kubectl, kubeconfig: str, namespace: str) -> None:
     kubectl("apply", "-f", "-", input=CRD)
-    kubectl("wait", "--for=condition=Established", "crd/widgets.harness.taskflow.test")
+    wait_established(kubeconfig, "widgets.harness.taskflow.test")
     widget = {
         "apiVersion": "harness.taskflow.test/v1",
         "kind": "Widget",

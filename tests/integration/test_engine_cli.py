@@ -3,7 +3,6 @@ within 10 s), and a non-zero exit when a watch stream cannot recover."""
 
 from __future__ import annotations
 
-import os
 import signal
 import socket
 import subprocess
@@ -18,7 +17,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.cluster.fixtures import tool
+from tests.cluster.fixtures import kubectl as run_kubectl
+from tests.cluster.fixtures import wait_established
 
 pytestmark = pytest.mark.integration
 
@@ -49,15 +49,7 @@ def wait_until(check: object, within: float) -> None:
 
 
 def kubectl(kubeconfig: str, *args: str, stdin: str | None = None) -> str:
-    return subprocess.run(
-        [tool("kubectl"), *args],
-        env={**os.environ, "KUBECONFIG": kubeconfig},
-        input=stdin,
-        capture_output=True,
-        text=True,
-        check=True,
-        timeout=60,
-    ).stdout
+    return run_kubectl(kubeconfig, *args, input=stdin, timeout=60).stdout
 
 
 @pytest.fixture
@@ -65,12 +57,7 @@ def namespace(kubeconfig: str) -> Iterator[str]:
     name = f"tf-cli-{uuid.uuid4().hex[:8]}"
     kubectl(kubeconfig, "create", "namespace", name)
     yield name
-    subprocess.run(
-        [tool("kubectl"), "delete", "namespace", name, "--wait=false"],
-        env={**os.environ, "KUBECONFIG": kubeconfig},
-        capture_output=True,
-        check=False,
-    )
+    run_kubectl(kubeconfig, "delete", "namespace", name, "--wait=false", check=False)
 
 
 def taskflow(*args: str) -> subprocess.Popen[str]:
@@ -87,7 +74,7 @@ def test_run_serves_probes_and_stops_gracefully_on_sigterm(kubeconfig: str, name
         [sys.executable, "-m", "taskflow", "crd"], capture_output=True, text=True, check=True
     ).stdout
     kubectl(kubeconfig, "apply", "-f", "-", stdin=crd)
-    kubectl(kubeconfig, "wait", "--for=condition=Established", "crd/tasks.api.practice.com")
+    wait_established(kubeconfig, "tasks.api.practice.com")
     port = free_port()
     proc = taskflow(
         "run",

@@ -575,7 +575,9 @@ async def test_task_deleted_and_recreated_under_the_same_name_gets_a_new_pod(
             pod = dec(await admin.request("GET", old_path))
             return bool(pod["metadata"].get("deletionTimestamp"))
 
-        await eventually(terminating)
+        # The garbage collector starts watching a new CRD's kind only at its next discovery
+        # resync (every 30 s): on a fresh cluster the old pod is deleted ~45 s late.
+        await eventually(terminating, within=90)
         await anyio.sleep(1.5)  # the new Task waits (retrying) instead of failing on the clash
         st = await task_status(admin, ns, "again")
         assert st.get("status") != "Failure", st
