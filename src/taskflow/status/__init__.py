@@ -1,0 +1,102 @@
+"""Task + Pod -> TaskStatus (pure).
+
+Status words (the STATUS column): ``Pending`` (no step has started), ``Running``,
+``Successful``, ``Failure``. A finished status never changes again.
+
+``progress`` is ``k/n`` where k is the number of steps that have *started* (running or
+finished): ``0/3`` before the first step starts, ``2/3`` while step 2 runs, ``3/3`` once the
+Task succeeded, and on failure the position of the step that failed (or of the last step
+that started).
+
+Times come from the kubelet's container timestamps, never from the controller's clock:
+``startTime``/``startAt`` are the first step's start (the pod's ``startTime`` until a step
+has one), ``completionTime`` is the end of the last step that finished, and ``duration``
+(Go style: ``31s``, ``1m5s``, ``1h2m3s``) is the difference, set only when the Task ends.
+Only failures without any container timestamp (a pod deleted or an image never pulled) fall
+back to ``now`` for ``completionTime``.
+
+Failure reasons (condition ``Succeeded=False``; the message names the step):
+
+============================  ====================================================
+``StepFailed``                a step exited non-zero (the last step included)
+``OOMKilled``                 a step was killed for exceeding its memory limit
+``ImagePullFailed``           ``ErrImagePull``/``ImagePullBackOff`` for longer than
+                              ``settings.image_pull_timeout``; ``InvalidImageName`` and
+                              ``ErrImageNeverPull`` at once
+``ContainerConfigError``      ``CreateContainerConfigError``/``CreateContainerError`` for
+                              longer than ``settings.config_error_timeout``
+``Evicted``                   the pod was evicted (node pressure, eviction API, preemption)
+``DeadlineExceeded``          ``spec.activeDeadlineSeconds`` passed
+``PodFailed``                 the pod failed for any other reason (e.g. kubelet admission)
+``PodDeleted``                the pod disappeared (or is being deleted) before the end
+``InvalidPodSpec``            the API server rejected the pod (:func:`reconcile.rejected`)
+``InvalidSpec``               the Task cannot be decoded (:func:`reconcile.undecodable`)
+============================  ====================================================
+
+An unschedulable pod stays ``Pending``; the condition carries reason ``Unschedulable`` and
+the scheduler's message.
+"""
+
+from __future__ import annotations
+
+# The data flow, one module each: _steps reads the pod's container statuses into the step
+# table, _outcome says what that means (word, reason, message), _compute writes the
+# TaskStatus; _reasons and _clock are the constants and time formats they share.
+from taskflow.status._clock import format_duration, format_start_at, format_time, parse_time
+from taskflow.status._compute import (
+    MAX_CONDITION_MESSAGE,
+    Evaluation,
+    compute_status,
+    evaluate,
+    invalid_status,
+)
+from taskflow.status._reasons import (
+    CONTAINER_CONFIG_ERROR,
+    DEADLINE_EXCEEDED,
+    EVICTED,
+    FAILURE_REASONS,
+    IMAGE_PULL_FAILED,
+    INVALID_POD_SPEC,
+    INVALID_SPEC,
+    OOM_KILLED,
+    POD_DELETED,
+    POD_FAILED,
+    PROBLEM_REASONS,
+    REASON_CREATE_CONTAINER_ERROR,
+    REASON_IMAGE_PULL_BACKOFF,
+    REASON_PENDING,
+    REASON_RUNNING,
+    REASON_SUCCEEDED,
+    REASON_UNSCHEDULABLE,
+    STEP_FAILED,
+)
+
+__all__ = [
+    "CONTAINER_CONFIG_ERROR",
+    "DEADLINE_EXCEEDED",
+    "EVICTED",
+    "FAILURE_REASONS",
+    "IMAGE_PULL_FAILED",
+    "INVALID_POD_SPEC",
+    "INVALID_SPEC",
+    "MAX_CONDITION_MESSAGE",
+    "OOM_KILLED",
+    "POD_DELETED",
+    "POD_FAILED",
+    "PROBLEM_REASONS",
+    "REASON_CREATE_CONTAINER_ERROR",
+    "REASON_IMAGE_PULL_BACKOFF",
+    "REASON_PENDING",
+    "REASON_RUNNING",
+    "REASON_SUCCEEDED",
+    "REASON_UNSCHEDULABLE",
+    "STEP_FAILED",
+    "Evaluation",
+    "compute_status",
+    "evaluate",
+    "format_duration",
+    "format_start_at",
+    "format_time",
+    "invalid_status",
+    "parse_time",
+]

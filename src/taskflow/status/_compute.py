@@ -1,0 +1,242 @@
+"""Task + Pod -> TaskStatus: read the step table, ask what the pod's state means, and write
+the status (times, progress, the ``Succeeded`` condition)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Final
+
+import msgspec
+
+from taskflow.api.pod import Pod
+from taskflow.api.task import (
+    CONDITION_SUCCEEDED,
+    FAILURE,
+    PENDING,
+    RUNNING,
+    STEP_NOT_RUN,
+    STEP_RUNNING,
+    STEP_TERMINATED,
+    STEP_WAITING,
+    SUCCESSFUL,
+    Condition,
+    StepStatus,
+    Task,
+    TaskStatus,
+)
+from taskflow.render import pod_name, spec_problem
+from taskflow.settings import Settings
+from taskflow.status._clock import format_duration, format_start_at, format_time, parse_time, utc
+from taskflow.status._outcome import outcome
+from taskflow.status._reasons import INVALID_SPEC, POD_DELETED, REASON_PENDING
+from taskflow.status._steps import is_failed, progress, start_of, step_statuses
+
+MAX_CONDITION_MESSAGE: Final = 1024
+
+
+class Evaluation(msgspec.Struct, frozen=True, kw_only=True):
+    """The new status and when to look again if nothing else happens."""
+
+    status: TaskStatus
+    #: seconds until a pending timeout (image pull / config error) would fire
+    requeue_after: float | None = None
+
+
+def _truncate(text: str, limit: int = MAX_CONDITION_MESSAGE) -> str:
+    text = text.strip()
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def compute_status(task: Task, pod: Pod | None, *, now: datetime, settings: Settings) -> TaskStatus:
+    """The Task's status given its pod (None when there is none)."""
+    return evaluate(task, pod, now=now, settings=settings).status
+
+
+def evaluate(task: Task, pod: Pod | None, *, now: datetime, settings: Settings) -> Evaluation:
+    """:func:`compute_status` plus the time after which to evaluate again."""
+    old = task.status
+    if old is not None and old.finished:
+        return Evaluation(status=old)
+    now = utc(now)
+    if (problem := spec_problem(task)) is not None:
+        return Evaluation(status=invalid_status(task, INVALID_SPEC, problem, now=now))
+    if pod is None:
+        if old is not None and old.pod_name:
+            return Evaluation(status=_pod_gone(task, old, now))
+        return Evaluation(status=_not_created(task, old, now))
+    return _with_pod(task, pod, now, settings)
+
+
+def _condition(
+    old: TaskStatus | None, status: str, reason: str, message: str, now: datetime
+) -> Condition:
+    prev = old.condition(CONDITION_SUCCEEDED) if old is not None else None
+    if prev is not None and prev.status == status and prev.last_transition_time:
+        ltt = prev.last_transition_time
+    else:
+        ltt = format_time(now)
+    return Condition(
+        type=CONDITION_SUCCEEDED,
+        status=status,
+        reason=reason,
+        message=_truncate(message),
+        last_transition_time=ltt,
+    )
+
+
+def _cond_status(word: str) -> str:
+    return {SUCCESSFUL: "True", FAILURE: "False"}.get(word, "Unknown")
+
+
+def _not_created(task: Task, old: TaskStatus | None, now: datetime) -> TaskStatus:
+    name = pod_name(task.metadata.name)
+    steps = [StepStatus(name=s.name, state=STEP_WAITING) for s in task.spec.steps]
+    return TaskStatus(
+        status=PENDING,
+        pod_name=name,
+        progress=progress(steps),
+        steps=steps,
+        conditions=[
+            _condition(old, "Unknown", REASON_PENDING, f"creating pod {name}", now),
+        ],
+        observed_generation=task.metadata.generation,
+    )
+
+
+def _finalize(steps: list[StepStatus], reason: str) -> list[StepStatus]:
+    """Steps of a finished Task: nothing is Waiting or Running any more."""
+    out = []
+    for s in steps:
+        if s.state == STEP_WAITING:
+            s = msgspec.structs.replace(s, state=STEP_NOT_RUN)
+        elif s.state == STEP_RUNNING:
+            s = msgspec.structs.replace(s, state=STEP_TERMINATED, reason=reason, message=None)
+        out.append(s)
+    return out
+
+
+def _pod_gone(task: Task, old: TaskStatus, now: datetime) -> TaskStatus:
+    """status.podName is set but the pod is gone: Failure/PodDeleted (never a silent re-run)."""
+    steps = list(old.steps) or [
+        StepStatus(name=s.name, state=STEP_WAITING) for s in task.spec.steps
+    ]
+    open_end = any(s.state == STEP_RUNNING for s in steps) or not any(s.finished_at for s in steps)
+    steps = _finalize(steps, POD_DELETED)
+    message = (
+        f"pod {old.pod_name} was deleted before the Task finished; "
+        "delete and re-create the Task to run it again"
+    )
+    return _finished(
+        task,
+        old,
+        steps,
+        FAILURE,
+        POD_DELETED,
+        message,
+        start=parse_time(old.start_time) if old.start_time else None,
+        now=now,
+        fallback_now=open_end,
+        pod_name_=old.pod_name,
+    )
+
+
+def _with_pod(task: Task, pod: Pod, now: datetime, settings: Settings) -> Evaluation:
+    old = task.status
+    steps = step_statuses(task, pod)
+    out = outcome(task, pod, steps, now, settings)
+    start = start_of(steps, pod)
+    # a failure the kubelet did not timestamp ends "now" if a step was still running (or none
+    # ever finished); otherwise at the last container timestamp
+    open_end = out.completion_fallback_now and (
+        any(s.state == STEP_RUNNING for s in steps) or not any(s.finished_at for s in steps)
+    )
+    if out.word == FAILURE:
+        failed = next((i for i, s in enumerate(steps) if is_failed(s)), None)
+        steps = _finalize(steps, out.reason)
+        if failed is not None:
+            # the kubelet never runs later steps; say so even if it reports them as waiting
+            steps = [
+                msgspec.structs.replace(s, state=STEP_NOT_RUN, reason=None, message=None)
+                if i > failed and s.state != STEP_TERMINATED
+                else s
+                for i, s in enumerate(steps)
+            ]
+    if out.word in (SUCCESSFUL, FAILURE):
+        status = _finished(
+            task,
+            old,
+            steps,
+            out.word,
+            out.reason,
+            out.message,
+            start=start,
+            now=now,
+            fallback_now=open_end,
+            pod_name_=pod.metadata.name,
+        )
+        return Evaluation(status=status)
+    if out.word != RUNNING:
+        start = None  # START stays empty until a step has started
+    status = TaskStatus(
+        status=out.word,
+        start_at=format_start_at(start) if start else None,
+        start_time=format_time(start) if start else None,
+        pod_name=pod.metadata.name,
+        progress=progress(steps),
+        steps=steps,
+        conditions=[_condition(old, "Unknown", out.reason, out.message, now)],
+        observed_generation=task.metadata.generation,
+    )
+    return Evaluation(status=status, requeue_after=out.requeue_after)
+
+
+def _finished(
+    task: Task,
+    old: TaskStatus | None,
+    steps: list[StepStatus],
+    word: str,
+    reason: str,
+    message: str,
+    *,
+    start: datetime | None,
+    now: datetime,
+    fallback_now: bool,
+    pod_name_: str | None,
+) -> TaskStatus:
+    ends = [parse_time(s.finished_at) for s in steps if s.finished_at]
+    end: datetime | None = max(ends) if ends else None
+    if fallback_now:
+        end = now
+    if start is not None and end is not None and end < start:
+        end = start
+    return TaskStatus(
+        status=word,
+        start_at=format_start_at(start) if start else None,
+        duration=(
+            format_duration((end - start).total_seconds()) if start and end is not None else None
+        ),
+        start_time=format_time(start) if start else None,
+        completion_time=format_time(end) if end is not None else None,
+        pod_name=pod_name_,
+        progress=progress(steps),
+        steps=steps,
+        conditions=[_condition(old, _cond_status(word), reason, message, now)],
+        observed_generation=task.metadata.generation,
+    )
+
+
+def invalid_status(
+    task: Task | None, reason: str, message: str, *, now: datetime, old: TaskStatus | None = None
+) -> TaskStatus:
+    """Failure before any pod ran (``InvalidSpec`` / ``InvalidPodSpec``)."""
+    if old is None and task is not None:
+        old = task.status
+    steps = [StepStatus(name=s.name, state=STEP_NOT_RUN) for s in task.spec.steps] if task else []
+    return TaskStatus(
+        status=FAILURE,
+        completion_time=format_time(now),
+        progress=progress(steps) if steps else None,
+        steps=steps,
+        conditions=[_condition(old, "False", reason, message, utc(now))],
+        observed_generation=task.metadata.generation if task else None,
+    )

@@ -1,0 +1,222 @@
+"""What the pod's state means for the Task: the status word, the condition's reason and
+message, and for a pending timeout when to look again. Failures are classified here."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import msgspec
+
+from taskflow.api.pod import Pod
+from taskflow.api.task import (
+    FAILURE,
+    PENDING,
+    RUNNING,
+    STEP_RUNNING,
+    STEP_TERMINATED,
+    STEP_WAITING,
+    SUCCESSFUL,
+    StepStatus,
+    Task,
+)
+from taskflow.settings import Settings
+from taskflow.status._clock import format_duration, parse_time, utc
+from taskflow.status._reasons import (
+    CONFIG_RETRY,
+    CONTAINER_CONFIG_ERROR,
+    DEADLINE_EXCEEDED,
+    EVICTED,
+    EVICTION_DISRUPTIONS,
+    IMAGE_PULL_FAILED,
+    OOM_KILLED,
+    POD_DELETED,
+    POD_FAILED,
+    PULL_FATAL,
+    PULL_RETRY,
+    REASON_CREATE_CONTAINER_ERROR,
+    REASON_IMAGE_PULL_BACKOFF,
+    REASON_PENDING,
+    REASON_RUNNING,
+    REASON_SUCCEEDED,
+    REASON_UNSCHEDULABLE,
+    STEP_FAILED,
+)
+from taskflow.status._steps import became_current, current_step, is_failed
+
+
+class Outcome(msgspec.Struct, kw_only=True):
+    word: str
+    reason: str
+    message: str
+    requeue_after: float | None = None
+    #: a failure without any container timestamp: completion = now
+    completion_fallback_now: bool = False
+
+
+def _label(task: Task, i: int) -> str:
+    """``step <name> (<i+1>/<n>)``."""
+    return f"step {task.spec.steps[i].name} ({i + 1}/{len(task.spec.steps)})"
+
+
+def _step_failure(task: Task, pod: Pod, steps: list[StepStatus], i: int) -> tuple[str, str]:
+    s = steps[i]
+    label = _label(task, i)
+    deadline = task.spec.active_deadline_seconds
+    if (
+        deadline is not None
+        and pod.status.start_time is not None
+        and s.finished_at
+        and (parse_time(s.finished_at) - utc(pod.status.start_time)).total_seconds() >= deadline
+        and s.exit_code in (137, 143)
+    ):
+        return DEADLINE_EXCEEDED, _deadline_message(task, label)
+    if s.reason == "OOMKilled":
+        return OOM_KILLED, (
+            f"{label} was killed for exceeding its memory limit (OOMKilled, "
+            f"exit code {s.exit_code})"
+        )
+    message = f"{label} failed with exit code {s.exit_code}"
+    if s.reason and s.reason not in ("Error", "Completed"):
+        message += f" ({s.reason})"
+    if s.message:
+        message += f": {s.message.strip()}"
+    return STEP_FAILED, message
+
+
+def _deadline_message(task: Task, label: str | None) -> str:
+    msg = f"the Task ran longer than activeDeadlineSeconds ({task.spec.active_deadline_seconds}s)"
+    return msg + (f"; {label} was stopped" if label else "")
+
+
+def outcome(
+    task: Task, pod: Pod, steps: list[StepStatus], now: datetime, settings: Settings
+) -> Outcome:
+    n = len(steps)
+    phase = pod.status.phase
+    cur = current_step(steps)
+    failed = next((i for i, s in enumerate(steps) if is_failed(s)), None)
+    pod_reason = pod.status.reason or ""
+    pod_message = (pod.status.message or "").strip()
+    running_label = _label(task, cur) if cur is not None else None
+    disruption = pod.status.condition("DisruptionTarget")
+    disrupted = (
+        disruption is not None
+        and disruption.status == "True"
+        and disruption.reason in EVICTION_DISRUPTIONS
+    )
+
+    if cur is None:
+        return Outcome(word=SUCCESSFUL, reason=REASON_SUCCEEDED, message=f"all {n} steps succeeded")
+
+    if pod.metadata.deletion_timestamp is not None and phase not in ("Succeeded", "Failed"):
+        if disrupted and disruption is not None:
+            detail = ": ".join(x for x in (disruption.reason, disruption.message) if x)
+            return Outcome(
+                word=FAILURE,
+                reason=EVICTED,
+                message=f"the pod was evicted while {running_label} ran: {detail}",
+                completion_fallback_now=True,
+            )
+        return Outcome(
+            word=FAILURE,
+            reason=POD_DELETED,
+            message=(
+                f"pod {pod.metadata.name} was deleted before the Task finished "
+                f"({running_label} had not finished); delete and re-create the Task to run it "
+                "again"
+            ),
+            completion_fallback_now=True,
+        )
+
+    if phase == "Failed" or failed is not None:
+        if pod_reason == "Evicted" or (phase == "Failed" and disrupted):
+            detail = pod_message
+            if pod_reason != "Evicted" and disruption is not None:
+                detail = ": ".join(x for x in (disruption.reason, disruption.message) if x)
+            return Outcome(
+                word=FAILURE,
+                reason=EVICTED,
+                message=f"the pod was evicted while {running_label} ran: {detail}".rstrip(": "),
+                completion_fallback_now=True,
+            )
+        if pod_reason == "DeadlineExceeded":
+            return Outcome(
+                word=FAILURE,
+                reason=DEADLINE_EXCEEDED,
+                message=_deadline_message(task, running_label),
+                completion_fallback_now=True,
+            )
+        if failed is not None:
+            reason, message = _step_failure(task, pod, steps, failed)
+            return Outcome(word=FAILURE, reason=reason, message=message)
+        detail = ": ".join(x for x in (pod_reason, pod_message) if x) or "no reason given"
+        return Outcome(
+            word=FAILURE,
+            reason=POD_FAILED,
+            message=f"the pod failed before {running_label} finished: {detail}",
+            completion_fallback_now=True,
+        )
+
+    s = steps[cur]
+    waiting = s.reason if s.state == STEP_WAITING else None
+    image = task.spec.steps[cur].image
+    detail = f": {s.message.strip()}" if s.message else ""
+    if waiting in PULL_FATAL:
+        return Outcome(
+            word=FAILURE,
+            reason=IMAGE_PULL_FAILED,
+            message=f"{running_label}: cannot pull image {image!r} ({waiting}){detail}",
+            completion_fallback_now=True,
+        )
+    if waiting in PULL_RETRY or waiting in CONFIG_RETRY:
+        pull = waiting in PULL_RETRY
+        timeout = settings.image_pull_timeout if pull else settings.config_error_timeout
+        since = became_current(steps, cur, pod) or now
+        elapsed = (now - since).total_seconds()
+        what = f"cannot pull image {image!r}" if pull else "cannot create the container"
+        if elapsed >= timeout:
+            return Outcome(
+                word=FAILURE,
+                reason=IMAGE_PULL_FAILED if pull else CONTAINER_CONFIG_ERROR,
+                message=(
+                    f"{running_label}: {what} for {format_duration(elapsed)} ({waiting}){detail}"
+                ),
+                completion_fallback_now=True,
+            )
+        word = RUNNING if any(x.state != STEP_WAITING for x in steps) else PENDING
+        return Outcome(
+            word=word,
+            reason=REASON_IMAGE_PULL_BACKOFF if pull else REASON_CREATE_CONTAINER_ERROR,
+            message=(
+                f"{running_label}: {what} ({waiting}){detail}; the Task fails if this lasts "
+                f"{format_duration(timeout)}"
+            ),
+            requeue_after=max(1.0, timeout - elapsed),
+        )
+
+    # a step that started proves the pod was scheduled, whatever a stale condition says
+    if any(x.state in (STEP_RUNNING, STEP_TERMINATED) for x in steps):
+        if s.state == STEP_RUNNING:
+            msg = f"{running_label} is running"
+        else:
+            msg = f"{running_label} is starting" + (f" ({waiting})" if waiting else "")
+        return Outcome(word=RUNNING, reason=REASON_RUNNING, message=msg)
+    scheduled = pod.status.condition("PodScheduled")
+    if (
+        scheduled is not None
+        and scheduled.status == "False"
+        and scheduled.reason == "Unschedulable"
+    ):
+        return Outcome(
+            word=PENDING,
+            reason=REASON_UNSCHEDULABLE,
+            message=f"the pod cannot be scheduled: {(scheduled.message or '').strip()}".rstrip(
+                ": "
+            ),
+        )
+
+    return Outcome(
+        word=PENDING,
+        reason=REASON_PENDING,
+        message=f"waiting for {running_label} to start" + (f" ({waiting})" if waiting else ""),
+    )

@@ -1,0 +1,54 @@
+"""Condition reasons a TaskStatus carries, and the kubelet waiting reasons that lead to them."""
+
+from __future__ import annotations
+
+from typing import Final
+
+# --- failure reasons ---
+STEP_FAILED: Final = "StepFailed"
+OOM_KILLED: Final = "OOMKilled"
+IMAGE_PULL_FAILED: Final = "ImagePullFailed"
+CONTAINER_CONFIG_ERROR: Final = "ContainerConfigError"
+EVICTED: Final = "Evicted"
+DEADLINE_EXCEEDED: Final = "DeadlineExceeded"
+POD_FAILED: Final = "PodFailed"
+POD_DELETED: Final = "PodDeleted"
+INVALID_POD_SPEC: Final = "InvalidPodSpec"
+INVALID_SPEC: Final = "InvalidSpec"
+FAILURE_REASONS: Final = (
+    STEP_FAILED,
+    OOM_KILLED,
+    IMAGE_PULL_FAILED,
+    CONTAINER_CONFIG_ERROR,
+    EVICTED,
+    DEADLINE_EXCEEDED,
+    POD_FAILED,
+    POD_DELETED,
+    INVALID_POD_SPEC,
+    INVALID_SPEC,
+)
+
+# --- other condition reasons ---
+REASON_PENDING: Final = "Pending"
+REASON_RUNNING: Final = "Running"
+REASON_SUCCEEDED: Final = "Succeeded"
+REASON_UNSCHEDULABLE: Final = "Unschedulable"
+REASON_IMAGE_PULL_BACKOFF: Final = "ImagePullBackOff"
+REASON_CREATE_CONTAINER_ERROR: Final = "CreateContainerConfigError"
+#: condition reasons of a Pending/Running Task that point at a problem (worth an event)
+PROBLEM_REASONS: Final = frozenset(
+    {REASON_UNSCHEDULABLE, REASON_IMAGE_PULL_BACKOFF, REASON_CREATE_CONTAINER_ERROR}
+)
+
+# kubelet waiting reasons
+PULL_RETRY: Final = frozenset({"ErrImagePull", "ImagePullBackOff", "RegistryUnavailable"})
+PULL_FATAL: Final = frozenset({"InvalidImageName", "ErrImageNeverPull"})
+CONFIG_RETRY: Final = frozenset({"CreateContainerConfigError", "CreateContainerError"})
+EVICTION_DISRUPTIONS: Final = frozenset(
+    {
+        "EvictionByEvictionAPI",
+        "PreemptionByScheduler",
+        "DeletionByTaintManager",
+        "TerminationByKubelet",
+    }
+)
