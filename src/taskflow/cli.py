@@ -140,6 +140,15 @@ def build_parser() -> argparse.ArgumentParser:
         "(default: %(default)s)",
     )
 
+    work.add_argument(
+        "--resync-period",
+        type=_non_negative,
+        default=600.0,
+        metavar="SECONDS",
+        help="re-check every unfinished Task this often even without a watch event, "
+        "0 = never (default: %(default)s)",
+    )
+
     le = run.add_argument_group("leader election")
     le.add_argument(
         "--leader-elect",
@@ -310,6 +319,7 @@ def run_config(args: argparse.Namespace) -> Any:
         retry_period=args.retry_period,
         bind_address=args.bind_address,
         stream_failure_threshold=args.stream_failure_threshold,
+        resync_period=args.resync_period,
         settings=settings,
     )
 

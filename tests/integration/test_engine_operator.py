@@ -630,6 +630,32 @@ class _Recorder:
         self.events.append((event_type, dec(bytes(raw))["metadata"]["name"]))
 
 
+async def test_resync_rechecks_unfinished_tasks_without_any_event(
+    admin: Kube, ns: str, kubeconfig: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    over_limit = [
+        {**steps("greedy")[0], "resources": {"requests": {"cpu": "2"}, "limits": {"cpu": "1"}}}
+    ]
+    async with operator(kubeconfig, ns, resync_period=0.3) as op:
+        reconciled: list[str] = []
+        original = op.reconciler.reconcile
+
+        async def recording(uid: str) -> Any:
+            reconciled.append(uid)
+            return await original(uid)
+
+        monkeypatch.setattr(op.reconciler, "reconcile", recording)
+        waiting = await create_task(admin, ns, "waits", steps("s"))
+        failed = await create_task(admin, ns, "greedy", over_limit)
+        await status_is(admin, ns, "greedy", status="Failure")
+        await status_is(admin, ns, "waits", status="Pending", podName="waits-pod")
+        await anyio.sleep(0.5)  # let the writes' own watch events settle
+        reconciled.clear()
+        await anyio.sleep(2)  # nothing changes in the cluster meanwhile
+        assert reconciled.count(waiting["metadata"]["uid"]) >= 3, reconciled
+        assert failed["metadata"]["uid"] not in reconciled  # finished: never rechecked
+
+
 async def test_watch_from_compacted_resource_version_gets_410_and_relists(
     admin: Kube, ns: str
 ) -> None:

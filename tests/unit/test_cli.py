@@ -91,6 +91,8 @@ def test_run_all_flags() -> None:
             "30",
             "--stream-failure-threshold",
             "10",
+            "--resync-period",
+            "0",
         ]
     )
     cfg = cli.run_config(args)
@@ -105,6 +107,7 @@ def test_run_all_flags() -> None:
     assert cfg.lease_name == "lock"
     assert cfg.bind_address == "127.0.0.1:0"
     assert cfg.stream_failure_threshold == 10
+    assert cfg.resync_period == 0
     assert cfg.settings == Settings(image_pull_timeout=60, config_error_timeout=30)
     assert args.log_format == "json"
     assert args.log_level == "debug"
@@ -118,6 +121,7 @@ def test_run_all_flags() -> None:
         ["run", "--bind-address", ":http"],
         ["run", "--log-format", "xml"],
         ["run", "--qps", "-1"],
+        ["run", "--resync-period", "-5"],
         ["render"],
     ],
 )

@@ -183,6 +183,15 @@ def test_count_by_state() -> None:
     assert cache.count_by_state() == {"Pending": 1, "Running": 1}
 
 
+def test_only_unfinished_tasks_are_resynced() -> None:
+    cache = Cache()
+    for uid, word in [("p", None), ("r", "Running"), ("s", "Successful"), ("f", "Failure")]:
+        status = {"status": word} if word else None
+        cache.put_task(decode_task(raw(task_dict(step("a"), uid=uid, status=status))))
+    cache.put_task(decode_task(raw({"metadata": {"uid": "bad"}, "spec": 3})))  # undecodable
+    assert sorted(cache.unfinished_task_uids()) == ["bad", "p", "r"]
+
+
 # -- writer helpers -------------------------------------------------------------------------
 
 

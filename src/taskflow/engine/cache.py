@@ -17,7 +17,7 @@ import msgspec
 
 from taskflow import api
 from taskflow.api.pod import Pod
-from taskflow.api.task import Task
+from taskflow.api.task import FINISHED, Task
 from taskflow.labels import TASK_UID_LABEL
 
 log = logging.getLogger("taskflow.cache")
@@ -182,6 +182,10 @@ class Cache:
 
     def task_uids(self) -> Iterator[str]:
         return iter(list(self.tasks))
+
+    def unfinished_task_uids(self) -> list[str]:
+        """Tasks whose status may still change (not Successful or Failure)."""
+        return [uid for uid, e in self.tasks.items() if task_state(e) not in FINISHED]
 
     def count_by_state(self) -> dict[str, int]:
         counts: dict[str, int] = {}

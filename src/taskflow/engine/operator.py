@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import logging
 import os
+import random
 import socket
 import time
 import uuid
@@ -69,6 +70,10 @@ class OperatorConfig:
     stream_failure_threshold: float = 120.0
     watch_timeout_range: tuple[int, int] = (240, 360)
     page_size: int = 500
+    #: Seconds between re-queues of every unfinished Task (0: never). A safety net: a change
+    #: that reached no watch event (or a bug in deciding what an event touches) is still
+    #: acted on within one period. Finished Tasks never change, so they are left alone.
+    resync_period: float = 600.0
     settings: Settings = DEFAULT_SETTINGS
 
 
@@ -208,3 +213,14 @@ class Operator:
         for n in range(self.config.workers):
             tg.start_soon(run_worker, self.queue, self.reconciler, self.metrics, n, name=f"w{n}")
         log.info("reconciling with %d workers", self.config.workers)
+        if self.config.resync_period > 0:
+            tg.start_soon(self._resync, self.config.resync_period, name="resync")
+
+    async def _resync(self, period: float) -> None:
+        while True:
+            # jitter keeps replicas restarted together from resyncing in step
+            await anyio.sleep(period * random.uniform(0.9, 1.1))
+            uids = self.cache.unfinished_task_uids()
+            for uid in uids:
+                self.queue.add(uid)
+            log.debug("resync: queued %d unfinished tasks", len(uids))
