@@ -200,7 +200,10 @@ def test_rendered_args_are_accepted_by_taskflow_run(
     which: str, default_objects: Objects, namespaced_objects: Objects
 ) -> None:
     objects = default_objects if which == "default" else namespaced_objects
-    args = _container(objects)["args"]
+    _assert_taskflow_run_accepts(_container(objects)["args"])
+
+
+def _assert_taskflow_run_accepts(args: list[str]) -> None:
     # argparse checks every option before it reaches the trailing --help (then exits 0).
     proc = subprocess.run(
         [*chart.taskflow_command(), "run", *args, "--help"],
@@ -209,3 +212,21 @@ def test_rendered_args_are_accepted_by_taskflow_run(
         check=False,
     )
     assert proc.returncode == 0, proc.stderr
+
+
+def test_extra_args_reach_taskflow_run_which_accepts_them(helm: str) -> None:
+    objects = chart.helm_template(
+        helm=helm,
+        set_values={
+            "extraArgs[0]": "--image-pull-timeout=120",
+            "extraArgs[1]": "--resync-period=300",
+        },
+    )
+    args = _container(objects)["args"]
+    assert args[-2:] == ["--image-pull-timeout=120", "--resync-period=300"]
+    _assert_taskflow_run_accepts(args)
+
+
+def test_values_schema_rejects_extra_args_that_are_not_flags(helm: str) -> None:
+    with pytest.raises(RuntimeError, match="extraArgs"):
+        chart.helm_template(helm=helm, set_values={"extraArgs[0]": "image-pull-timeout"})
