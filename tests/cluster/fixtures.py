@@ -46,6 +46,18 @@ def kubectl(
     return proc
 
 
+def table(output: str) -> list[dict[str, str]]:
+    """Rows of kubectl's default table output as {COLUMN: cell}; columns are cut at the
+    header's word positions, so empty cells (a field not set) read as ""."""
+    header, *rows = output.rstrip("\n").splitlines()
+    words = header.split()
+    starts = [header.index(word) for word in words]
+    ends = [*starts[1:], None]
+    return [
+        {w: row[a:b].strip() for w, a, b in zip(words, starts, ends, strict=True)} for row in rows
+    ]
+
+
 def wait_established(kubeconfig: str, crd: str, within: float = 60) -> None:
     """Wait for a CRD's Established condition. `kubectl wait --for=condition` (and a jsonpath
     query) fail outright while a just-created CRD has no conditions at all, so poll."""

@@ -21,7 +21,7 @@ from typing import Any
 
 import pytest
 
-from tests.cluster.fixtures import FullCluster
+from tests.cluster.fixtures import FullCluster, table
 from tests.e2e import deploy
 
 pytestmark = pytest.mark.e2e
@@ -278,6 +278,18 @@ def test_kubectl_get_tasks_columns(installed: Installed, finished: Finished) -> 
         assert re.fullmatch(r"\d{4}-\d\d-\d\d", row[3])
         assert re.fullmatch(r"\d\d:\d\d:\d\d", row[4])
         assert re.fullmatch(r"(\d+h)?(\d+m)?\d+s", row[5]), row
+
+
+def test_kubectl_get_tasks_wide_adds_reason_and_pod(
+    installed: Installed, finished: Finished
+) -> None:
+    out = _kubectl(installed.cluster, "get", "tasks", "-n", TASKS_NS, "-o", "wide")
+    rows = {row["NAME"]: row for row in table(out)}
+    assert list(rows["example-taskflow"])[-2:] == ["REASON", "POD"], out
+    for name, task in finished.tasks.items():
+        want = "StepFailed" if name == "example-taskflow-error-test" else "Succeeded"
+        assert rows[name]["REASON"] == want, out
+        assert rows[name]["POD"] == task["status"]["podName"] == f"{name}-pod", out
 
 
 def test_operator_runs_with_only_the_chart_service_account(installed: Installed) -> None:

@@ -30,6 +30,7 @@ from taskflow.engine.operator import Operator, OperatorConfig
 from taskflow.engine.watch import Reflector, Resource
 from taskflow.labels import MANAGED_BY_LABEL, TASK_NAME_LABEL, TASK_UID_LABEL
 from taskflow.render import render_pod
+from tests.cluster.fixtures import kubectl, table
 
 pytestmark = pytest.mark.integration
 
@@ -616,6 +617,16 @@ async def test_pod_rejected_by_api_server_fails_with_its_message(
         assert cond["reason"] == "InvalidPodSpec"
         assert "limit" in cond["message"]
         assert await pods_of(admin, ns, task["metadata"]["uid"]) == []
+        wide = await anyio.to_thread.run_sync(
+            lambda: kubectl(kubeconfig, "get", "task", "greedy", "-n", ns, "-o", "wide").stdout
+        )
+        [cells] = table(wide)
+        assert list(cells)[-2:] == ["REASON", "POD"], wide
+        assert (cells["STATUS"], cells["REASON"], cells["POD"]) == (
+            "Failure",
+            "InvalidPodSpec",
+            "",  # rejected: there is no pod
+        ), wide
 
 
 class _Recorder:

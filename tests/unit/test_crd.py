@@ -71,8 +71,12 @@ def test_printer_columns() -> None:
         ("START", ".status.startAt"),
         ("DURATION", ".status.duration"),
         ("AGE", ".metadata.creationTimestamp"),
+        ("REASON", '.status.conditions[?(@.type=="Succeeded")].reason'),
+        ("POD", ".status.podName"),
     ]
-    assert cols[-1]["type"] == "date"
+    assert cols[4]["type"] == "date"
+    # the seed's five columns by default; the rest only with -o wide
+    assert [c.get("priority", 0) for c in cols] == [0, 0, 0, 0, 0, 1, 1]
 
 
 def test_schema_is_structural() -> None:

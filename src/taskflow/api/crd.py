@@ -28,6 +28,21 @@ PRINTER_COLUMNS: Final = [
     {"name": "Start", "type": "string", "jsonPath": ".status.startAt"},
     {"name": "Duration", "type": "string", "jsonPath": ".status.duration"},
     {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
+    # `kubectl get tasks -o wide` only: why a Task is where it is, and where to look
+    {
+        "name": "Reason",
+        "type": "string",
+        "priority": 1,
+        "description": "Reason of the Succeeded condition (e.g. StepFailed, Unschedulable).",
+        "jsonPath": '.status.conditions[?(@.type=="Succeeded")].reason',
+    },
+    {
+        "name": "Pod",
+        "type": "string",
+        "priority": 1,
+        "description": "The pod running the steps (`kubectl logs <pod> -c <step>`).",
+        "jsonPath": ".status.podName",
+    },
 ]
 
 
