@@ -22,7 +22,7 @@ from typing import Any
 import pytest
 
 from tests.cluster.fixtures import FullCluster, table
-from tests.e2e import deploy
+from tests.e2e import chart, deploy
 
 pytestmark = pytest.mark.e2e
 
@@ -378,6 +378,38 @@ def test_metrics_show_reconciles(installed: Installed, finished: Finished) -> No
     total = sum(float(line.rsplit(" ", 1)[1]) for line in samples)
     assert total >= len(EXAMPLES), samples
     assert 'result="success"' in "".join(samples), samples
+
+
+def test_crd_reapply_and_helm_upgrade_as_the_readme_says(
+    installed: Installed, finished: Finished
+) -> None:
+    cluster = installed.cluster
+    _kubectl(
+        cluster, "apply", "--server-side", "--force-conflicts", "-f", str(chart.CRD_PATH.parent)
+    )
+    upgraded = cluster.helm(
+        "upgrade",
+        deploy.RELEASE,
+        str(chart.CHART_DIR),
+        "-n",
+        NS,
+        "--reuse-values",
+        "--set",
+        "extraArgs[0]=--resync-period=300",
+        "--wait",
+        "--timeout",
+        "3m",
+        check=False,
+    )
+    assert upgraded.returncode == 0, upgraded.stdout + upgraded.stderr + _diagnose(cluster)
+    pods = _json(cluster, "get", "pods", "-n", NS, "-l", "app.kubernetes.io/name=taskflow")
+    [pod] = [p for p in pods["items"] if not p["metadata"].get("deletionTimestamp")]
+    assert "--resync-period=300" in pod["spec"]["containers"][0]["args"]
+    # the new operator re-lists everything and leaves finished Tasks exactly as they were
+    time.sleep(3)
+    for name, before in finished.tasks.items():
+        after = _json(cluster, "get", "task", name, "-n", TASKS_NS)
+        assert after["status"] == before["status"], name
 
 
 def test_helm_uninstall_keeps_the_crd(installed: Installed, finished: Finished) -> None:
