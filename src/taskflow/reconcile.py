@@ -3,7 +3,8 @@
 Order of application for the engine: ``create_pod`` first (409 -> adopt if the existing pod
 carries our task-UID label); only when the pod exists write ``status`` (merge-patch on
 ``/status``, it already names the pod); then ``events``. If the create is rejected (422/400)
-apply :func:`rejected` instead; on any other error retry later without writing status.
+apply :func:`rejected` instead; if it is refused for now (403) apply :func:`create_refused`
+and retry with backoff; on any other error retry later without writing status.
 
 Events are emitted only for transitions between the old and the new status, so a reconcile
 that changes nothing says nothing; their messages are deterministic for a given transition
@@ -36,6 +37,7 @@ from taskflow.status import (
     PROBLEM_REASONS,
     evaluate,
     invalid_status,
+    refused_status,
 )
 
 MAX_EVENT_MESSAGE: Final = 1024
@@ -107,6 +109,20 @@ def rejected(task: Task, message: str, *, now: datetime) -> Plan:
         task, INVALID_POD_SPEC, f"the API server rejected the pod: {message.strip()}", now=now
     )
     return _finish(task.status, status, ())
+
+
+def create_refused(task: Task, message: str, *, now: datetime) -> Plan:
+    """The API server refused the pod for now (403): stay ``Pending`` with reason
+    ``FailedCreate`` and the server's message (a Warning event the first time); the engine
+    retries with backoff, as the Job controller does."""
+    old = task.status
+    if old is not None and old.finished:
+        return Plan()
+    status = refused_status(task, message.strip(), now=now)
+    return Plan(
+        status=None if status == old else status,
+        events=tuple(transition_events(task, old, status)),
+    )
 
 
 def undecodable(raw_status: Any, message: str, *, now: datetime) -> Plan:

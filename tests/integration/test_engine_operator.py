@@ -641,6 +641,41 @@ class _Recorder:
         self.events.append((event_type, dec(bytes(raw))["metadata"]["name"]))
 
 
+async def test_pod_refused_by_a_quota_waits_pending_then_runs_when_it_allows(
+    admin: Kube, ns: str, kubeconfig: str
+) -> None:
+    quotas = f"/api/v1/namespaces/{ns}/resourcequotas"
+    quota = {"metadata": {"name": "no-pods"}, "spec": {"hard": {"pods": "0"}}}
+    await admin.request("POST", quotas, body=enc.encode(quota))
+    async with operator(kubeconfig, ns):
+        task = await create_task(admin, ns, "quota", steps("s"))
+        st = await status_is(admin, ns, "quota", status="Pending")
+        cond = st["conditions"][0]
+        assert cond["reason"] == "FailedCreate", st
+        # "exceeded quota: no-pods, ..." (or "status unknown for quota" if that is first)
+        assert cond["message"].startswith("cannot create the pod: pods "), cond
+        assert "quota: no-pods" in cond["message"], cond
+        assert "podName" not in st
+        warned: list[str] = await eventually(_reasons_of(admin, ns, task["metadata"]["uid"]))
+        assert "FailedCreate" in warned
+        await anyio.sleep(1)  # retried with backoff meanwhile: still Pending, nothing else
+        assert await pods_of(admin, ns, task["metadata"]["uid"]) == []
+        assert (await task_status(admin, ns, "quota"))["status"] == "Pending"
+        await admin.request("DELETE", f"{quotas}/no-pods")
+        # the backoff has grown to a few seconds at most by now
+        pod: Obj = await eventually(_first_pod(admin, ns, task["metadata"]["uid"]), within=60)
+        assert pod["metadata"]["name"] == "quota-pod"
+        st = await status_is(admin, ns, "quota", status="Pending", podName="quota-pod")
+        assert st["conditions"][0]["reason"] != "FailedCreate"
+
+
+def _reasons_of(admin: Kube, ns: str, uid: str) -> Callable[[], Awaitable[list[str] | None]]:
+    async def check() -> list[str] | None:
+        return [e.get("reason", "") for e in await events_of(admin, ns, uid)] or None
+
+    return check
+
+
 async def test_resync_rechecks_unfinished_tasks_without_any_event(
     admin: Kube, ns: str, kubeconfig: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:

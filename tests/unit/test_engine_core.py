@@ -341,6 +341,21 @@ async def test_refused_create_fails_the_task_with_the_message(outcome: Created) 
     assert [e.reason for e in w.events] == ["Failed"]
 
 
+async def test_create_refused_for_now_stays_pending_and_is_retried() -> None:
+    r, w, _ = reconciler(task_dict(step("a")))
+    w.create_result = CreateResult(Created.REFUSED, message='pods "demo-pod" is forbidden: quota')
+    assert await r.reconcile(UID) == (Outcome.ERROR, None)
+    (status,) = w.statuses
+    assert (status.status, status.pod_name) == ("Pending", None)
+    cond = status.condition()
+    assert cond is not None
+    assert (cond.reason, cond.message) == (
+        "FailedCreate",
+        'cannot create the pod: pods "demo-pod" is forbidden: quota',
+    )
+    assert [e.reason for e in w.events] == ["FailedCreate"]
+
+
 async def test_undecodable_task_fails_with_invalid_spec() -> None:
     doc = task_dict(step("a"))
     doc["spec"]["steps"] = 42
@@ -363,9 +378,13 @@ async def test_finished_task_gets_no_writes() -> None:
     assert not w.events
 
 
-async def test_worker_retries_errors_with_backoff_and_counts_results() -> None:
+@pytest.mark.parametrize("failure", ["exception", "refused pod"])
+async def test_worker_retries_errors_with_backoff_and_counts_results(failure: str) -> None:
     r, w, _ = reconciler(task_dict(step("a")))
-    w.status_error = ApiError(409, b'{"message":"conflict"}')
+    if failure == "exception":
+        w.status_error = ApiError(409, b'{"message":"conflict"}')
+    else:
+        w.create_result = CreateResult(Created.REFUSED, message="forbidden: exceeded quota")
     metrics = r.metrics
     q: WorkQueue[str] = WorkQueue(
         limiter=TokenBucket(0, 1), backoff=ExponentialBackoff(0.01, 0.05, jitter=0.0)
@@ -379,6 +398,7 @@ async def test_worker_retries_errors_with_backoff_and_counts_results() -> None:
     assert metrics.reconcile_count("error") >= 2
     assert q.num_requeues(UID) >= 2
     w.status_error = None
+    w.create_result = None
     for _ in range(200):
         if metrics.reconcile_count("success") + metrics.reconcile_count("requeue_after") >= 1:
             break

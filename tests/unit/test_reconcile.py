@@ -8,7 +8,15 @@ import msgspec
 import pytest
 
 from taskflow.api import TaskStatus, decode_task
-from taskflow.reconcile import EventSpec, Plan, plan, rejected, transition_events, undecodable
+from taskflow.reconcile import (
+    EventSpec,
+    Plan,
+    create_refused,
+    plan,
+    rejected,
+    transition_events,
+    undecodable,
+)
 from taskflow.render import render_pod
 from taskflow.settings import Settings
 from taskflow.status import compute_status
@@ -275,6 +283,35 @@ def test_rejected() -> None:
     assert st.completion_time == ts(1)
     assert [(e.type, e.reason) for e in p.events] == [("Warning", "Failed")]
     assert "InvalidPodSpec" in p.events[0].message
+
+
+QUOTA = 'pods "demo-pod" is forbidden: exceeded quota: q, requested: pods=1, used: pods=1'
+
+
+def test_refused_create_stays_pending_without_a_pod_name_and_warns_once() -> None:
+    t = steps_task(*ABC)
+    p = create_refused(t, QUOTA + "\n", now=at(1))
+    assert p.create_pod is None
+    st = p.status
+    assert st is not None
+    assert (st.status, st.pod_name, st.progress) == ("Pending", None, "0/3")
+    [c] = st.conditions
+    assert (c.status, c.reason) == ("Unknown", "FailedCreate")
+    assert c.message == f"cannot create the pod: {QUOTA}"
+    assert p.events == (EventSpec("Warning", "FailedCreate", c.message),)
+    # the retry is refused the same way: nothing to write, nothing to say
+    again = create_refused(with_status(st, *ABC), QUOTA, now=at(9))
+    assert again == Plan()
+    # no podName, so the next plan creates the pod instead of declaring it deleted
+    later = plan(with_status(st, *ABC), None, now=at(20), settings=SETTINGS)
+    assert later.create_pod is not None
+    assert later.status is not None
+    assert (later.status.pod_name, later.status.conditions[0].reason) == ("demo-pod", "Pending")
+
+
+def test_refused_create_of_a_finished_task_is_ignored() -> None:
+    done = with_status(TaskStatus(status="Failure"), *ABC)
+    assert create_refused(done, QUOTA, now=at(1)) == Plan()
 
 
 @pytest.mark.parametrize(

@@ -30,6 +30,8 @@ class Outcome(enum.Enum):
     SUCCESS = "success"
     REQUEUE = "requeue"
     REQUEUE_AFTER = "requeue_after"
+    #: the reconcile could not do its job (its state is written); retry with backoff
+    ERROR = "error"
 
 
 class TaskLogger(logging.LoggerAdapter[logging.Logger]):
@@ -105,6 +107,11 @@ class Reconciler:
                 elif result.outcome is Created.BUSY:
                     tlog.info("%s; retrying in %gs", result.message, BUSY_RETRY)
                     return Outcome.REQUEUE_AFTER, BUSY_RETRY
+                elif result.outcome is Created.REFUSED:
+                    tlog.warning("pod refused for now: %s", result.message)
+                    refused = reconcile.create_refused(entry, result.message, now=now)
+                    await self.apply(entry, ref, old_status, refused, tlog, now)
+                    return Outcome.ERROR, None
                 else:
                     tlog.warning("pod %s: %s", result.outcome.value, result.message)
                     plan = reconcile.rejected(entry, result.message, now=now)
@@ -187,7 +194,7 @@ async def run_worker(
             outcome, delay = await reconciler.reconcile(uid)
         except Exception as exc:
             errors.inc()
-            total.labels(CONTROLLER, "error").inc()
+            total.labels(CONTROLLER, Outcome.ERROR.value).inc()
             backoff = queue.add_rate_limited(uid)
             tlog = reconciler.logger(uid)
             if isinstance(exc, ApiError) and exc.status == 409:
@@ -201,8 +208,13 @@ async def run_worker(
                     exc_info=not isinstance(exc, ApiError),
                 )
         else:
-            queue.forget(uid)
             total.labels(CONTROLLER, outcome.value).inc()
+            if outcome is Outcome.ERROR:
+                errors.inc()
+                backoff = queue.add_rate_limited(uid)
+                reconciler.logger(uid).info("retry %d in %.3fs", queue.num_requeues(uid), backoff)
+                continue  # keeps its failure count: the backoff grows
+            queue.forget(uid)
             if outcome is Outcome.REQUEUE:
                 queue.add(uid)
             elif outcome is Outcome.REQUEUE_AFTER and delay is not None:

@@ -81,6 +81,7 @@ class Created(enum.Enum):
     CONFLICT = "conflict"  # a pod of that name exists and is not ours
     BUSY = "busy"  # the pod of a deleted Task of the same name is still going away
     REJECTED = "rejected"  # the API server refused the manifest (400/422)
+    REFUSED = "refused"  # refused for now (403: quota, admission policy, permissions)
 
 
 @dataclass(frozen=True)
@@ -169,6 +170,8 @@ class Writer:
                 return await self._adopt(task, namespace, name)
             if exc.status in (400, 422):
                 return CreateResult(Created.REJECTED, message=exc.message or str(exc))
+            if exc.status == 403:
+                return CreateResult(Created.REFUSED, message=exc.message or str(exc))
             raise
         pod = decode_pod(data)
         self.cache.put_pod(pod)

@@ -34,7 +34,8 @@ Failure reasons (condition ``Succeeded=False``; the message names the step):
 ============================  ====================================================
 
 An unschedulable pod stays ``Pending``; the condition carries reason ``Unschedulable`` and
-the scheduler's message.
+the scheduler's message. A pod the API server refuses for now (403: a quota, an admission
+policy) leaves the Task ``Pending`` with reason ``FailedCreate`` (:func:`refused_status`).
 """
 
 from __future__ import annotations
@@ -49,6 +50,7 @@ from taskflow.status._compute import (
     compute_status,
     evaluate,
     invalid_status,
+    refused_status,
 )
 from taskflow.status._reasons import (
     CONTAINER_CONFIG_ERROR,
@@ -63,6 +65,7 @@ from taskflow.status._reasons import (
     POD_FAILED,
     PROBLEM_REASONS,
     REASON_CREATE_CONTAINER_ERROR,
+    REASON_FAILED_CREATE,
     REASON_IMAGE_PULL_BACKOFF,
     REASON_PENDING,
     REASON_RUNNING,
@@ -85,6 +88,7 @@ __all__ = [
     "POD_FAILED",
     "PROBLEM_REASONS",
     "REASON_CREATE_CONTAINER_ERROR",
+    "REASON_FAILED_CREATE",
     "REASON_IMAGE_PULL_BACKOFF",
     "REASON_PENDING",
     "REASON_RUNNING",
@@ -99,4 +103,5 @@ __all__ = [
     "format_time",
     "invalid_status",
     "parse_time",
+    "refused_status",
 ]

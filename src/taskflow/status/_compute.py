@@ -28,7 +28,12 @@ from taskflow.render import pod_name, spec_problem
 from taskflow.settings import Settings
 from taskflow.status._clock import format_duration, format_start_at, format_time, parse_time, utc
 from taskflow.status._outcome import outcome
-from taskflow.status._reasons import INVALID_SPEC, POD_DELETED, REASON_PENDING
+from taskflow.status._reasons import (
+    INVALID_SPEC,
+    POD_DELETED,
+    REASON_FAILED_CREATE,
+    REASON_PENDING,
+)
 from taskflow.status._steps import is_failed, progress, start_of, step_statuses
 
 MAX_CONDITION_MESSAGE: Final = 1024
@@ -100,6 +105,22 @@ def _not_created(task: Task, old: TaskStatus | None, now: datetime) -> TaskStatu
             _condition(old, "Unknown", REASON_PENDING, f"creating pod {name}", now),
         ],
         observed_generation=task.metadata.generation,
+    )
+
+
+def refused_status(task: Task, message: str, *, now: datetime) -> TaskStatus:
+    """Still ``Pending``: the API server refused to create the pod for now (403: a quota,
+    an admission policy, missing permissions); the engine retries with backoff. No
+    ``podName``: there is no pod, and a named pod that is absent would mean ``PodDeleted``."""
+    old = task.status
+    return msgspec.structs.replace(
+        _not_created(task, old, now),
+        pod_name=None,
+        conditions=[
+            _condition(
+                old, "Unknown", REASON_FAILED_CREATE, f"cannot create the pod: {message}", now
+            )
+        ],
     )
 
 

@@ -35,9 +35,16 @@ REASON_SUCCEEDED: Final = "Succeeded"
 REASON_UNSCHEDULABLE: Final = "Unschedulable"
 REASON_IMAGE_PULL_BACKOFF: Final = "ImagePullBackOff"
 REASON_CREATE_CONTAINER_ERROR: Final = "CreateContainerConfigError"
+#: the API server refused the pod for now (403: quota, admission policy, permissions)
+REASON_FAILED_CREATE: Final = "FailedCreate"
 #: condition reasons of a Pending/Running Task that point at a problem (worth an event)
 PROBLEM_REASONS: Final = frozenset(
-    {REASON_UNSCHEDULABLE, REASON_IMAGE_PULL_BACKOFF, REASON_CREATE_CONTAINER_ERROR}
+    {
+        REASON_UNSCHEDULABLE,
+        REASON_IMAGE_PULL_BACKOFF,
+        REASON_CREATE_CONTAINER_ERROR,
+        REASON_FAILED_CREATE,
+    }
 )
 
 # kubelet waiting reasons
