@@ -278,6 +278,15 @@ async def test_stream_failing_past_threshold_raises_and_turns_unhealthy() -> Non
     assert sum(t.sleeps) < 20.0 + 8.0
 
 
+async def test_a_missing_crd_is_named_in_the_error() -> None:
+    missing = ApiError(404, b'{"message":"the server could not find the requested resource"}')
+    client = FakeClient(lists=[missing] * 50, watches=[])
+    t = FakeTime()
+    r = Reflector(client, TASKS, Recorder(), clock=t.clock, sleep=t.sleep, failure_threshold=5.0)
+    with pytest.raises(StreamFailed, match=r"is the CRD tasks\.api\.practice\.com installed"):
+        await r.run()
+
+
 async def test_start_resource_version_skips_initial_list() -> None:
     client = FakeClient(lists=[page([], "100")], watches=[[error_event(410)], []])
     h, t = Recorder(), FakeTime()

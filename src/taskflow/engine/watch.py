@@ -249,7 +249,7 @@ class Reflector:
             except RETRYABLE as exc:
                 failures += 1
                 self.errors += 1
-                self.last_error = f"{type(exc).__name__}: {exc}"
+                self.last_error = self._describe(exc)
                 if self._metrics is not None:
                     self._metrics.watch_errors.labels(self.resource.plural).inc()
                 now = self._clock()
@@ -273,6 +273,14 @@ class Reflector:
                     self.last_error,
                 )
                 await self._sleep(delay)
+
+    def _describe(self, exc: BaseException) -> str:
+        text = f"{type(exc).__name__}: {exc}"
+        if isinstance(exc, ApiError) and exc.status == 404 and self.resource.group:
+            # the usual cause: the operator was started before its CRD was applied
+            crd = f"{self.resource.plural}.{self.resource.group}"
+            text += f" (is the CRD {crd} installed? `taskflow crd | kubectl apply -f -`)"
+        return text
 
     def _query(self) -> dict[str, str | int]:
         q: dict[str, str | int] = {}
