@@ -139,6 +139,26 @@ def _go() -> str:
     return go
 
 
+def go_module_file(module: str, version: str, path: str) -> Path:
+    """A file of a Go module's source, fetched through the Go module proxy (and cached in
+    the module cache like any dependency): for test inputs that upstream only publishes in
+    its repository, e.g. a CRD."""
+    proc = subprocess.run(
+        [_go(), "mod", "download", "-json", f"{module}@{version}"],
+        cwd=tempfile.gettempdir(),  # outside any go.mod
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=300,
+    )
+    if proc.returncode != 0:
+        raise HarnessError(f"go mod download {module}@{version} failed: {proc.stdout}{proc.stderr}")
+    found = Path(json.loads(proc.stdout)["Dir"]) / path
+    if not found.is_file():
+        raise HarnessError(f"{module}@{version} has no {path}")
+    return found
+
+
 def _run_build(name: str, spec: GoBuild, log: Path) -> None:
     out = Path(tempfile.mkdtemp(prefix=f"build-{name}-", dir=config.cache_dir()))
     cmd = [_go(), "build", "-v", "-trimpath", "-ldflags", spec.ldflags, "-o", f"{out}/"]

@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 import yaml
 
+from tests.cluster.binaries import go_module_file
 from tests.cluster.fixtures import kubectl, wait_established
 from tests.e2e import chart
 
@@ -38,6 +39,18 @@ def helm() -> str:
 def crd_applied(kubeconfig: str) -> None:
     _kubectl(kubeconfig, "apply", "--server-side", "--force-conflicts", "-f", str(chart.CRD_PATH))
     wait_established(kubeconfig, "tasks.api.practice.com")
+
+
+#: prometheus-operator publishes its CRDs only in its repository (pinned here).
+PROMETHEUS_OPERATOR = ("github.com/prometheus-operator/prometheus-operator", "v0.85.0")
+SERVICEMONITOR_CRD = "example/prometheus-operator-crd/monitoring.coreos.com_servicemonitors.yaml"
+
+
+@pytest.fixture(scope="module")
+def servicemonitor_crd(kubeconfig: str) -> None:
+    crd = go_module_file(*PROMETHEUS_OPERATOR, SERVICEMONITOR_CRD)
+    _kubectl(kubeconfig, "apply", "--server-side", "--force-conflicts", "-f", str(crd))
+    wait_established(kubeconfig, "servicemonitors.monitoring.coreos.com")
 
 
 @pytest.fixture
@@ -218,3 +231,32 @@ def test_namespaced_rbac_is_confined_to_the_watched_namespaces(
         assert not _can(kubeconfig, sa, "create", "pods", ns)
     finally:
         _delete(kubeconfig, rbac)
+
+
+@pytest.mark.usefixtures("servicemonitor_crd")
+def test_service_monitor_fits_the_prometheus_operator_crd(
+    kubeconfig: str, helm: str, namespaces: dict[str, str]
+) -> None:
+    ns = namespaces["release"]
+    manifest = _render(
+        helm,
+        f"tf-{ns[-6:]}",
+        ns,
+        None,
+        **{"serviceMonitor.enabled": "true", "serviceMonitor.labels.release": "prom"},
+    )
+    monitors = [o for o in yaml.safe_load_all(manifest) if o and o["kind"] == "ServiceMonitor"]
+    assert len(monitors) == 1
+    # strict: a field the CRD does not know (a typo) is an error, not silently dropped
+    proc = _kubectl(
+        kubeconfig,
+        "apply",
+        "--dry-run=server",
+        "--validate=strict",
+        "-o",
+        "name",
+        "-f",
+        "-",
+        input=yaml.safe_dump(monitors[0]),
+    )
+    assert proc.stdout.split() == [f"servicemonitor.monitoring.coreos.com/tf-{ns[-6:]}-taskflow"]
