@@ -166,6 +166,16 @@ def test_helm_install_rolls_out_with_notes(installed: Installed) -> None:
     assert installed.install_seconds < 300
 
 
+def test_helm_test_passes(installed: Installed) -> None:
+    cluster = installed.cluster
+    proc = cluster.helm("test", deploy.RELEASE, "-n", NS, "--logs", "--timeout", "2m", check=False)
+    assert proc.returncode == 0, proc.stdout + proc.stderr + _diagnose(cluster)
+    assert re.search(r"Phase:\s+Succeeded", proc.stdout), proc.stdout
+    # --logs shows what the test pod printed: the operator's own /readyz answer
+    assert "[+]synced" in proc.stdout, proc.stdout
+    assert "\nok\n" in proc.stdout, proc.stdout
+
+
 def test_example_taskflow_succeeds_in_spec_order(installed: Installed, finished: Finished) -> None:
     cluster = installed.cluster
     task = finished.tasks["example-taskflow"]

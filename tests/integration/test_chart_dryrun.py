@@ -158,6 +158,7 @@ def test_default_values_pass_server_side_dry_run(
             "clusterrole.rbac.authorization.k8s.io",
             "clusterrolebinding.rbac.authorization.k8s.io",
             "deployment.apps",
+            "pod",  # the `helm test` hook
             "role.rbac.authorization.k8s.io",
             "rolebinding.rbac.authorization.k8s.io",
             "service",

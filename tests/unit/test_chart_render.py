@@ -163,6 +163,22 @@ def test_metrics_service_selects_the_operator(default_objects: Objects) -> None:
     assert not _kinds(default_objects, "ServiceMonitor")
 
 
+def test_helm_test_hook_probes_readyz_through_the_service(default_objects: Objects) -> None:
+    pod = _one(default_objects, "Pod")
+    assert pod["metadata"]["annotations"]["helm.sh/hook"] == "test"
+    service = _one(default_objects, "Service")
+    # the Service must not send traffic to the test pod
+    assert not service["spec"]["selector"].items() <= pod["metadata"]["labels"].items()
+    spec = pod["spec"]
+    assert spec["restartPolicy"] == "Never"
+    assert spec["automountServiceAccountToken"] is False
+    [container] = spec["containers"]
+    assert container["image"] == _container(default_objects)["image"]
+    assert container["securityContext"]["readOnlyRootFilesystem"] is True
+    url = container["command"][-1]
+    assert url == "http://taskflow-metrics.taskflow-system.svc:8080/readyz"
+
+
 def test_service_monitor_and_scheduling_options(helm: str) -> None:
     objects = chart.helm_template(
         helm=helm,
