@@ -11,7 +11,6 @@ from __future__ import annotations
 import subprocess
 import uuid
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -70,12 +69,29 @@ def namespaces(kubeconfig: str) -> Iterator[dict[str, str]]:
         _kubectl(kubeconfig, "delete", "namespace", *names.values(), "--wait=false", check=False)
 
 
-def _render(helm: str, release: str, namespace: str, values: Path | None, **sets: str) -> str:
+def _release(namespaces: dict[str, str]) -> str:
+    return f"tf-{namespaces['release'][-6:]}"
+
+
+def _render(
+    helm: str,
+    namespaces: dict[str, str],
+    *,
+    namespaced: bool = False,
+    sets: dict[str, str] | None = None,
+) -> str:
+    """The chart for a release in ``namespaces["release"]``; ``namespaced``: the namespaced
+    values file, watching team-a and team-b."""
+    values = [chart.NAMESPACED_VALUES] if namespaced else []
+    sets = dict(sets or {})
+    if namespaced:
+        sets["watchNamespaces[0]"] = namespaces["team-a"]
+        sets["watchNamespaces[1]"] = namespaces["team-b"]
     objects = chart.helm_template(
         helm=helm,
-        release=release,
-        namespace=namespace,
-        values_files=[values] if values else [],
+        release=_release(namespaces),
+        namespace=namespaces["release"],
+        values_files=values,
         set_values=sets,
     )
     return yaml.safe_dump_all(objects)
@@ -149,9 +165,7 @@ def _delete(kubeconfig: str, objects: list[dict[str, Any]]) -> None:
 def test_default_values_pass_server_side_dry_run(
     kubeconfig: str, helm: str, namespaces: dict[str, str]
 ) -> None:
-    ns = namespaces["release"]
-    release = f"tf-{ns[-6:]}"
-    accepted = _dry_run(kubeconfig, _render(helm, release, ns, None))
+    accepted = _dry_run(kubeconfig, _render(helm, namespaces))
     kinds = sorted(name.split("/")[0] for name in accepted)
     assert kinds == sorted(
         [
@@ -171,18 +185,7 @@ def test_default_values_pass_server_side_dry_run(
 def test_namespaced_values_pass_server_side_dry_run(
     kubeconfig: str, helm: str, namespaces: dict[str, str]
 ) -> None:
-    ns = namespaces["release"]
-    manifest = _render(
-        helm,
-        f"tf-{ns[-6:]}",
-        ns,
-        chart.NAMESPACED_VALUES,
-        **{
-            "watchNamespaces[0]": namespaces["team-a"],
-            "watchNamespaces[1]": namespaces["team-b"],
-        },
-    )
-    accepted = _dry_run(kubeconfig, manifest)
+    accepted = _dry_run(kubeconfig, _render(helm, namespaces, namespaced=True))
     assert not [n for n in accepted if n.startswith("clusterrole")]
     assert sum(n.startswith("role.rbac") for n in accepted) == 3
     assert sum(n.startswith("rolebinding.rbac") for n in accepted) == 3
@@ -193,8 +196,8 @@ def test_cluster_scope_rbac_grants_exactly_the_design_calls(
     kubeconfig: str, helm: str, namespaces: dict[str, str]
 ) -> None:
     ns = namespaces["release"]
-    release = f"tf-{ns[-6:]}"
-    rbac = _create_rbac(kubeconfig, _render(helm, release, ns, None))
+    release = _release(namespaces)
+    rbac = _create_rbac(kubeconfig, _render(helm, namespaces))
     try:
         sa = f"system:serviceaccount:{ns}:{release}-taskflow"
         _check_design_verbs(kubeconfig, sa, None, ns)
@@ -220,18 +223,8 @@ def test_namespaced_rbac_is_confined_to_the_watched_namespaces(
     kubeconfig: str, helm: str, namespaces: dict[str, str]
 ) -> None:
     ns = namespaces["release"]
-    release = f"tf-{ns[-6:]}"
-    manifest = _render(
-        helm,
-        release,
-        ns,
-        chart.NAMESPACED_VALUES,
-        **{
-            "watchNamespaces[0]": namespaces["team-a"],
-            "watchNamespaces[1]": namespaces["team-b"],
-        },
-    )
-    rbac = _create_rbac(kubeconfig, manifest)
+    release = _release(namespaces)
+    rbac = _create_rbac(kubeconfig, _render(helm, namespaces, namespaced=True))
     try:
         sa = f"system:serviceaccount:{ns}:{release}-taskflow"
         for watched in (namespaces["team-a"], namespaces["team-b"]):
@@ -247,15 +240,12 @@ def test_namespaced_rbac_is_confined_to_the_watched_namespaces(
 def test_service_monitor_fits_the_prometheus_operator_crd(
     kubeconfig: str, helm: str, namespaces: dict[str, str]
 ) -> None:
-    ns = namespaces["release"]
     manifest = _render(
         helm,
-        f"tf-{ns[-6:]}",
-        ns,
-        None,
-        **{"serviceMonitor.enabled": "true", "serviceMonitor.labels.release": "prom"},
+        namespaces,
+        sets={"serviceMonitor.enabled": "true", "serviceMonitor.labels.release": "prom"},
     )
     monitors = [o for o in yaml.safe_load_all(manifest) if o and o["kind"] == "ServiceMonitor"]
     assert len(monitors) == 1
     accepted = _dry_run(kubeconfig, yaml.safe_dump(monitors[0]))
-    assert accepted == [f"servicemonitor.monitoring.coreos.com/tf-{ns[-6:]}-taskflow"]
+    assert accepted == [f"servicemonitor.monitoring.coreos.com/{_release(namespaces)}-taskflow"]

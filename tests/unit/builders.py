@@ -8,8 +8,12 @@ from typing import Any
 
 from taskflow.api import Pod, Task, decode_pod, decode_task
 from taskflow.render import pod_name
+from taskflow.settings import Settings
 
 T0 = datetime(2024, 1, 6, 22, 19, 24, tzinfo=UTC)
+#: the timeouts the status and reconcile tables are written for
+SETTINGS = Settings(image_pull_timeout=300, config_error_timeout=120)
+ABC = ("a", "b", "c")
 
 
 def ts(seconds: float) -> str:

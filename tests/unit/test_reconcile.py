@@ -18,9 +18,10 @@ from taskflow.reconcile import (
     undecodable,
 )
 from taskflow.render import render_pod
-from taskflow.settings import Settings
 from taskflow.status import compute_status
 from tests.unit.builders import (
+    ABC,
+    SETTINGS,
     at,
     pod,
     running,
@@ -31,9 +32,6 @@ from tests.unit.builders import (
     ts,
     waiting,
 )
-
-SETTINGS = Settings(image_pull_timeout=300, config_error_timeout=120)
-ABC = ("a", "b", "c")
 
 
 def reasons(p: Plan) -> list[str]:

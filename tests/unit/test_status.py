@@ -22,6 +22,8 @@ from taskflow.status import (
     parse_time,
 )
 from tests.unit.builders import (
+    ABC,
+    SETTINGS,
     T0,
     at,
     pod,
@@ -35,9 +37,6 @@ from tests.unit.builders import (
     ts,
     waiting,
 )
-
-SETTINGS = Settings(image_pull_timeout=300, config_error_timeout=120)
-ABC = ("a", "b", "c")
 
 
 @dataclass
