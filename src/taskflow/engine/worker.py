@@ -190,35 +190,39 @@ async def run_worker(
         except QueueShutDown:
             return
         t0 = time.perf_counter()
+        failure: Exception | None = None
         try:
-            outcome, delay = await reconciler.reconcile(uid)
-        except Exception as exc:
-            errors.inc()
-            total.labels(CONTROLLER, Outcome.ERROR.value).inc()
-            backoff = queue.add_rate_limited(uid)
-            tlog = reconciler.logger(uid)
-            if isinstance(exc, ApiError) and exc.status == 409:
-                tlog.info("conflict (stale cache), retrying in %.3fs: %s", backoff, exc)
-            else:
-                tlog.warning(
-                    "reconcile failed (retry %d in %.3fs): %s",
-                    queue.num_requeues(uid),
-                    backoff,
-                    exc,
-                    exc_info=not isinstance(exc, ApiError),
-                )
-        else:
+            try:
+                outcome, delay = await reconciler.reconcile(uid)
+            except Exception as exc:
+                failure, outcome, delay = exc, Outcome.ERROR, None
             total.labels(CONTROLLER, outcome.value).inc()
             if outcome is Outcome.ERROR:
+                # the failure count is kept, so the backoff grows until a success
                 errors.inc()
                 backoff = queue.add_rate_limited(uid)
-                reconciler.logger(uid).info("retry %d in %.3fs", queue.num_requeues(uid), backoff)
-                continue  # keeps its failure count: the backoff grows
-            queue.forget(uid)
-            if outcome is Outcome.REQUEUE:
-                queue.add(uid)
-            elif outcome is Outcome.REQUEUE_AFTER and delay is not None:
-                queue.add_after(uid, delay)
+                _log_retry(reconciler.logger(uid), failure, queue.num_requeues(uid), backoff)
+            else:
+                queue.forget(uid)
+                if outcome is Outcome.REQUEUE:
+                    queue.add(uid)
+                elif outcome is Outcome.REQUEUE_AFTER and delay is not None:
+                    queue.add_after(uid, delay)
         finally:
             timing.observe(time.perf_counter() - t0)
             queue.done(uid)
+
+
+def _log_retry(tlog: TaskLogger, failure: Exception | None, n: int, backoff: float) -> None:
+    if failure is None:  # the reconcile wrote why (e.g. FailedCreate) and asked for a retry
+        tlog.info("retry %d in %.3fs", n, backoff)
+    elif isinstance(failure, ApiError) and failure.status == 409:
+        tlog.info("conflict (stale cache), retrying in %.3fs: %s", backoff, failure)
+    else:
+        tlog.warning(
+            "reconcile failed (retry %d in %.3fs): %s",
+            n,
+            backoff,
+            failure,
+            exc_info=None if isinstance(failure, ApiError) else failure,
+        )
