@@ -38,6 +38,10 @@ SETTINGS_HELP = {
     "(ErrImagePull/ImagePullBackOff; InvalidImageName fails at once)",
     "config_error_timeout": "fail a step stuck in CreateContainerConfigError/"
     "CreateContainerError (missing Secret/ConfigMap) for this long",
+    "default_timeout": "fail a Task without spec.timeout (TimedOut) this long after its "
+    "creation; 0 = never",
+    "default_ttl_after_finished": "delete a finished Task without "
+    "spec.ttlSecondsAfterFinished this long after it finished",
 }
 
 
@@ -65,14 +69,27 @@ def _bind_address(text: str) -> str:
     return text
 
 
-def _settings_fields() -> list[tuple[str, type, Any]]:
+def _seconds(text: str) -> float:
+    """Seconds, as a number (``90``) or a Go-style duration (``1m30s``)."""
+    from taskflow.api.duration import parse_duration
+
+    try:
+        x = float(text)
+    except ValueError:
+        try:
+            x = parse_duration(text)
+        except ValueError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+    if x < 0:
+        raise argparse.ArgumentTypeError("must be >= 0")
+    return x
+
+
+def _settings_fields() -> list[tuple[str, Any]]:
+    """(name, default) of every Settings field: all of them are durations in seconds."""
     from taskflow.settings import Settings
 
-    out = []
-    for f in msgspec.structs.fields(Settings):
-        if f.type in (int, float):
-            out.append((f.name, f.type, f.default))
-    return out
+    return [(f.name, f.default) for f in msgspec.structs.fields(Settings)]
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -190,15 +207,16 @@ def build_parser() -> argparse.ArgumentParser:
         help="interval between Lease renewals/attempts (default: %(default)s)",
     )
 
-    timeouts = run.add_argument_group("Task timeouts (seconds)")
-    for name, typ, default in _settings_fields():
+    timeouts = run.add_argument_group("Task timeouts (seconds, or durations such as 1h30m)")
+    for name, default in _settings_fields():
+        shown = "off" if default is None else f"{default:g}"
         timeouts.add_argument(
             "--" + name.replace("_", "-"),
             dest=f"setting_{name}",
-            type=typ,
+            type=_seconds,
             default=default,
-            metavar="SECONDS",
-            help=f"{SETTINGS_HELP.get(name, name.replace('_', ' '))} (default: {default:g})",
+            metavar="DURATION",
+            help=f"{SETTINGS_HELP.get(name, name.replace('_', ' '))} (default: {shown})",
         )
 
     obs = run.add_argument_group("serving and logging")
@@ -302,7 +320,7 @@ def run_config(args: argparse.Namespace) -> Any:
     settings = Settings(
         **{
             name: getattr(args, f"setting_{name}")
-            for name, _, _ in _settings_fields()
+            for name, _ in _settings_fields()
             if hasattr(args, f"setting_{name}")
         }
     )

@@ -8,6 +8,8 @@ MANAGED_BY_LABEL: Final = "app.kubernetes.io/managed-by"
 MANAGED_BY_VALUE: Final = "taskflow"
 TASK_NAME_LABEL: Final = "api.practice.com/task"
 TASK_UID_LABEL: Final = "api.practice.com/task-uid"
+#: which attempt of the Task the pod runs (1 = the first run; spec.retries adds more)
+ATTEMPT_LABEL: Final = "api.practice.com/attempt"
 
 #: Label selector matching every pod taskflow created (the engine's pod watch uses it).
 MANAGED_BY_SELECTOR: Final = f"{MANAGED_BY_LABEL}={MANAGED_BY_VALUE}"

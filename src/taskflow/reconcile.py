@@ -1,14 +1,17 @@
 """Decide what to do for one Task (pure): the :class:`Plan` the engine's writer applies.
 
 Order of application for the engine: ``create_pod`` first (409 -> adopt if the existing pod
-carries our task-UID label); only when the pod exists write ``status`` (merge-patch on
-``/status``, it already names the pod); then ``events``. If the create is rejected (422/400)
-apply :func:`rejected` instead; if it is refused for now (403) apply :func:`create_refused`
-and retry with backoff; on any other error retry later without writing status.
+carries our task-UID label); then ``events``; only when every event is recorded (or was
+already: 409) write ``status`` (merge-patch on ``/status``, it already names the pod). If the
+create is rejected (422/400) apply :func:`rejected` instead; if it is refused for now (403)
+apply :func:`create_refused` and retry with backoff; on any other error retry later without
+writing status.
 
-Events are emitted only for transitions between the old and the new status, so a reconcile
-that changes nothing says nothing; their messages are deterministic for a given transition
-(the engine may name events after them to deduplicate).
+Events are derived from the transition between the old and the new status alone, so a
+reconcile that changes nothing says nothing, and a reconcile whose events could not all be
+recorded leaves the old status in place and plans the same events again: each transition's
+Event is recorded exactly once (the engine names an Event after its Task, reason and key, so
+a repeat is a 409), across failed POSTs, status conflicts and operator restarts.
 """
 
 from __future__ import annotations
@@ -21,23 +24,30 @@ import msgspec
 from taskflow.api import decode_task_status
 from taskflow.api.pod import Pod
 from taskflow.api.task import (
+    CANCELLED,
     FAILURE,
     STEP_RUNNING,
     STEP_TERMINATED,
     SUCCESSFUL,
+    AttemptStatus,
     StepStatus,
     Task,
     TaskStatus,
 )
-from taskflow.render import RenderError, pod_name, render_pod
+from taskflow.render import RenderError, render_pod
 from taskflow.settings import Settings
 from taskflow.status import (
     INVALID_POD_SPEC,
     INVALID_SPEC,
     PROBLEM_REASONS,
+    RETRYABLE_REASONS,
+    current_attempt,
     evaluate,
     invalid_status,
+    needs_stop,
+    parse_time,
     refused_status,
+    stop_of,
 )
 
 MAX_EVENT_MESSAGE: Final = 1024
@@ -49,55 +59,141 @@ STEP_SUCCEEDED: Final = "StepSucceeded"
 STEP_FAILED_EVENT: Final = "StepFailed"
 SUCCEEDED: Final = "Succeeded"
 FAILED: Final = "Failed"
+CANCELLED_EVENT: Final = "Cancelled"
+RETRYING: Final = "Retrying"
 
 
 class EventSpec(msgspec.Struct, frozen=True):
     type: Literal["Normal", "Warning"]
     reason: str  # CamelCase, e.g. "PodCreated", "StepFailed"
     message: str
+    #: what makes this event unique for its Task besides ``reason`` (the engine names the
+    #: Event after it, so re-planning the same transition dedupes); None = the message.
+    #: Final events use a fixed key: their message may change between two plans (a
+    #: timeout's elapsed time) but a Task ends only once.
+    key: str | None = None
 
 
 class Plan(msgspec.Struct, frozen=True):
     create_pod: dict[str, Any] | None = None  # manifest to POST (409 -> adopt if ours)
+    #: name of a pod to stop (cancel, timeout): its activeDeadlineSeconds is lowered to
+    #: status.STOP_DEADLINE, so the kubelet stops it and keeps it (and its logs)
+    stop_pod: str | None = None
     status: TaskStatus | None = None  # full new status; None = unchanged, do not patch
     events: tuple[EventSpec, ...] = ()
     requeue_after: float | None = None  # seconds; re-evaluate even without a watch event
+    #: delete the Task (its ttlSecondsAfterFinished has passed); its pods go with it
+    delete_task: bool = False
 
 
-def _event(type_: Literal["Normal", "Warning"], reason: str, message: str) -> EventSpec:
+def _event(
+    type_: Literal["Normal", "Warning"], reason: str, message: str, key: str | None = None
+) -> EventSpec:
     if len(message) > MAX_EVENT_MESSAGE:
         message = message[: MAX_EVENT_MESSAGE - 3] + "..."
-    return EventSpec(type=type_, reason=reason, message=message)
+    return EventSpec(type=type_, reason=reason, message=message, key=key)
+
+
+#: key of the one event that says how a Task ended
+FINAL_KEY: Final = "final"
 
 
 def plan(task: Task, pod: Pod | None, *, now: datetime, settings: Settings) -> Plan:
-    """What to do for ``task`` given its pod (from the cache; None when absent)."""
+    """What to do for ``task`` given the pod of its current attempt (None when absent)."""
     old = task.status
     if old is not None and old.finished:
-        return Plan()
+        return _after_finish(task, old, now, settings)
+    stop = stop_of(task, now, settings)
     create: dict[str, Any] | None = None
-    if pod is None and not (old is not None and old.pod_name):
+    if pod is None and not (old is not None and old.pod_name) and stop is None:
         try:
-            create = render_pod(task, settings)
+            create = render_pod(task, settings, current_attempt(old))
         except RenderError as e:
             status = invalid_status(task, INVALID_SPEC, f"the Task cannot run: {e}", now=now)
             return _finish(old, status, ())
     ev = evaluate(task, pod, now=now, settings=settings)
-    events: list[EventSpec] = []
-    if create is not None:
-        events.append(_event("Normal", POD_CREATED, f"Created pod {pod_name(task.metadata.name)}"))
-    events += transition_events(task, old, ev.status)
+    if _retries_left(task, ev.status):
+        return _retry(task, ev.status, now, settings)
     return Plan(
         create_pod=create,
+        stop_pod=pod.metadata.name if stop and pod is not None and needs_stop(pod) else None,
         status=None if ev.status == old else ev.status,
-        events=tuple(events),
+        events=tuple(transition_events(task, old, ev.status)),
         requeue_after=ev.requeue_after,
     )
 
 
+def _retries_left(task: Task, status: TaskStatus) -> bool:
+    cond = status.condition()
+    return (
+        status.status == FAILURE
+        and cond is not None
+        and cond.reason in RETRYABLE_REASONS
+        and current_attempt(status) <= task.spec.retries
+    )
+
+
+def _retry(task: Task, failed: TaskStatus, now: datetime, settings: Settings) -> Plan:
+    """The current attempt failed and retries are left: keep it in ``attempts`` and start the
+    next one in a new pod (its name is fixed per attempt: no attempt ever runs twice)."""
+    old = task.status
+    attempt = current_attempt(failed)
+    cond = failed.condition()
+    record = AttemptStatus(
+        attempt=attempt,
+        pod_name=failed.pod_name,
+        reason=cond.reason if cond else None,
+        message=cond.message if cond else None,
+        start_time=failed.start_time,
+        completion_time=failed.completion_time,
+        steps=failed.steps,
+    )
+    carrier = TaskStatus(
+        attempt=attempt + 1,
+        attempts=[*failed.attempts, record],
+        conditions=old.conditions if old is not None else [],
+    )
+    nxt = evaluate(
+        msgspec.structs.replace(task, status=carrier), None, now=now, settings=settings
+    ).status
+    # the failed attempt's own step events, then the retry itself (no final Failed event)
+    events = [e for e in transition_events(task, old, failed) if e.key != FINAL_KEY]
+    why = f"{cond.reason}: {cond.message}" if cond else "failed"
+    events.append(
+        _event(
+            "Warning",
+            RETRYING,
+            f"attempt {attempt} failed ({why}); starting attempt {attempt + 1} of "
+            f"{task.spec.retries + 1}",
+            f"retry/{attempt + 1}",
+        )
+    )
+    events += transition_events(task, failed, nxt)
+    return Plan(
+        create_pod=render_pod(task, settings, attempt + 1),
+        status=nxt,
+        events=tuple(events),
+    )
+
+
+def _after_finish(task: Task, old: TaskStatus, now: datetime, settings: Settings) -> Plan:
+    """A finished Task never changes; it is only deleted once its TTL has passed."""
+    ttl = task.spec.ttl_seconds_after_finished
+    if ttl is None:
+        if settings.default_ttl_after_finished is None:
+            return Plan()
+        ttl = int(settings.default_ttl_after_finished)
+    cond = old.condition()
+    ended = old.completion_time or (cond.last_transition_time if cond else None)
+    if ended is None:  # a status written by hand: count from now on
+        return Plan(requeue_after=float(ttl))
+    left = (parse_time(ended) - now).total_seconds() + ttl
+    return Plan(delete_task=True) if left <= 0 else Plan(requeue_after=left)
+
+
 def _finish(old: TaskStatus | None, status: TaskStatus, events: tuple[EventSpec, ...]) -> Plan:
     cond = status.condition()
-    final = _event("Warning", FAILED, f"{cond.reason}: {cond.message}") if cond else None
+    final = _event("Warning", FAILED, f"{cond.reason}: {cond.message}", FINAL_KEY) if cond else None
     return Plan(status=status, events=events + ((final,) if final else ()))
 
 
@@ -146,13 +242,22 @@ def _started(s: StepStatus | None) -> bool:
 
 
 def transition_events(task: Task, old: TaskStatus | None, new: TaskStatus) -> list[EventSpec]:
-    """Events telling what changed from ``old`` to ``new`` (nothing when nothing did)."""
+    """Events telling what changed from ``old`` to ``new`` (nothing when nothing did).
+
+    Every event is derived from the two statuses alone, so a reconcile that could not record
+    its events (and therefore did not write ``new``) plans the same ones again.
+    """
     out: list[EventSpec] = []
+    if new.pod_name and new.pod_name != (old.pod_name if old is not None else None):
+        out.append(_event("Normal", POD_CREATED, f"Created pod {new.pod_name}"))
     before = {s.name: s for s in old.steps} if old is not None else {}
     n = len(new.steps)
+    # a retry repeats every step: the attempt keeps its events apart from the earlier ones
+    attempt = current_attempt(new)
+    of_attempt = f", attempt {attempt}" if attempt > 1 else ""
     for i, s in enumerate(new.steps):
         prev = before.get(s.name)
-        label = f"step {s.name} ({i + 1}/{n})"
+        label = f"step {s.name} ({i + 1}/{n}{of_attempt})"
         if _started(s) and not _started(prev) and s.started_at:
             out.append(_event("Normal", STEP_STARTED, f"Started {label}"))
         was_done = prev is not None and prev.state == STEP_TERMINATED
@@ -172,10 +277,15 @@ def transition_events(task: Task, old: TaskStatus | None, new: TaskStatus) -> li
     old_cond = old.condition() if old is not None else None
     if new.status == SUCCESSFUL and (old is None or old.status != SUCCESSFUL):
         took = f" in {new.duration}" if new.duration else ""
-        out.append(_event("Normal", SUCCEEDED, f"All {n} steps succeeded{took}"))
+        out.append(_event("Normal", SUCCEEDED, f"All {n} steps succeeded{took}", FINAL_KEY))
+    elif new.status == CANCELLED and (old is None or old.status != CANCELLED):
+        message = new_cond.message if new_cond is not None else "cancelled"
+        out.append(_event("Warning", CANCELLED_EVENT, message or "cancelled", FINAL_KEY))
     elif new.status == FAILURE and (old is None or old.status != FAILURE):
         if new_cond is not None:
-            out.append(_event("Warning", FAILED, f"{new_cond.reason}: {new_cond.message}"))
+            out.append(
+                _event("Warning", FAILED, f"{new_cond.reason}: {new_cond.message}", FINAL_KEY)
+            )
     elif (
         new_cond is not None
         and new_cond.reason in PROBLEM_REASONS

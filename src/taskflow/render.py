@@ -1,8 +1,9 @@
 """Task -> Pod: the pod the operator creates for a Task (pure; no cluster needed).
 
-* One pod per Task, named :func:`pod_name` (``<task>-pod``, hash-shortened past 63
-  characters), ``restartPolicy: Never``, the labels of :mod:`taskflow.labels` and a controller
-  owner reference to the Task (``blockOwnerDeletion``).
+* One pod per Task and attempt, named :func:`pod_name` (``<task>-pod``, ``<task>-pod-2``
+  for the first retry, hash-shortened past 63 characters), ``restartPolicy: Never``, the
+  labels of :mod:`taskflow.labels` and a controller owner reference to the Task
+  (``blockOwnerDeletion``).
 * Steps run in spec order as the pod's init containers, except the last step, which is the
   pod's regular container. The kubelet enforces the order, stops at the first failure even
   while the operator is down, and sizes the pod by the largest step (max, not sum). Container
@@ -37,6 +38,7 @@ from taskflow.api.task import (
     Task,
 )
 from taskflow.labels import (
+    ATTEMPT_LABEL,
     MANAGED_BY_LABEL,
     MANAGED_BY_VALUE,
     TASK_NAME_LABEL,
@@ -60,13 +62,16 @@ def _hash(text: str, n: int = 8) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:n]
 
 
-def pod_name(task_name: str) -> str:
-    """``<task-name>-pod``; past 63 characters ``<prefix>-<hash8>-pod`` (63 characters)."""
-    name = task_name + POD_SUFFIX
+def pod_name(task_name: str, attempt: int = 1) -> str:
+    """``<task-name>-pod`` (``<task-name>-pod-<attempt>`` for a retry); past 63 characters
+    ``<prefix>-<hash8>-pod[-<attempt>]`` (63 characters). One name per attempt, so that no
+    attempt ever runs twice (a second create is a 409)."""
+    suffix = POD_SUFFIX if attempt == 1 else f"{POD_SUFFIX}-{attempt}"
+    name = task_name + suffix
     if len(name) <= MAX_NAME:
         return name
-    keep = MAX_NAME - len(POD_SUFFIX) - 9
-    return f"{task_name[:keep].rstrip('-.')}-{_hash(task_name)}{POD_SUFFIX}"
+    keep = MAX_NAME - len(suffix) - 9
+    return f"{task_name[:keep].rstrip('-.')}-{_hash(task_name)}{suffix}"
 
 
 def label_value(value: str) -> str:
@@ -76,11 +81,12 @@ def label_value(value: str) -> str:
     return f"{value[: MAX_NAME - 9].rstrip('-._')}-{_hash(value)}"
 
 
-def pod_labels(task: Task) -> dict[str, str]:
+def pod_labels(task: Task, attempt: int = 1) -> dict[str, str]:
     return {
         MANAGED_BY_LABEL: MANAGED_BY_VALUE,
         TASK_NAME_LABEL: label_value(task.metadata.name),
         TASK_UID_LABEL: task.metadata.uid,
+        ATTEMPT_LABEL: str(attempt),
     }
 
 
@@ -133,8 +139,10 @@ def spec_problem(task: Task) -> str | None:
     return None
 
 
-def render_pod(task: Task, settings: Settings = DEFAULT_SETTINGS) -> dict[str, Any]:
-    """The core/v1 Pod manifest for ``task`` (a dict ready to POST).
+def render_pod(
+    task: Task, settings: Settings = DEFAULT_SETTINGS, attempt: int = 1
+) -> dict[str, Any]:
+    """The core/v1 Pod manifest for ``task``'s ``attempt`` (a dict ready to POST).
 
     Raises :class:`RenderError` for the Tasks :func:`spec_problem` describes.
     """
@@ -165,10 +173,10 @@ def render_pod(task: Task, settings: Settings = DEFAULT_SETTINGS) -> dict[str, A
         ]
         volumes.append({"name": SCRIPTS_VOLUME, "downwardAPI": {"items": items}})
 
-    meta: dict[str, Any] = {"name": pod_name(task.metadata.name)}
+    meta: dict[str, Any] = {"name": pod_name(task.metadata.name, attempt)}
     if task.metadata.namespace:
         meta["namespace"] = task.metadata.namespace
-    meta["labels"] = pod_labels(task)
+    meta["labels"] = pod_labels(task, attempt)
     if annotations:
         meta["annotations"] = annotations
     meta["ownerReferences"] = [

@@ -18,9 +18,21 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     #: A step stuck in ``CreateContainerConfigError`` (missing Secret / ConfigMap / key) or
     #: ``CreateContainerError`` this long fails the Task with ``ContainerConfigError``.
     config_error_timeout: float = 120.0
+    #: A Task without ``spec.timeout`` fails ``TimedOut`` this long after its creation, so
+    #: that no Task waits forever by default (Tekton's default too). 0 = no limit.
+    default_timeout: float = 3600.0
+    #: A finished Task without ``spec.ttlSecondsAfterFinished`` is deleted this long after it
+    #: finished. None = kept.
+    default_ttl_after_finished: float | None = None
 
     def __post_init__(self) -> None:
-        if self.image_pull_timeout < 0 or self.config_error_timeout < 0:
+        timeouts = (
+            self.image_pull_timeout,
+            self.config_error_timeout,
+            self.default_timeout,
+            self.default_ttl_after_finished or 0.0,
+        )
+        if any(t < 0 for t in timeouts):
             raise ValueError("timeouts must not be negative")
 
 

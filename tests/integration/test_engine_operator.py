@@ -522,6 +522,63 @@ async def test_restart_mid_run_creates_no_second_pod_and_continues(
     assert reasons.count("StepStarted") == 3
 
 
+async def test_events_are_recorded_before_the_status_that_follows_them(
+    admin: Kube, ns: str, kubeconfig: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Issue 12: events used to go out concurrently with the status patch, so a reader (or an
+    # operator stopped right then) could see a status whose events were still in flight and
+    # lose them. Slow every event POST down and stop the operator the moment the final
+    # status is visible: every transition's Event must already be there, once.
+    async with operator(kubeconfig, ns) as op:
+        real = op.writer.record_event
+
+        async def slow(*args: Any) -> bool:
+            await anyio.sleep(0.3)
+            return await real(*args)
+
+        monkeypatch.setattr(op.writer, "record_event", slow)
+        task = await create_task(admin, ns, "slow", steps("a", "b"))
+        uid = task["metadata"]["uid"]
+        pod = await the_pod(admin, ns, uid)
+        await kubelet(admin, pod, "Pending", {"a": ("running", 1)})
+        await status_is(admin, ns, "slow", status="Running")
+        done = {"a": ("terminated", 0, 1, 2), "b": ("terminated", 0, 3, 4)}
+        await kubelet(admin, pod, "Succeeded", done)
+        await status_is(admin, ns, "slow", status="Successful")
+    reasons = sorted(e["reason"] for e in await events_of(admin, ns, uid))
+    expected = ["PodCreated", "Succeeded"] + ["StepStarted"] * 2 + ["StepSucceeded"] * 2
+    assert [r for r in reasons if r != "Unschedulable"] == sorted(expected)
+
+
+async def test_a_failed_event_post_is_retried_before_the_status_moves_on(
+    admin: Kube, ns: str, kubeconfig: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async with operator(kubeconfig, ns) as op:
+        real = op.writer.record_event
+        refused: list[str] = []
+
+        async def flaky(ref: Any, event: Any, now: Any) -> bool:
+            if event.reason == "StepStarted" and not refused:
+                refused.append(event.message)
+                raise ApiError(500, b"etcdserver: request timed out")
+            return bool(await real(ref, event, now))
+
+        monkeypatch.setattr(op.writer, "record_event", flaky)
+        task = await create_task(admin, ns, "flaky", steps("a"))
+        uid = task["metadata"]["uid"]
+        pod = await the_pod(admin, ns, uid)
+        await kubelet(admin, pod, "Pending", {"a": ("running", 1)})
+        await status_is(admin, ns, "flaky", status="Running")
+        assert refused, "the failing POST was never tried"
+        await kubelet(admin, pod, "Succeeded", {"a": ("terminated", 0, 1, 2)})
+        await status_is(admin, ns, "flaky", status="Successful")
+    seen = [(e["reason"], e["message"]) for e in await events_of(admin, ns, uid)]
+    assert len(seen) == len(set(seen)), f"duplicate events: {seen}"
+    assert sorted(r for r, _ in seen if r != "Unschedulable") == sorted(
+        ["PodCreated", "StepStarted", "StepSucceeded", "Succeeded"]
+    )
+
+
 async def test_existing_pod_is_adopted_when_ours_and_refused_when_not(
     admin: Kube, ns: str, kubeconfig: str
 ) -> None:
@@ -815,10 +872,18 @@ async def test_leader_election_one_reconciles_the_other_takes_over(
 
 #: docs/design.md's RBAC table, verbatim: the operator may make no other API call.
 DESIGN_RBAC_RULES = [
-    {"apiGroups": ["api.practice.com"], "resources": ["tasks"], "verbs": ["get", "list", "watch"]},
+    {
+        "apiGroups": ["api.practice.com"],
+        "resources": ["tasks"],
+        "verbs": ["get", "list", "watch", "delete"],
+    },
     {"apiGroups": ["api.practice.com"], "resources": ["tasks/status"], "verbs": ["get", "patch"]},
     {"apiGroups": ["api.practice.com"], "resources": ["tasks/finalizers"], "verbs": ["update"]},
-    {"apiGroups": [""], "resources": ["pods"], "verbs": ["get", "list", "watch", "create"]},
+    {
+        "apiGroups": [""],
+        "resources": ["pods"],
+        "verbs": ["get", "list", "watch", "create", "patch"],
+    },
     {"apiGroups": [""], "resources": ["events"], "verbs": ["create", "patch"]},
     {
         "apiGroups": ["coordination.k8s.io"],

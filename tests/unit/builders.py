@@ -11,8 +11,8 @@ from taskflow.render import pod_name
 from taskflow.settings import Settings
 
 T0 = datetime(2024, 1, 6, 22, 19, 24, tzinfo=UTC)
-#: the timeouts the status and reconcile tables are written for
-SETTINGS = Settings(image_pull_timeout=300, config_error_timeout=120)
+#: the tables of the other behaviours run without the default Task timeout (test_lifecycle has it)
+SETTINGS = Settings(image_pull_timeout=300, config_error_timeout=120, default_timeout=0)
 ABC = ("a", "b", "c")
 
 
@@ -117,10 +117,13 @@ def pod_dict(
     message: str | None = None,
     conditions: list[dict[str, Any]] | None = None,
     deleting: bool = False,
+    node: str | None = "node-1",
+    attempt: int = 1,
+    deadline: int | None = None,
 ) -> dict[str, Any]:
     names = [s.name for s in t.spec.steps]
     meta: dict[str, Any] = {
-        "name": pod_name(t.metadata.name),
+        "name": pod_name(t.metadata.name, attempt),
         "namespace": t.metadata.namespace,
         "uid": "pod-uid",
         "creationTimestamp": ts(-1),
@@ -141,16 +144,15 @@ def pod_dict(
         status["initContainerStatuses"] = init
     if main is not None:
         status["containerStatuses"] = main
-    return {
-        "apiVersion": "v1",
-        "kind": "Pod",
-        "metadata": meta,
-        "spec": {
-            "initContainers": [{"name": n, "image": "x"} for n in names[:-1]],
-            "containers": [{"name": names[-1], "image": "x"}],
-        },
-        "status": status,
+    spec: dict[str, Any] = {
+        "initContainers": [{"name": n, "image": "x"} for n in names[:-1]],
+        "containers": [{"name": names[-1], "image": "x"}],
     }
+    if node is not None:
+        spec["nodeName"] = node
+    if deadline is not None:
+        spec["activeDeadlineSeconds"] = deadline
+    return {"apiVersion": "v1", "kind": "Pod", "metadata": meta, "spec": spec, "status": status}
 
 
 def pod(t: Task, init: list[Any] | None = None, main: list[Any] | None = None, **kw: Any) -> Pod:

@@ -26,6 +26,7 @@ from taskflow.api.schema import (
     structural_errors,
     walk,
 )
+from taskflow.api.task import CANCEL_FINAL_MESSAGE, SPEC_IMMUTABLE_MESSAGE
 
 ROOT = Path(__file__).resolve().parents[2]
 SWAGGER = Path.home() / "go/pkg/mod/k8s.io/kubernetes@v1.34.4/api/openapi-spec/swagger.json"
@@ -73,10 +74,11 @@ def test_printer_columns() -> None:
         ("AGE", ".metadata.creationTimestamp"),
         ("REASON", '.status.conditions[?(@.type=="Succeeded")].reason'),
         ("POD", ".status.podName"),
+        ("ATTEMPT", ".status.attempt"),
     ]
     assert cols[4]["type"] == "date"
     # the seed's five columns by default; the rest only with -o wide
-    assert [c.get("priority", 0) for c in cols] == [0, 0, 0, 0, 0, 1, 1]
+    assert [c.get("priority", 0) for c in cols] == [0, 0, 0, 0, 0, 1, 1, 1]
 
 
 def test_schema_is_structural() -> None:
@@ -186,7 +188,13 @@ def test_every_pod_template_and_status_field_is_in_the_schema() -> None:
         "observedGeneration",
     }
     assert status["startTime"]["format"] == "date-time"
-    assert status["status"]["enum"] == ["Pending", "Running", "Successful", "Failure"]
+    assert status["status"]["enum"] == [
+        "Pending",
+        "Running",
+        "Successful",
+        "Failure",
+        "Cancelled",
+    ]
     step = status["steps"]["items"]
     assert step["properties"]["state"]["enum"] == ["Waiting", "Running", "Terminated", "NotRun"]
     assert set(step["properties"]) == {
@@ -300,7 +308,9 @@ def test_cel_rules_have_messages() -> None:
         assert r["rule"], path
         assert r["message"], path
     by_message = {r["message"]: path for path, r in rules}
-    assert by_message["spec is immutable: delete and re-create the Task to change it"] == ".spec"
+    assert by_message[SPEC_IMMUTABLE_MESSAGE] == ".spec"
+    assert by_message[CANCEL_FINAL_MESSAGE] == ".spec"
+    assert by_message["must be a duration such as 30s, 10m or 1h30m"] == ".spec.timeout"
     assert by_message["step names must be unique"] == ".spec.steps"
     assert by_message["a step has either script or command, not both"] == ".spec.steps[]"
 

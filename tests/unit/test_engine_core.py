@@ -269,6 +269,7 @@ class FakeWriter(Writer):
         self.events: list[EventSpec] = []
         self.create_result: CreateResult | None = None
         self.status_error: Exception | None = None
+        self.event_error: Exception | None = None
 
     async def create_pod(self, task: TaskRef, manifest: dict[str, Any]) -> CreateResult:
         self.created.append(manifest)
@@ -289,6 +290,8 @@ class FakeWriter(Writer):
         return object()
 
     async def record_event(self, task: TaskRef, event: EventSpec, now: datetime) -> bool:
+        if self.event_error is not None and event.reason == "PodCreated":
+            raise self.event_error
         self.events.append(event)
         return True
 
@@ -317,6 +320,28 @@ async def test_new_task_creates_pod_then_events_and_status() -> None:
     assert [e.reason for e in w.events] == ["PodCreated"]
     assert len(w.statuses) == 1
     assert w.statuses[0].pod_name == "demo-pod"
+
+
+async def test_a_status_is_written_only_after_its_events_are_recorded() -> None:
+    r, w, _ = reconciler(task_dict(step("a"), step("b")))
+    w.event_error = ApiError(500, b"etcd timeout")
+    with pytest.raises(ApiError):
+        await r.reconcile(UID)
+    assert not w.statuses  # the old status stays: the next try plans the same events
+    assert [m["metadata"]["name"] for m in w.created] == ["demo-pod"]
+    w.event_error = None
+    await r.reconcile(UID)
+    assert [m["metadata"]["name"] for m in w.created] == ["demo-pod"]  # no second pod
+    assert [e.reason for e in w.events] == ["PodCreated"]
+    assert len(w.statuses) == 1
+
+
+def test_event_names_follow_the_key_not_a_final_message() -> None:
+    a = EventSpec(type="Warning", reason="Failed", message="ImagePullFailed: for 5m0s", key="f")
+    b = EventSpec(type="Warning", reason="Failed", message="ImagePullFailed: for 5m1s", key="f")
+    assert event_name("t", UID, a.reason, a.key or a.message) == event_name(
+        "t", UID, b.reason, b.key or b.message
+    )
 
 
 async def test_adopted_pod_requeues_without_writing() -> None:

@@ -228,7 +228,8 @@ def test_problem_events_once_per_reason() -> None:
             tt = with_status(p.status, "a")
         if now < 300:
             assert p.requeue_after == pytest.approx(300 - now)
-    assert story == [["ImagePullBackOff"], [], [], ["Failed"]]
+    # the Task had no status yet: this reconcile is the first to name the pod
+    assert story == [["PodCreated", "ImagePullBackOff"], [], [], ["Failed"]]
 
 
 def test_unschedulable_event() -> None:
@@ -242,7 +243,10 @@ def test_unschedulable_event() -> None:
         }
     ]
     p = plan(t, pod(t, None, None, start=None, conditions=cond), now=at(1), settings=SETTINGS)
-    assert [(e.type, e.reason) for e in p.events] == [("Warning", "Unschedulable")]
+    assert [(e.type, e.reason) for e in p.events] == [
+        ("Normal", "PodCreated"),
+        ("Warning", "Unschedulable"),
+    ]
     assert p.status is not None
     assert p.status.status == "Pending"
     assert p.requeue_after is None
@@ -342,4 +346,45 @@ def test_task_stored_without_schema_is_invalid_spec() -> None:
 def test_transition_events_from_nothing() -> None:
     t = steps_task("a")
     s = compute_status(t, None, now=at(0), settings=SETTINGS)
-    assert transition_events(t, None, s) == []
+    assert [e.reason for e in transition_events(t, None, s)] == ["PodCreated"]
+    assert transition_events(t, s, s) == []
+
+
+def test_pod_created_before_a_crash_is_still_announced_once() -> None:
+    # the operator created the pod and died before writing any status: the next plan sees
+    # the pod (no second create) and still records the PodCreated transition
+    t = steps_task(*ABC)
+    pd = pod(t, [running("a", 5)], [waiting("c", "PodInitializing")])
+    p = plan(t, pd, now=at(6), settings=SETTINGS)
+    assert p.create_pod is None
+    assert reasons(p) == ["PodCreated", "StepStarted"]
+    assert p.status is not None
+    t2 = with_status(p.status, *ABC)
+    assert "PodCreated" not in reasons(plan(t2, pd, now=at(7), settings=SETTINGS))
+
+
+def test_a_replanned_transition_yields_the_same_event_keys() -> None:
+    # first plan: b running; its events could not be recorded, so the status stayed old;
+    # the retry sees b already finished: the StepStarted event must be the same one, and
+    # the final event's key does not depend on its message
+    t = steps_task(*ABC)
+    first = pod(t, [terminated("a", 0, 2, 4), running("b", 5)], [waiting("c", "PodInitializing")])
+    s0 = compute_status(
+        t,
+        pod(t, [running("a", 2)], [waiting("c", "PodInitializing")]),
+        now=at(3),
+        settings=SETTINGS,
+    )
+    t0 = with_status(s0, *ABC)
+    retry = pod(
+        t,
+        [terminated("a", 0, 2, 4), terminated("b", 3, 5, 6)],
+        [waiting("c", "PodInitializing")],
+        phase="Failed",
+    )
+    p1 = plan(t0, first, now=at(5), settings=SETTINGS)
+    p2 = plan(t0, retry, now=at(7), settings=SETTINGS)
+    key = {(e.reason, e.key or e.message) for e in p1.events}
+    assert key <= {(e.reason, e.key or e.message) for e in p2.events}
+    final = [e for e in p2.events if e.reason == "Failed"]
+    assert [e.key for e in final] == ["final"]

@@ -11,6 +11,7 @@ import pytest
 
 from taskflow.api import Step, Task, load_task_yaml
 from taskflow.labels import (
+    ATTEMPT_LABEL,
     MANAGED_BY_LABEL,
     TASK_NAME_LABEL,
     TASK_UID_LABEL,
@@ -107,6 +108,7 @@ def test_metadata_labels_owner() -> None:
         MANAGED_BY_LABEL: "taskflow",
         TASK_NAME_LABEL: "demo",
         TASK_UID_LABEL: "u-1",
+        ATTEMPT_LABEL: "1",
     }
     assert meta["ownerReferences"] == [
         {

@@ -64,7 +64,7 @@ RBAC they need"). Leases are granted separately, in the release namespace only.
 {{- define "taskflow.rules" -}}
 - apiGroups: ["api.practice.com"]
   resources: ["tasks"]
-  verbs: ["get", "list", "watch"]
+  verbs: ["get", "list", "watch", "delete"]
 - apiGroups: ["api.practice.com"]
   resources: ["tasks/status"]
   verbs: ["get", "patch"]
@@ -73,7 +73,7 @@ RBAC they need"). Leases are granted separately, in the release namespace only.
   verbs: ["update"]
 - apiGroups: [""]
   resources: ["pods"]
-  verbs: ["get", "list", "watch", "create"]
+  verbs: ["get", "list", "watch", "create", "patch"]
 - apiGroups: [""]
   resources: ["events"]
   verbs: ["create", "patch"]

@@ -43,6 +43,13 @@ PRINTER_COLUMNS: Final = [
         "description": "The pod running the steps (`kubectl logs <pod> -c <step>`).",
         "jsonPath": ".status.podName",
     },
+    {
+        "name": "Attempt",
+        "type": "integer",
+        "priority": 1,
+        "description": "Which attempt is shown (spec.retries: 1 is the first run).",
+        "jsonPath": ".status.attempt",
+    },
 ]
 
 

@@ -13,6 +13,7 @@ from typing import Annotated, Any, ClassVar, Final, Literal
 
 import msgspec
 
+from taskflow.api.duration import DURATION_HINT, DURATION_PATTERN
 from taskflow.api.meta import ObjectMeta
 
 GROUP: Final = "api.practice.com"
@@ -46,8 +47,10 @@ PENDING: Final = "Pending"
 RUNNING: Final = "Running"
 SUCCESSFUL: Final = "Successful"
 FAILURE: Final = "Failure"
-STATUS_WORDS: Final = (PENDING, RUNNING, SUCCESSFUL, FAILURE)
-FINISHED: Final = frozenset({SUCCESSFUL, FAILURE})
+CANCELLED: Final = "Cancelled"
+STATUS_WORDS: Final = (PENDING, RUNNING, SUCCESSFUL, FAILURE, CANCELLED)
+FINISHED: Final = frozenset({SUCCESSFUL, FAILURE, CANCELLED})
+MAX_RETRIES: Final = 10
 
 # --- step states ---
 STEP_WAITING: Final = "Waiting"
@@ -255,8 +258,21 @@ Steps = Annotated[
 ]
 
 
+Duration = Annotated[
+    str,
+    msgspec.Meta(max_length=64),
+    _rules(
+        _rule(
+            f"self.matches('{DURATION_PATTERN}')",
+            f"must be {DURATION_HINT}",
+            f"'\"' + self + '\" is not {DURATION_HINT}'",
+        )
+    ),
+]
+
+
 class TaskSpec(msgspec.Struct, rename="camel", omit_defaults=True, kw_only=True):
-    """What to run. Immutable: delete and re-create the Task to change it."""
+    """What to run. Immutable except ``cancel``: delete and re-create the Task to change it."""
 
     steps: Steps
     pod_template: PodTemplate | None = None
@@ -273,9 +289,80 @@ class TaskSpec(msgspec.Struct, rename="camel", omit_defaults=True, kw_only=True)
         ]
         | None
     ) = None
+    timeout: (
+        Annotated[
+            Duration,
+            _doc(
+                "How long the Task may take, counted from its creation (time spent pending, "
+                "pulling images and in every attempt included), e.g. 30m or 1h30m. Past it "
+                "the running step is stopped and the Task ends in Failure with reason "
+                "TimedOut. Unset: the operator's --default-timeout (1h unless changed)."
+            ),
+        ]
+        | None
+    ) = None
+    retries: Annotated[
+        int,
+        msgspec.Meta(
+            ge=0,
+            le=MAX_RETRIES,
+            description=(
+                "How many times to run the Task again, each time in a new pod, after a "
+                "failure its steps caused (StepFailed, OOMKilled, Evicted, PodDeleted, "
+                "ImagePullFailed, ...). Never after Cancelled, TimedOut, InvalidSpec or "
+                "InvalidPodSpec. status.attempts keeps every earlier attempt."
+            ),
+        ),
+    ] = 0
+    ttl_seconds_after_finished: (
+        Annotated[
+            int,
+            msgspec.Meta(
+                ge=0,
+                description=(
+                    "Delete the Task (and with it its pods) this many seconds after it "
+                    "finished. Unset: the operator's --default-ttl-after-finished (off "
+                    "unless set)."
+                ),
+            ),
+        ]
+        | None
+    ) = None
+    cancel: Annotated[
+        bool,
+        _doc(
+            "Set to true to stop the Task: the running step gets SIGTERM (SIGKILL after the "
+            "pod's grace period), later steps never start, the pod and its logs are kept, "
+            "and the Task ends Cancelled. The only field that may change after creation, "
+            "and only from false to true."
+        ),
+    ] = False
 
 
-SPEC_IMMUTABLE_MESSAGE: Final = "spec is immutable: delete and re-create the Task to change it"
+SPEC_IMMUTABLE_MESSAGE: Final = (
+    "spec is immutable except spec.cancel: delete and re-create the Task to change it"
+)
+CANCEL_FINAL_MESSAGE: Final = "a cancel cannot be undone: spec.cancel stays true once set"
+
+
+def _unchanged_except(*mutable: str) -> str:
+    """CEL: every field of TaskSpec but ``mutable`` is as it was (also never added/removed)."""
+    fields = [
+        f.encode_name for f in msgspec.structs.fields(TaskSpec) if f.encode_name not in mutable
+    ]
+    return " && ".join(
+        f"(has(self.{f}) ? (has(oldSelf.{f}) && self.{f} == oldSelf.{f}) : !has(oldSelf.{f}))"
+        for f in fields
+    )
+
+
+SPEC_RULES: Final = _rules(
+    _rule(_unchanged_except("cancel"), SPEC_IMMUTABLE_MESSAGE),
+    _rule(
+        "!has(oldSelf.cancel) || !oldSelf.cancel || (has(self.cancel) && self.cancel)",
+        CANCEL_FINAL_MESSAGE,
+    ),
+)
 
 
 class StepStatus(msgspec.Struct, rename="camel", omit_defaults=True, kw_only=True):
@@ -306,15 +393,30 @@ class Condition(msgspec.Struct, rename="camel", omit_defaults=True, kw_only=True
     last_transition_time: Annotated[str, _datetime] | None = None
 
 
+class AttemptStatus(msgspec.Struct, rename="camel", omit_defaults=True, kw_only=True):
+    """An earlier attempt of a Task with ``retries`` (``status.attempts``, oldest first)."""
+
+    attempt: Annotated[int, _doc("1 for the first run, 2 for the first retry, ...")]
+    pod_name: Annotated[str, _doc("The pod of that attempt (kept until the Task goes).")] | None = (
+        None
+    )
+    reason: Annotated[str, _doc("Why the attempt failed, e.g. StepFailed.")] | None = None
+    message: str | None = None
+    start_time: Annotated[str, _datetime] | None = None
+    completion_time: Annotated[str, _datetime] | None = None
+    steps: Annotated[list[StepStatus], _doc("The steps of that attempt, in spec order.")] = []
+
+
 class TaskStatus(msgspec.Struct, rename="camel", omit_defaults=True, kw_only=True):
-    """Observed state of a Task. Never changes again once ``status`` is Successful/Failure."""
+    """Observed state of a Task. Never changes again once ``status`` is Successful, Failure
+    or Cancelled."""
 
     status: (
         Annotated[
             str,
             msgspec.Meta(
                 extra_json_schema={"enum": list(STATUS_WORDS)},
-                description="Pending, Running, Successful or Failure.",
+                description="Pending, Running, Successful, Failure or Cancelled.",
             ),
         ]
         | None
@@ -349,6 +451,12 @@ class TaskStatus(msgspec.Struct, rename="camel", omit_defaults=True, kw_only=Tru
     observed_generation: (
         Annotated[int, _doc("The metadata.generation this status was computed for.")] | None
     ) = None
+    attempt: (
+        Annotated[int, _doc("Which attempt this status describes (1 = the first run).")] | None
+    ) = None
+    attempts: Annotated[
+        list[AttemptStatus], _doc("Earlier attempts (spec.retries), oldest first.")
+    ] = []
 
     @property
     def finished(self) -> bool:
@@ -365,5 +473,5 @@ class Task(msgspec.Struct, rename="camel", omit_defaults=True, kw_only=True):
     api_version: str = API_VERSION
     kind: str = KIND
     metadata: ObjectMeta = msgspec.field(default_factory=ObjectMeta)
-    spec: Annotated[TaskSpec, _rules(_rule("self == oldSelf", SPEC_IMMUTABLE_MESSAGE))]
+    spec: Annotated[TaskSpec, SPEC_RULES]
     status: TaskStatus | None = None

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-import asyncio
 import enum
 import logging
 import time
 from collections.abc import Callable, MutableMapping
 from datetime import UTC, datetime
 from typing import Any
+
+import anyio
 
 from taskflow import reconcile, render
 from taskflow.api.task import FINISHED, TaskStatus
@@ -19,6 +20,7 @@ from taskflow.engine.writer import Created, TaskRef, Writer, status_dict
 from taskflow.metrics import CONTROLLER, Metrics
 from taskflow.reconcile import EventSpec, Plan
 from taskflow.settings import Settings
+from taskflow.status import current_attempt
 
 log = logging.getLogger("taskflow.reconcile")
 
@@ -95,8 +97,15 @@ class Reconciler:
             plan = reconcile.undecodable(entry.raw_status, entry.error, now=now)
         else:
             old_status = entry.status
-            pod = self.cache.pod_for(uid, render.pod_name(entry.metadata.name))
+            name = render.pod_name(entry.metadata.name, current_attempt(entry.status))
+            pod = self.cache.pod_for(uid, name)
+            if pod is not None and pod.metadata.name != name:
+                pod = None  # an earlier attempt's pod: the current one is not there yet
             plan = reconcile.plan(entry, pod, now=now, settings=self.settings)
+            if plan.delete_task:
+                if await self.writer.delete_task(ref):
+                    tlog.info("deleted: finished and past its ttlSecondsAfterFinished")
+                return Outcome.SUCCESS, None
             if plan.create_pod is not None:
                 result = await self.writer.create_pod(ref, plan.create_pod)
                 if result.outcome is Created.CREATED:
@@ -129,19 +138,17 @@ class Reconciler:
         tlog: TaskLogger,
         now: datetime,
     ) -> None:
-        # Events and the status patch go out concurrently. If the patch fails, the retry
-        # plans the same events again and their deterministic names dedupe them (409).
-        # Events are best effort: they never fail a reconcile.
-        recording = [
-            asyncio.create_task(self._record(ref, event, now, tlog)) for event in plan.events
-        ]
-        try:
-            if plan.status is None:
-                return
-            updated = await self.writer.patch_status(ref, old_status, plan.status)
-        finally:
-            if recording:
-                await asyncio.gather(*recording)
+        if plan.stop_pod is not None:
+            await self.writer.stop_pod(ref, plan.stop_pod)
+            tlog.info("asked pod %s to stop", plan.stop_pod)
+        # Events first, then the status: a status is written only once every event of its
+        # transition is recorded. A failed event POST raises (the reconcile is retried with
+        # backoff) and leaves the old status in place, so the retry plans the same events
+        # again; their deterministic names turn the ones already recorded into 409s.
+        await self._record_all(ref, plan.events, now, tlog)
+        if plan.status is None:
+            return
+        updated = await self.writer.patch_status(ref, old_status, plan.status)
         if updated is None:
             return
         new_word = plan.status.status or "Pending"
@@ -151,14 +158,25 @@ class Reconciler:
         if new_word in FINISHED and old_word not in FINISHED:
             self._observe_duration(entry, plan.status)
 
-    async def _record(
-        self, ref: TaskRef, event: EventSpec, now: datetime, tlog: TaskLogger
+    async def _record_all(
+        self, ref: TaskRef, events: tuple[EventSpec, ...], now: datetime, tlog: TaskLogger
     ) -> None:
-        try:
-            if await self.writer.record_event(ref, event, now):
-                tlog.info("event %s %s: %s", event.type, event.reason, event.message)
-        except Exception as exc:
-            tlog.warning("could not record event %s: %s", event.reason, exc)
+        """Record ``events`` concurrently; raise the first failure once all have been tried."""
+        failures: list[Exception] = []
+
+        async def record(event: EventSpec) -> None:
+            try:
+                if await self.writer.record_event(ref, event, now):
+                    tlog.info("event %s %s: %s", event.type, event.reason, event.message)
+            except Exception as exc:
+                tlog.warning("could not record event %s: %s", event.reason, exc)
+                failures.append(exc)
+
+        async with anyio.create_task_group() as tg:
+            for event in events:
+                tg.start_soon(record, event)
+        if failures:
+            raise failures[0]
 
     def _observe_duration(self, entry: TaskEntry, status: TaskStatus) -> None:
         end = _parse_time(status.completion_time)

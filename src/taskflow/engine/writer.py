@@ -4,7 +4,10 @@
 * ``PATCH tasks/<name>/status`` as a JSON merge patch, only when the status changed, with
   the cached resourceVersion as precondition (a stale cache gets 409 and a retry, never
   overwrites a newer status);
-* ``POST events`` with a deterministic name; 409 means already recorded.
+* ``PATCH pods/<name>`` lowering ``activeDeadlineSeconds`` to stop a pod (cancel, timeout);
+* ``DELETE tasks/<name>`` (UID precondition, background propagation) after its TTL;
+* ``POST events`` with a deterministic name (Task UID, reason and the event's key); 409
+  means already recorded.
 """
 
 from __future__ import annotations
@@ -36,6 +39,7 @@ from taskflow.engine.watch import Resource
 from taskflow.labels import TASK_UID_LABEL
 from taskflow.metrics import Metrics
 from taskflow.reconcile import EventSpec
+from taskflow.status import STOP_DEADLINE
 
 log = logging.getLogger("taskflow.writer")
 
@@ -91,9 +95,9 @@ class CreateResult:
     message: str = ""
 
 
-def event_name(task: str, uid: str, reason: str, message: str) -> str:
-    """``<task>.<16 hex chars>``: the same (Task, reason, message) always maps to one name."""
-    digest = hashlib.sha256(f"{uid}\x00{reason}\x00{message}".encode()).hexdigest()[:16]
+def event_name(task: str, uid: str, reason: str, key: str) -> str:
+    """``<task>.<16 hex chars>``: the same (Task, reason, key) always maps to one name."""
+    digest = hashlib.sha256(f"{uid}\x00{reason}\x00{key}".encode()).hexdigest()[:16]
     return f"{task[: 253 - 17]}.{digest}"
 
 
@@ -209,6 +213,24 @@ class Writer:
             r.uid != task.uid and self.cache.task(r.uid) is None for r in owners
         )
 
+    async def stop_pod(self, task: TaskRef, name: str) -> None:
+        """Lower the pod's activeDeadlineSeconds so that the kubelet stops it (the API server
+        allows lowering a running pod's deadline, never raising it). A pod already gone or
+        already finished needs nothing."""
+        body = {"spec": {"activeDeadlineSeconds": STOP_DEADLINE}}
+        try:
+            await self._send(
+                "patch",
+                "pods",
+                "PATCH",
+                PODS.item(task.namespace, name),
+                _encoder.encode(body),
+                MERGE_PATCH,
+            )
+        except ApiError as exc:
+            if exc.status not in (404, 422):  # 422: terminal pods refuse spec updates
+                raise
+
     # -- status -----------------------------------------------------------------------------
 
     async def patch_status(
@@ -245,6 +267,29 @@ class Writer:
         self.cache.put_task(entry)
         return entry
 
+    async def delete_task(self, task: TaskRef) -> bool:
+        """Delete the Task (only this incarnation: UID precondition); its pods follow through
+        their owner references. False if it was gone already."""
+        body = {
+            "apiVersion": "v1",
+            "kind": "DeleteOptions",
+            "propagationPolicy": "Background",
+            "preconditions": {"uid": task.uid},
+        }
+        try:
+            await self._send(
+                "delete",
+                "tasks",
+                "DELETE",
+                TASKS.item(task.namespace, task.name),
+                _encoder.encode(body),
+            )
+        except ApiError as exc:
+            if exc.status in (404, 409):  # gone, or a new Task of the same name
+                return False
+            raise
+        return True
+
     # -- events -----------------------------------------------------------------------------
 
     async def record_event(self, task: TaskRef, event: EventSpec, now: datetime) -> bool:
@@ -254,7 +299,7 @@ class Writer:
             "apiVersion": "v1",
             "kind": "Event",
             "metadata": {
-                "name": event_name(task.name, task.uid, event.reason, event.message),
+                "name": event_name(task.name, task.uid, event.reason, event.key or event.message),
                 "namespace": task.namespace,
             },
             "involvedObject": {

@@ -1,7 +1,7 @@
 """Task + Pod -> TaskStatus (pure).
 
 Status words (the STATUS column): ``Pending`` (no step has started), ``Running``,
-``Successful``, ``Failure``. A finished status never changes again.
+``Successful``, ``Failure``, ``Cancelled``. A finished status never changes again.
 
 ``progress`` is ``k/n`` where k is the number of steps that have *started* (running or
 finished): ``0/3`` before the first step starts, ``2/3`` while step 2 runs, ``3/3`` once the
@@ -31,7 +31,12 @@ Failure reasons (condition ``Succeeded=False``; the message names the step):
 ``PodDeleted``                the pod disappeared (or is being deleted) before the end
 ``InvalidPodSpec``            the API server rejected the pod (:func:`reconcile.rejected`)
 ``InvalidSpec``               the Task cannot be decoded (:func:`reconcile.undecodable`)
+``TimedOut``                  ``spec.timeout`` (or the default) passed since creation
 ============================  ====================================================
+
+A Task with ``spec.cancel`` ends ``Cancelled`` (condition reason ``Cancelled``). Cancel and
+timeout first ask the pod to stop (reason ``Stopping``, see :mod:`._stop`); the Task ends
+once the pod has stopped, at once when there is no running pod.
 
 An unschedulable pod stays ``Pending``; the condition carries reason ``Unschedulable`` and
 the scheduler's message. A pod the API server refuses for now (403: a quota, an admission
@@ -64,14 +69,27 @@ from taskflow.status._reasons import (
     POD_DELETED,
     POD_FAILED,
     PROBLEM_REASONS,
+    REASON_CANCELLED,
     REASON_CREATE_CONTAINER_ERROR,
     REASON_FAILED_CREATE,
     REASON_IMAGE_PULL_BACKOFF,
     REASON_PENDING,
     REASON_RUNNING,
+    REASON_STOPPING,
     REASON_SUCCEEDED,
     REASON_UNSCHEDULABLE,
+    RETRYABLE_REASONS,
     STEP_FAILED,
+    TIMED_OUT,
+)
+from taskflow.status._stop import (
+    STOP_DEADLINE,
+    Stop,
+    current_attempt,
+    deadline_of,
+    needs_stop,
+    stop_of,
+    timeout_of,
 )
 
 __all__ = [
@@ -87,21 +105,32 @@ __all__ = [
     "POD_DELETED",
     "POD_FAILED",
     "PROBLEM_REASONS",
+    "REASON_CANCELLED",
     "REASON_CREATE_CONTAINER_ERROR",
     "REASON_FAILED_CREATE",
     "REASON_IMAGE_PULL_BACKOFF",
     "REASON_PENDING",
     "REASON_RUNNING",
+    "REASON_STOPPING",
     "REASON_SUCCEEDED",
     "REASON_UNSCHEDULABLE",
+    "RETRYABLE_REASONS",
     "STEP_FAILED",
+    "STOP_DEADLINE",
+    "TIMED_OUT",
     "Evaluation",
+    "Stop",
     "compute_status",
+    "current_attempt",
+    "deadline_of",
     "evaluate",
     "format_duration",
     "format_start_at",
     "format_time",
     "invalid_status",
+    "needs_stop",
     "parse_time",
     "refused_status",
+    "stop_of",
+    "timeout_of",
 ]

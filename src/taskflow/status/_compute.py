@@ -10,8 +10,10 @@ import msgspec
 
 from taskflow.api.pod import Pod
 from taskflow.api.task import (
+    CANCELLED,
     CONDITION_SUCCEEDED,
     FAILURE,
+    FINISHED,
     PENDING,
     RUNNING,
     STEP_NOT_RUN,
@@ -35,6 +37,7 @@ from taskflow.status._reasons import (
     REASON_PENDING,
 )
 from taskflow.status._steps import is_failed, progress, start_of, step_statuses
+from taskflow.status._stop import Stop, current_attempt, deadline_of, stop_of
 
 MAX_CONDITION_MESSAGE: Final = 1024
 
@@ -58,18 +61,37 @@ def compute_status(task: Task, pod: Pod | None, *, now: datetime, settings: Sett
 
 
 def evaluate(task: Task, pod: Pod | None, *, now: datetime, settings: Settings) -> Evaluation:
-    """:func:`compute_status` plus the time after which to evaluate again."""
+    """:func:`compute_status` plus the time after which to evaluate again.
+
+    ``pod`` is the pod of the Task's current attempt; the status describes that attempt and
+    carries the earlier ones (``attempts``) along unchanged.
+    """
     old = task.status
     if old is not None and old.finished:
         return Evaluation(status=old)
     now = utc(now)
     if (problem := spec_problem(task)) is not None:
-        return Evaluation(status=invalid_status(task, INVALID_SPEC, problem, now=now))
-    if pod is None:
-        if old is not None and old.pod_name:
-            return Evaluation(status=_pod_gone(task, old, now))
-        return Evaluation(status=_not_created(task, old, now))
-    return _with_pod(task, pod, now, settings)
+        ev = Evaluation(status=invalid_status(task, INVALID_SPEC, problem, now=now))
+    elif pod is None and (stop := stop_of(task, now, settings)) is not None:
+        ev = Evaluation(status=_stopped_without_pod(task, old, stop, now))
+    elif pod is None and old is not None and old.pod_name:
+        ev = Evaluation(status=_pod_gone(task, old, now))
+    elif pod is None:
+        ev = Evaluation(status=_not_created(task, old, now))
+    else:
+        ev = _with_pod(task, pod, now, settings)
+    status = msgspec.structs.replace(
+        ev.status,
+        attempt=current_attempt(old),
+        attempts=list(old.attempts) if old is not None else [],
+    )
+    requeue = ev.requeue_after
+    deadline = deadline_of(task, settings)
+    if not status.finished and deadline is not None and deadline > now:
+        # look again when the timeout fires, even if nothing else happens by then
+        until = (deadline - now).total_seconds()
+        requeue = until if requeue is None else min(requeue, until)
+    return Evaluation(status=status, requeue_after=requeue)
 
 
 def _condition(
@@ -90,11 +112,11 @@ def _condition(
 
 
 def _cond_status(word: str) -> str:
-    return {SUCCESSFUL: "True", FAILURE: "False"}.get(word, "Unknown")
+    return {SUCCESSFUL: "True", FAILURE: "False", CANCELLED: "False"}.get(word, "Unknown")
 
 
 def _not_created(task: Task, old: TaskStatus | None, now: datetime) -> TaskStatus:
-    name = pod_name(task.metadata.name)
+    name = pod_name(task.metadata.name, current_attempt(old))
     steps = [StepStatus(name=s.name, state=STEP_WAITING) for s in task.spec.steps]
     return TaskStatus(
         status=PENDING,
@@ -136,6 +158,28 @@ def _finalize(steps: list[StepStatus], reason: str) -> list[StepStatus]:
     return out
 
 
+def _stopped_without_pod(
+    task: Task, old: TaskStatus | None, stop: Stop, now: datetime
+) -> TaskStatus:
+    """Cancelled or timed out with no pod (never created, or gone): final at once."""
+    had_pod = old is not None and old.pod_name
+    steps = list(old.steps) if old is not None and old.steps else []
+    steps = steps or [StepStatus(name=s.name, state=STEP_WAITING) for s in task.spec.steps]
+    doing = f"pod {old.pod_name} is gone" if old is not None and had_pod else "no pod was created"
+    return _finished(
+        task,
+        old,
+        _finalize(steps, stop.reason),
+        stop.word,
+        stop.reason,
+        f"{stop.why}; {doing}",
+        start=parse_time(old.start_time) if old is not None and old.start_time else None,
+        now=now,
+        fallback_now=True,
+        pod_name_=old.pod_name if old is not None else None,
+    )
+
+
 def _pod_gone(task: Task, old: TaskStatus, now: datetime) -> TaskStatus:
     """status.podName is set but the pod is gone: Failure/PodDeleted (never a silent re-run)."""
     steps = list(old.steps) or [
@@ -171,7 +215,7 @@ def _with_pod(task: Task, pod: Pod, now: datetime, settings: Settings) -> Evalua
     open_end = out.completion_fallback_now and (
         any(s.state == STEP_RUNNING for s in steps) or not any(s.finished_at for s in steps)
     )
-    if out.word == FAILURE:
+    if out.word in (FAILURE, CANCELLED):
         failed = next((i for i, s in enumerate(steps) if is_failed(s)), None)
         steps = _finalize(steps, out.reason)
         if failed is not None:
@@ -182,7 +226,7 @@ def _with_pod(task: Task, pod: Pod, now: datetime, settings: Settings) -> Evalua
                 else s
                 for i, s in enumerate(steps)
             ]
-    if out.word in (SUCCESSFUL, FAILURE):
+    if out.word in FINISHED:
         status = _finished(
             task,
             old,

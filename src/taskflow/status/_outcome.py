@@ -1,5 +1,7 @@
 """What the pod's state means for the Task: the status word, the condition's reason and
-message, and for a pending timeout when to look again. Failures are classified here."""
+message, and for a pending timeout when to look again. Failures are classified here, and
+so is a Task asked to stop (cancel, timeout): it keeps its word with reason ``Stopping``
+until the pod has stopped, then ends ``Cancelled`` or ``Failure/TimedOut``."""
 
 from __future__ import annotations
 
@@ -37,11 +39,13 @@ from taskflow.status._reasons import (
     REASON_IMAGE_PULL_BACKOFF,
     REASON_PENDING,
     REASON_RUNNING,
+    REASON_STOPPING,
     REASON_SUCCEEDED,
     REASON_UNSCHEDULABLE,
     STEP_FAILED,
 )
 from taskflow.status._steps import became_current, current_step, is_failed
+from taskflow.status._stop import pod_stopped, stop_of
 
 
 class Outcome(msgspec.Struct, kw_only=True):
@@ -91,6 +95,38 @@ def _deadline_message(task: Task, label: str | None) -> str:
 def outcome(
     task: Task, pod: Pod, steps: list[StepStatus], now: datetime, settings: Settings
 ) -> Outcome:
+    natural = _natural(task, pod, steps, now, settings)
+    stop = stop_of(task, now, settings)
+    if stop is None or natural.word == SUCCESSFUL:
+        return natural  # (a pod that succeeded before the stop took effect stays a success)
+    cur = current_step(steps)
+    if natural.word in (PENDING, RUNNING):
+        doing = natural.message
+    elif cur is not None and steps[cur].started_at:
+        doing = f"{_label(task, cur)} was running"
+    elif cur is not None:
+        doing = f"{_label(task, cur)} had not started"
+    else:
+        doing = natural.message
+    if pod_stopped(pod):
+        return Outcome(
+            word=stop.word,
+            reason=stop.reason,
+            message=f"{stop.why}; {doing}",
+            completion_fallback_now=True,
+        )
+    started = any(x.state in (STEP_RUNNING, STEP_TERMINATED) for x in steps)
+    return Outcome(
+        word=RUNNING if started else PENDING,
+        reason=REASON_STOPPING,
+        message=f"{stop.why}: stopping the pod ({doing})",
+    )
+
+
+def _natural(
+    task: Task, pod: Pod, steps: list[StepStatus], now: datetime, settings: Settings
+) -> Outcome:
+    """What the pod's state means if nobody asked the Task to stop."""
     n = len(steps)
     phase = pod.status.phase
     cur = current_step(steps)

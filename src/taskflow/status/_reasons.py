@@ -15,6 +15,7 @@ POD_FAILED: Final = "PodFailed"
 POD_DELETED: Final = "PodDeleted"
 INVALID_POD_SPEC: Final = "InvalidPodSpec"
 INVALID_SPEC: Final = "InvalidSpec"
+TIMED_OUT: Final = "TimedOut"
 FAILURE_REASONS: Final = (
     STEP_FAILED,
     OOM_KILLED,
@@ -26,12 +27,20 @@ FAILURE_REASONS: Final = (
     POD_DELETED,
     INVALID_POD_SPEC,
     INVALID_SPEC,
+    TIMED_OUT,
 )
+#: failures a new attempt may cure (spec.retries); the rest would fail the same way again,
+#: or were decided by the user (a timeout)
+RETRYABLE_REASONS: Final = frozenset(FAILURE_REASONS) - {INVALID_POD_SPEC, INVALID_SPEC, TIMED_OUT}
 
 # --- other condition reasons ---
 REASON_PENDING: Final = "Pending"
 REASON_RUNNING: Final = "Running"
 REASON_SUCCEEDED: Final = "Succeeded"
+#: condition reason of a Cancelled Task
+REASON_CANCELLED: Final = "Cancelled"
+#: a cancel or timeout asked the pod to stop; the kubelet has not reported it stopped yet
+REASON_STOPPING: Final = "Stopping"
 REASON_UNSCHEDULABLE: Final = "Unschedulable"
 REASON_IMAGE_PULL_BACKOFF: Final = "ImagePullBackOff"
 REASON_CREATE_CONTAINER_ERROR: Final = "CreateContainerConfigError"
