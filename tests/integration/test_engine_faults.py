@@ -26,6 +26,8 @@ from taskflow.engine.leader import LeaderElector, LeadershipLost
 from taskflow.engine.ratelimit import ExponentialBackoff, TokenBucket
 from taskflow.metrics import Metrics
 
+pytestmark = pytest.mark.integration  # loopback only: no cluster needed
+
 LEASES = "/apis/coordination.k8s.io/v1/namespaces/ns/leases"
 PODS = "/api/v1/namespaces/ns/pods"
 

@@ -6,7 +6,9 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import cast
 
+import anyio
 import pytest
+from kubernetes_asyncio.client import ApiClient, Configuration
 
 from taskflow.engine.kube import (
     DEFAULT_RETRY_AFTER,
@@ -16,6 +18,7 @@ from taskflow.engine.kube import (
     retry_delay,
 )
 from taskflow.engine.leader import LeaderElector
+from taskflow.engine.operator import Operator, OperatorConfig
 from taskflow.engine.ratelimit import ExponentialBackoff
 
 NOW = datetime(2026, 1, 6, 22, 0, 0, tzinfo=UTC)
@@ -96,3 +99,19 @@ def test_a_leader_stops_leading_by_the_clock_at_its_renew_deadline() -> None:
     assert not elector.is_leader
     elector._took({"spec": {"holderIdentity": "me", "renewTime": "t2"}}, sent=clock.now)
     assert elector.is_leader
+
+
+async def test_the_operator_paces_api_requests_not_reconciles() -> None:
+    kube = Kube(ApiClient(configuration=Configuration(host="http://127.0.0.1:9")))
+    try:
+        op = Operator(kube, OperatorConfig(qps=5.0, burst=2, bind_address="127.0.0.1:0"))
+        assert (kube.limiter.rate, kube.limiter.burst) == (5.0, 2)
+        assert kube.metrics is op.metrics
+        # 300 reconciles (of finished Tasks, say) need no API call: no token is waited for
+        for n in range(300):
+            op.queue.add(f"uid-{n}")
+        with anyio.fail_after(1):
+            for _ in range(300):
+                op.queue.done(await op.queue.get())
+    finally:
+        await kube.close()
