@@ -170,8 +170,8 @@ async def test_a_black_holed_renewal_stops_leading_before_the_lease_expires() ->
         assert a.renewed_at is not None
         # is_leader turned false at the renew deadline, and run() gave up by then too:
         # well before the lease (3 s after the last renewal) can expire for anyone else
-        assert off - a.renewed_at == pytest.approx(2.0, abs=0.15)
-        assert lost[0] - a.renewed_at < 2.0 + 0.3
+        # (slack for a loaded machine: polled every 10 ms)
+        assert 2.0 - 0.05 <= off - a.renewed_at < 2.5
         assert lost[0] - a.renewed_at < 3.0
 
 
