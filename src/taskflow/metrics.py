@@ -39,6 +39,7 @@ _RECONCILE_BUCKETS = (
     60.0,
 )
 _QUEUE_BUCKETS = (1e-5, 1e-4, 1e-3, 0.01, 0.1, 1.0, 10.0, 100.0, 1000.0)
+_RATE_LIMIT_BUCKETS = (0.0, 0.005, 0.025, 0.1, 0.25, 0.5, 1.0, 2.0, 4.0, 8.0, 15.0, 30.0, 60.0)
 _TASK_BUCKETS = (1, 5, 10, 30, 60, 120, 300, 600, 1800, 3600, 7200, 21600, 86400)
 
 
@@ -144,6 +145,21 @@ class Metrics:
             "taskflow_api_requests_total",
             "Write requests sent to the API server, by verb, resource and HTTP code.",
             ["verb", "resource", "code"],
+            registry=r,
+        )
+        # client-go's rest_client_* names: client-side throttling and server pushback
+        self.rate_limiter_wait = Histogram(
+            "rest_client_rate_limiter_duration_seconds",
+            "Client-side latency of the QPS/burst rate limiter, by verb.",
+            ["verb"],
+            buckets=_RATE_LIMIT_BUCKETS,
+            registry=r,
+        )
+        self.api_retries = Counter(
+            "rest_client_request_retries_total",
+            "Requests retried after the API server refused them for now (429, or 503 with "
+            "Retry-After), by status code and verb.",
+            ["code", "verb"],
             registry=r,
         )
         # Children that should exist (as 0) before anything happens.

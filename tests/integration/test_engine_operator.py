@@ -691,7 +691,9 @@ class _Recorder:
         self.replaced: list[list[str]] = []
         self.events: list[tuple[str, str]] = []
 
-    def replace(self, namespace: str | None, items: list[msgspec.Raw]) -> None:
+    def replace(
+        self, namespace: str | None, items: list[msgspec.Raw], resource_version: str
+    ) -> None:
         self.replaced.append([dec(bytes(i))["metadata"]["name"] for i in items])
 
     def apply(self, event_type: str, raw: msgspec.Raw) -> None:

@@ -157,16 +157,16 @@ def test_relist_replaces_only_its_scope_and_reports_deletions() -> None:
     changed: list[str] = []
     cache = Cache(on_change=changed.append)
     h = PodHandler(cache)
-    h.replace("ns1", [msgspec.Raw(raw(pod_dict("a", "p1", "t1", ns="ns1")))])
-    h.replace("ns2", [msgspec.Raw(raw(pod_dict("b", "p2", "t2", ns="ns2")))])
+    h.replace("ns1", [msgspec.Raw(raw(pod_dict("a", "p1", "t1", ns="ns1")))], "5")
+    h.replace("ns2", [msgspec.Raw(raw(pod_dict("b", "p2", "t2", ns="ns2")))], "5")
     changed.clear()
     # relist of ns1 without p1: p1 is gone (t1 told); ns2 untouched
-    h.replace("ns1", [])
+    h.replace("ns1", [], "10")
     assert cache.pod_for("t1") is None
     assert cache.pod_for("t2") is not None
     assert changed == ["t1"]
     # an undecodable pod in a relist is not treated as deleted
-    h.replace(None, [msgspec.Raw(raw(pod_dict("b", "p2", "t2", ns="ns2"))), _bad_pod("p9")])
+    h.replace(None, [msgspec.Raw(raw(pod_dict("b", "p2", "t2", ns="ns2"))), _bad_pod("p9")], "11")
     assert cache.pod_for("t2") is not None
 
 

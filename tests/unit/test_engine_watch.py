@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterable, AsyncIterator, Mapping
+from collections.abc import AsyncIterable, AsyncIterator, Callable, Mapping
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
-from typing import Any
+from typing import Any, cast
 
 import msgspec
 import pytest
 
+from taskflow.api import decode_pod
+from taskflow.engine.cache import Cache, PodHandler
 from taskflow.engine.kube import ApiError
 from taskflow.engine.ratelimit import ExponentialBackoff
 from taskflow.engine.watch import (
@@ -21,6 +23,7 @@ from taskflow.engine.watch import (
     decode_watch_line,
     resource_version_of,
 )
+from taskflow.labels import TASK_UID_LABEL
 
 PODS = Resource("", "v1", "pods")
 TASKS = Resource("api.practice.com", "v1alpha1", "tasks")
@@ -45,17 +48,25 @@ def ev(kind: str, o: dict[str, Any]) -> bytes:
     return json.dumps({"type": kind, "object": o}).encode() + b"\n"
 
 
+def bookmark(rv: str) -> bytes:
+    return ev("BOOKMARK", {"metadata": {"resourceVersion": rv}})
+
+
 def error_event(code: int, message: str = "too old resource version") -> bytes:
     status = {"kind": "Status", "status": "Failure", "code": code, "reason": "Expired"}
     status["message"] = message
     return ev("ERROR", status)
 
 
+#: a watch line, an error raised after connecting, or a side effect run at that point
+Line = bytes | BaseException | Callable[[], object]
+
+
 class FakeClient:
     """``lists``: responses to successive LIST pages; ``watches``: successive WATCH answers
     (a list of lines, or an exception to raise when connecting)."""
 
-    def __init__(self, lists: list[bytes | Exception], watches: list[list[bytes] | Exception]):
+    def __init__(self, lists: list[bytes | Exception], watches: list[list[Line] | Exception]):
         self.lists = list(lists)
         self.watches = list(watches)
         self.list_queries: list[dict[str, Any]] = []
@@ -105,6 +116,9 @@ class FakeClient:
             for line in answer:
                 if isinstance(line, BaseException):
                     raise line
+                if callable(line):  # something that happens meanwhile (a write-through)
+                    line()
+                    continue
                 yield line
 
         yield lines()
@@ -114,7 +128,9 @@ class Recorder:
     def __init__(self) -> None:
         self.calls: list[tuple[str, Any]] = []
 
-    def replace(self, namespace: str | None, items: list[msgspec.Raw]) -> None:
+    def replace(
+        self, namespace: str | None, items: list[msgspec.Raw], resource_version: str = ""
+    ) -> None:
         names = [json.loads(bytes(i))["metadata"]["name"] for i in items]
         self.calls.append(("replace", names))
 
@@ -223,7 +239,7 @@ async def test_paginated_list_then_watch_from_its_resource_version() -> None:
 async def test_410_error_event_relists() -> None:
     client = FakeClient(
         lists=[page([obj("a", "3")], "10"), page([obj("a", "20"), obj("b", "21")], "22")],
-        watches=[[ev("ADDED", obj("x", "11")), error_event(410)], []],
+        watches=[[ev("ADDED", obj("x", "11")), error_event(410)], [bookmark("22")]],
     )
     h, t = Recorder(), FakeTime()
     r = reflector(client, h, t)
@@ -238,7 +254,7 @@ async def test_410_http_status_on_watch_and_expired_continue_token_relist() -> N
     gone = ApiError(410, b'{"kind":"Status","code":410,"reason":"Expired","message":"gone"}')
     client = FakeClient(
         lists=[page([obj("a", "3")], "10"), page([], "30", cont="t"), gone, page([], "31")],
-        watches=[gone, []],
+        watches=[gone, [bookmark("31")]],
     )
     h, t = Recorder(), FakeTime()
     r = reflector(client, h, t)
@@ -252,7 +268,7 @@ async def test_errors_back_off_exponentially_and_recover() -> None:
     boom = ApiError(500, b'{"message":"etcd unavailable"}')
     client = FakeClient(
         lists=[boom, OSError("connection refused"), page([obj("a", "1")], "5")],
-        watches=[TimeoutError(), [ev("ADDED", obj("b", "6"))], boom, []],
+        watches=[TimeoutError(), [ev("ADDED", obj("b", "6"))], boom, [bookmark("7")]],
     )
     h, t = Recorder(), FakeTime()
     r = reflector(client, h, t, failure_threshold=100.0)
@@ -296,3 +312,87 @@ async def test_start_resource_version_skips_initial_list() -> None:
     assert [q["resourceVersion"] for q in client.watch_queries] == ["1", "100", "100"]
     assert r.relists == 1
     assert r.synced.is_set()
+
+
+# -- regressions (issue 10) -------------------------------------------------------------------
+
+
+def pod_obj(name: str, rv: str) -> dict[str, Any]:
+    """A pod the cache accepts (labelled with its Task's UID ``t-<name>``)."""
+    return {
+        "metadata": {
+            "name": name,
+            "namespace": "default",
+            "uid": f"uid-{name}",
+            "resourceVersion": rv,
+            "labels": {TASK_UID_LABEL: f"t-{name}"},
+        },
+        "spec": {"containers": [{"name": "c", "image": "busybox"}]},
+    }
+
+
+async def test_relist_keeps_a_pod_written_through_after_its_snapshot() -> None:
+    # The pod "new" is created (and written through) at rv 25 while the watch is down; the
+    # relist's snapshot was taken at rv 20, before it existed. The pod "old" (rv 15) is
+    # gone from the snapshot: deleted meanwhile, so it goes (and stays gone).
+    cache = Cache()
+    handler = PodHandler(cache)
+
+    def write_through() -> None:
+        assert cache.put_pod(decode_pod(pod_obj("new", "25")))
+        assert cache.put_pod(decode_pod(pod_obj("old", "15")))
+
+    client = FakeClient(
+        lists=[page([], "10"), page([], "20")],
+        watches=[[write_through, error_event(410)], []],
+    )
+    await run_until_stop(reflector(client, cast(Recorder, handler), FakeTime()))
+    assert cache.pod_for("t-new") is not None
+    assert cache.pod_for("t-old") is None
+    # a late write-through of the dropped pod (older than the snapshot) is refused
+    assert not cache.put_pod(decode_pod(pod_obj("old", "16")))
+    assert cache.pod_for("t-old") is None
+
+
+async def test_a_stream_that_connects_then_fails_every_time_turns_unhealthy() -> None:
+    # Each watch connects (HTTP 200) and then breaks before any event: the stream has not
+    # worked since its LIST, however often it connects.
+    client = FakeClient(
+        lists=[page([obj("a", "1")], "5")],
+        watches=[[OSError("connection reset by peer")] for _ in range(100)],
+    )
+    t = FakeTime()
+    r = reflector(client, Recorder(), t, failure_threshold=30.0)
+    with pytest.raises(StreamFailed, match="connection reset"):
+        await r.run()
+    assert not r.healthy()
+    assert 30.0 <= t.now < 30.0 + 8.0
+
+
+async def test_health_counts_from_the_last_event_or_bookmark() -> None:
+    boom = OSError("connection reset by peer")
+    client = FakeClient(
+        lists=[page([], "5")],
+        watches=[
+            [boom],
+            [boom],
+            [ev("BOOKMARK", {"metadata": {"resourceVersion": "9"}}), boom],
+            [boom],
+        ],
+    )
+    t = FakeTime()
+    r = reflector(client, Recorder(), t, failure_threshold=100.0)
+    await run_until_stop(r)
+    # the bookmark (at t=3, after two failures) was the last good news: failing since the
+    # failure right after it, not since the last connect (t=7)
+    assert r.failing_since == 3.0
+    assert t.sleeps == [1.0, 2.0, 4.0, 8.0]
+
+
+async def test_a_watch_closed_at_once_without_an_event_backs_off() -> None:
+    # A server (or proxy) that answers 200 and closes at once must not make a hot loop.
+    client = FakeClient(lists=[page([], "5")], watches=[[] for _ in range(4)])
+    t = FakeTime()
+    r = reflector(client, Recorder(), t, failure_threshold=100.0)
+    await run_until_stop(r)
+    assert t.sleeps == [1.0, 2.0, 4.0, 8.0]

@@ -3,22 +3,36 @@
 kubernetes-asyncio loads the kubeconfig (``--context``) or the in-cluster service account,
 builds the TLS context and refreshes tokens; we send raw requests through its aiohttp
 session and decode the bytes with msgspec ourselves (no OpenAPI model round trip).
+
+Like client-go's REST client, :meth:`Kube.request` (not the long-running watch streams)
+
+* takes a token from a client-side QPS/burst bucket before each request (``limiter``),
+  so a burst of reconciles cannot flood the API server;
+* retries an answer the server did not act on: ``429 Too Many Requests`` (API priority
+  and fairness, max-in-flight) always, ``503`` only when it carries ``Retry-After``.
+  It waits the ``Retry-After`` seconds (capped) or the backoff, whichever is longer, at
+  most ``max_retries`` times, and counts each retry in
+  ``rest_client_request_retries_total{code,verb}``.
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import os
-from collections.abc import AsyncIterable, AsyncIterator, Mapping
+from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
 from typing import Any
 from urllib.parse import urlencode
 
 import aiohttp
+import anyio
 import msgspec
 
 from taskflow import __version__
+from taskflow.engine.ratelimit import ExponentialBackoff, TokenBucket
+from taskflow.metrics import Metrics
 
 log = logging.getLogger("taskflow.kube")
 
@@ -50,12 +64,87 @@ class ApiError(Exception):
         super().__init__(f"{method} {path}: HTTP {status} {self.reason}: {self.message}".strip())
 
 
-class Kube:
-    """Raw JSON requests to the API server of one kubernetes-asyncio ``ApiClient``."""
+#: Retries of one request the server refused for now (client-go's default is 10; each
+#: waits up to MAX_RETRY_AFTER, so 5 bound a request to a few minutes at worst).
+MAX_RETRIES = 5
+#: The longest ``Retry-After`` obeyed (a server asking for more is asked again sooner).
+MAX_RETRY_AFTER = 30.0
+#: Wait before retrying a 429 that names no ``Retry-After``.
+DEFAULT_RETRY_AFTER = 1.0
 
-    def __init__(self, api_client: Any, loader: Any = None) -> None:
+
+def parse_retry_after(value: str | None, now: datetime | None = None) -> float | None:
+    """Seconds from a ``Retry-After`` header: delta-seconds or an HTTP date; None if absent
+    or unreadable."""
+    if value is None or not value.strip():
+        return None
+    text = value.strip()
+    try:
+        return max(0.0, float(int(text)))
+    except ValueError:
+        pass
+    try:
+        when = parsedate_to_datetime(text)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    now = now if now is not None else datetime.now(UTC)
+    return max(0.0, (when - now).total_seconds())
+
+
+def retry_delay(
+    status: int,
+    retry_after: float | None,
+    attempt: int,
+    backoff: ExponentialBackoff,
+    *,
+    max_retries: int = MAX_RETRIES,
+    cap: float = MAX_RETRY_AFTER,
+) -> float | None:
+    """Seconds to wait before sending again after the ``attempt``-th answer ``status``,
+    or None when it is not to be retried (pure).
+
+    Only answers the server did not act on are retried, so a POST is safe to repeat:
+    429 (with or without ``Retry-After``) and 503 with ``Retry-After``.
+    """
+    if attempt > max_retries:
+        return None
+    if status == 429:
+        wanted = DEFAULT_RETRY_AFTER if retry_after is None else retry_after
+    elif status == 503 and retry_after is not None:
+        wanted = retry_after
+    else:
+        return None
+    return min(cap, max(wanted, backoff.delay(attempt)))
+
+
+class Kube:
+    """Raw JSON requests to the API server of one kubernetes-asyncio ``ApiClient``.
+
+    ``limiter`` paces :meth:`request` (unlimited by default; the operator sets its
+    ``--qps``/``--burst``), ``metrics`` counts retries and the time spent waiting for a
+    token.
+    """
+
+    def __init__(
+        self,
+        api_client: Any,
+        loader: Any = None,
+        *,
+        limiter: TokenBucket | None = None,
+        metrics: Metrics | None = None,
+        backoff: ExponentialBackoff | None = None,
+        max_retries: int = MAX_RETRIES,
+        sleep: Callable[[float], Awaitable[None]] = anyio.sleep,
+    ) -> None:
         self.api_client = api_client
         self._loader = loader  # kubeconfig loader (refreshes exec/gcp credentials)
+        self.limiter = limiter if limiter is not None else TokenBucket(0, 1)
+        self.metrics = metrics
+        self.backoff = backoff if backoff is not None else ExponentialBackoff(0.5, MAX_RETRY_AFTER)
+        self.max_retries = max_retries
+        self._sleep = sleep
         cfg = api_client.configuration
         self.host: str = str(cfg.host).rstrip("/")
         self._session: aiohttp.ClientSession = api_client.rest_client.pool_manager
@@ -81,7 +170,7 @@ class Kube:
                 return  # nothing to refresh for these credentials
             except Exception as exc:
                 log.warning("could not refresh the kubeconfig credentials: %s", exc)
-                await asyncio.sleep(interval)
+                await anyio.sleep(interval)
 
     async def _headers(self, content_type: str | None) -> dict[str, str]:
         headers = {"Accept": "application/json", "User-Agent": USER_AGENT}
@@ -115,21 +204,51 @@ class Kube:
         body: bytes | None = None,
         content_type: str = "application/json",
         request_timeout: float = 30.0,
+        rate_limited: bool = True,
     ) -> bytes:
-        """Send one request; return the body of a 2xx answer, raise :class:`ApiError` else."""
-        headers = await self._headers(content_type if body is not None else None)
-        async with self._session.request(
-            method,
-            self._url(path, query),
-            data=body,
-            headers=headers,
-            timeout=aiohttp.ClientTimeout(total=request_timeout),
-            **self._kwargs(),
-        ) as resp:
-            data = await resp.read()
-            if not 200 <= resp.status < 300:
-                raise ApiError(resp.status, data, method=method, path=path)
-            return data
+        """Send a request; return the body of a 2xx answer, raise :class:`ApiError` else.
+
+        ``request_timeout`` bounds each attempt; 429/503 are retried (see the module
+        docstring). ``rate_limited=False`` skips the QPS bucket (leader election: a lease
+        renewal must never queue behind a burst of reconciles).
+        """
+        attempt = 0
+        while True:
+            attempt += 1
+            if rate_limited:
+                await self._take_token(method)
+            headers = await self._headers(content_type if body is not None else None)
+            async with self._session.request(
+                method,
+                self._url(path, query),
+                data=body,
+                headers=headers,
+                timeout=aiohttp.ClientTimeout(total=request_timeout),
+                **self._kwargs(),
+            ) as resp:
+                data = await resp.read()
+                if 200 <= resp.status < 300:
+                    return data
+                delay = retry_delay(
+                    resp.status,
+                    parse_retry_after(resp.headers.get("Retry-After")),
+                    attempt,
+                    self.backoff,
+                    max_retries=self.max_retries,
+                )
+                if delay is None:
+                    raise ApiError(resp.status, data, method=method, path=path)
+            if self.metrics is not None:
+                self.metrics.api_retries.labels(str(resp.status), method).inc()
+            log.info("%s %s: HTTP %d, retry %d in %.2fs", method, path, resp.status, attempt, delay)
+            await self._sleep(delay)
+
+    async def _take_token(self, method: str) -> None:
+        wait = self.limiter.reserve()
+        if self.metrics is not None:
+            self.metrics.rate_limiter_wait.labels(method).observe(wait)
+        if wait > 0:
+            await self._sleep(wait)
 
     @asynccontextmanager
     async def stream(

@@ -7,8 +7,14 @@ release the lease and mixes local wall-clock time into lease timestamps):
   not renewed it for ``lease_duration`` seconds *as observed on our monotonic clock*;
 * the leader renews every ``retry_period`` seconds; all writes are PUTs carrying the
   resourceVersion read before (optimistic concurrency), so two candidates never both win;
-* a leader that cannot renew within ``renew_deadline`` has lost: :meth:`LeaderElector.run`
-  raises :class:`LeadershipLost` (the operator exits, like controller-runtime does);
+* a leader that cannot renew within ``renew_deadline`` of its last successful renewal
+  has lost: :meth:`LeaderElector.run` raises :class:`LeadershipLost` (the operator exits,
+  like controller-runtime does). Every attempt is cut off at that deadline (a black-holed
+  PUT must not hang for the HTTP timeout while the lease runs out), and :attr:`is_leader`
+  turns False by the clock at the deadline even before the loop notices, so nothing acts
+  as leader once another replica may (``renew_deadline < lease_duration``);
+* lease requests skip the client's QPS bucket (controller-runtime gives leader election a
+  client of its own for the same reason);
 * on shutdown the leader releases the lease (empty holder) so a standby takes over at
   its next retry instead of waiting for the lease to expire.
 """
@@ -18,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -59,6 +66,7 @@ class LeaderElector:
         renew_deadline: float = 10.0,
         retry_period: float = 2.0,
         metrics: Metrics | None = None,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         if not lease_duration > renew_deadline > retry_period > 0:
             raise ValueError("need lease_duration > renew_deadline > retry_period > 0")
@@ -69,7 +77,11 @@ class LeaderElector:
         self.lease_duration = lease_duration
         self.renew_deadline = renew_deadline
         self.retry_period = retry_period
+        self._clock = clock
+        # set while leading (the operator waits on it); see is_leader for the whole truth
         self.leading = asyncio.Event()
+        #: monotonic time the last successful acquire/renew was *sent* (its renewTime)
+        self.renewed_at: float | None = None
         self._lease: dict[str, Any] | None = None  # last lease object we read or wrote
         self._observed: tuple[Any, Any] | None = None  # (holder, renewTime) last seen
         self._observed_at = 0.0  # monotonic time it was first seen
@@ -79,7 +91,13 @@ class LeaderElector:
 
     @property
     def is_leader(self) -> bool:
-        return self.leading.is_set()
+        """Leading, and the last renewal is younger than ``renew_deadline`` (so the lease
+        cannot have expired for anyone else yet)."""
+        return (
+            self.leading.is_set()
+            and self.renewed_at is not None
+            and self._clock() - self.renewed_at < self.renew_deadline
+        )
 
     # -- one attempt --------------------------------------------------------------------
 
@@ -99,11 +117,13 @@ class LeaderElector:
     async def try_acquire_or_renew(self) -> bool:
         """One round of the algorithm; True when we hold the lease afterwards."""
         # Fast path for the leader: update the lease we wrote last (409 -> full path).
-        if self._lease is not None and self.is_leader and await self._update(self._lease):
+        if self._lease is not None and self.leading.is_set() and await self._update(self._lease):
             return True
         try:
             lease = _decoder.decode(
-                await self.kube.request("GET", lease_path(self.namespace, self.name))
+                await self.kube.request(
+                    "GET", lease_path(self.namespace, self.name), rate_limited=False
+                )
             )
         except ApiError as exc:
             if exc.status != 404:
@@ -111,7 +131,7 @@ class LeaderElector:
             return await self._create()
         spec = lease.get("spec") or {}
         observed = (spec.get("holderIdentity"), spec.get("renewTime"))
-        now = time.monotonic()
+        now = self._clock()
         if observed != self._observed:
             self._observed = observed
             self._observed_at = now
@@ -128,44 +148,55 @@ class LeaderElector:
             "metadata": {"name": self.name, "namespace": self.namespace},
             "spec": self._spec(None),
         }
+        sent = self._clock()
         try:
             data = await self.kube.request(
-                "POST", lease_path(self.namespace), body=_encoder.encode(body)
+                "POST", lease_path(self.namespace), body=_encoder.encode(body), rate_limited=False
             )
         except ApiError as exc:
             if exc.status == 409:
                 return False
             raise
-        self._took(_decoder.decode(data))
+        self._took(_decoder.decode(data), sent)
         return True
 
     async def _update(self, lease: dict[str, Any]) -> bool:
         body = dict(lease)
         body["spec"] = self._spec(lease.get("spec"))
+        sent = self._clock()
         try:
             data = await self.kube.request(
-                "PUT", lease_path(self.namespace, self.name), body=_encoder.encode(body)
+                "PUT",
+                lease_path(self.namespace, self.name),
+                body=_encoder.encode(body),
+                rate_limited=False,
             )
         except ApiError as exc:
             if exc.status == 409:
                 self._lease = None
                 return False
             raise
-        self._took(_decoder.decode(data))
+        self._took(_decoder.decode(data), sent)
         return True
 
-    def _took(self, lease: dict[str, Any]) -> None:
+    def _took(self, lease: dict[str, Any], sent: float) -> None:
         self._lease = lease
+        self.renewed_at = sent
         spec = lease.get("spec") or {}
         self._observed = (spec.get("holderIdentity"), spec.get("renewTime"))
-        self._observed_at = time.monotonic()
+        self._observed_at = self._clock()
 
     # -- loops --------------------------------------------------------------------------
 
-    async def _attempt(self) -> bool:
+    async def _attempt(self, budget: float) -> bool:
+        """One round, cut off after ``budget`` seconds (False: not leading after it)."""
         try:
-            return await self.try_acquire_or_renew()
-        except (ApiError, OSError, TimeoutError, ValueError) as exc:
+            with anyio.fail_after(max(0.0, budget)):
+                return await self.try_acquire_or_renew()
+        except TimeoutError:
+            log.warning("lease %s/%s: no answer within %.1fs", self.namespace, self.name, budget)
+            return False
+        except (ApiError, OSError, ValueError) as exc:
             log.warning("lease %s/%s: %s", self.namespace, self.name, exc)
             return False
         except Exception as exc:  # aiohttp client errors and the like
@@ -175,26 +206,28 @@ class LeaderElector:
     async def acquire(self) -> None:
         """Block until we are the leader."""
         log.info("waiting to lead via lease %s/%s as %s", self.namespace, self.name, self.identity)
-        while not await self._attempt():  # noqa: ASYNC110 - polling the API server
-            await asyncio.sleep(self.retry_period)
+        while not await self._attempt(self.renew_deadline):  # noqa: ASYNC110 - polling
+            await anyio.sleep(self.retry_period)
         self.leading.set()
         if self._gauge is not None:
             self._gauge.set(1)
         log.info("became leader (lease %s/%s, %s)", self.namespace, self.name, self.identity)
 
     async def renew_forever(self) -> None:
-        """Renew until we fail for ``renew_deadline``; then raise LeadershipLost."""
+        """Renew every ``retry_period``; raise LeadershipLost once ``renew_deadline`` has
+        passed since the last successful renewal (each attempt is cut off at it)."""
         while True:
-            await asyncio.sleep(self.retry_period)
-            deadline = time.monotonic() + self.renew_deadline
-            while not await self._attempt():
-                if time.monotonic() + self.retry_period > deadline:
+            await anyio.sleep(self.retry_period)
+            assert self.renewed_at is not None
+            deadline = self.renewed_at + self.renew_deadline
+            while not await self._attempt(deadline - self._clock()):
+                if self._clock() + self.retry_period >= deadline:
                     self._lost()
                     raise LeadershipLost(
                         f"could not renew lease {self.namespace}/{self.name} "
                         f"within {self.renew_deadline:g}s"
                     )
-                await asyncio.sleep(self.retry_period)
+                await anyio.sleep(self.retry_period)
 
     def _lost(self) -> None:
         self.leading.clear()
@@ -209,7 +242,7 @@ class LeaderElector:
             await self.renew_forever()
         finally:
             lease = self._lease if self.is_leader else None
-            if self.is_leader:
+            if self.leading.is_set():
                 self._lost()
             if lease is not None:
                 with anyio.CancelScope(shield=True), anyio.move_on_after(3.0):
@@ -228,6 +261,7 @@ class LeaderElector:
                 lease_path(self.namespace, self.name),
                 body=_encoder.encode(body),
                 request_timeout=3.0,
+                rate_limited=False,
             )
             log.info("released lease %s/%s", self.namespace, self.name)
         except Exception as exc:

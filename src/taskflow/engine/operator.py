@@ -87,9 +87,13 @@ class Operator:
         self.reconciling = False
         self.alive = False
         self.cache = Cache(on_change=self._on_change)
+        # --qps/--burst pace API requests (as client-go does), not reconciles: a reconcile
+        # of a finished Task sends nothing and must not wait for a token.
+        kube.limiter = TokenBucket(config.qps, config.burst)
+        kube.metrics = self.metrics
         self.queue: WorkQueue[str] = WorkQueue(
             backoff=ExponentialBackoff(config.backoff_base, config.backoff_cap),
-            limiter=TokenBucket(config.qps, config.burst),
+            limiter=TokenBucket(0, 1),  # unlimited
             metrics=self.metrics,
         )
         self.writer = Writer(kube, self.cache, self.metrics, config.identity)

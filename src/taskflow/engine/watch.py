@@ -10,6 +10,11 @@ One :class:`Reflector` keeps one resource in one scope (a namespace, or all) in 
 4. any other failure -> reconnect with exponential backoff and jitter. A stream failing
    for longer than ``failure_threshold`` seconds turns unhealthy and :meth:`Reflector.run`
    raises :class:`StreamFailed` (the operator then exits non-zero): never a silent death.
+
+Health counts from the last *good news*: a LIST that completed, or an event or bookmark
+read from a watch. A connect alone is not news (a proxy or an overloaded server can accept
+every connection and then break it), and a watch that the server closes at once without
+a word is treated as a failure (backoff), as client-go does, instead of a hot loop.
 """
 
 from __future__ import annotations
@@ -102,6 +107,10 @@ class StreamFailed(Exception):
     """A stream could not recover within its failure threshold."""
 
 
+#: A watch closed by the server sooner than this without one event or bookmark is a failure.
+MIN_WATCH_SECONDS = 1.0
+
+
 def decode_list_page(data: bytes) -> ListPage:
     return _list_decoder.decode(data)
 
@@ -127,8 +136,11 @@ def resource_version_of(raw: msgspec.Raw | bytes) -> str:
 class Handler(Protocol):
     """Receives a stream's objects as raw JSON (the handler decodes them)."""
 
-    def replace(self, namespace: str | None, items: list[msgspec.Raw]) -> None:
-        """The complete current set of objects in scope (initial LIST and every relist)."""
+    def replace(
+        self, namespace: str | None, items: list[msgspec.Raw], resource_version: str
+    ) -> None:
+        """The complete set of objects in scope as of ``resource_version`` (the initial LIST
+        and every relist)."""
 
     def apply(self, event_type: str, raw: msgspec.Raw) -> None:
         """One ``ADDED`` / ``MODIFIED`` / ``DELETED`` event."""
@@ -224,6 +236,7 @@ class Reflector:
         return now - self.failing_since < self.failure_threshold
 
     def _ok(self) -> None:
+        """Good news from the server (a LIST, an event, a bookmark): the stream works."""
         self.failing_since = None
         self.last_contact = self._clock()
 
@@ -311,7 +324,7 @@ class Reflector:
             if not cont:
                 rv = page.metadata.resourceVersion
                 break
-        self.handler.replace(self.namespace, items)
+        self.handler.replace(self.namespace, items, rv)
         self.resource_version = rv
         self.relists += 1
         if self._metrics is not None:
@@ -332,16 +345,18 @@ class Reflector:
             timeoutSeconds=timeout,
         )
         path = self.resource.collection(self.namespace)
+        started = self._clock()
+        events = 0
         try:
             async with self.client.stream(
                 path, query=q, read_timeout=timeout + self.read_timeout_slack
             ) as body:
-                self._ok()
                 async for line in body:
                     if not line.strip():
                         continue
                     event = decode_watch_line(line)
-                    self.last_contact = self._clock()
+                    events += 1
+                    self._ok()
                     if event.type == "BOOKMARK":
                         self.resource_version = resource_version_of(event.object)
                         continue
@@ -353,3 +368,5 @@ class Reflector:
             if exc.status == 410:
                 raise Gone(exc.message or "410 Gone") from exc
             raise
+        if not events and self._clock() - started < MIN_WATCH_SECONDS:
+            raise WatchError("the server closed the watch at once without an event")

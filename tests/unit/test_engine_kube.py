@@ -1,0 +1,117 @@
+"""Client-side pieces without I/O: Retry-After, which answers are retried and how long
+to wait, and the leader's clock-based view of its own leadership."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import cast
+
+import anyio
+import pytest
+from kubernetes_asyncio.client import ApiClient, Configuration
+
+from taskflow.engine.kube import (
+    DEFAULT_RETRY_AFTER,
+    MAX_RETRY_AFTER,
+    Kube,
+    parse_retry_after,
+    retry_delay,
+)
+from taskflow.engine.leader import LeaderElector
+from taskflow.engine.operator import Operator, OperatorConfig
+from taskflow.engine.ratelimit import ExponentialBackoff
+
+NOW = datetime(2026, 1, 6, 22, 0, 0, tzinfo=UTC)
+
+
+@pytest.mark.parametrize(
+    ("header", "seconds"),
+    [
+        (None, None),
+        ("", None),
+        ("3", 3.0),
+        (" 12 ", 12.0),
+        ("-4", 0.0),
+        ("soon", None),
+        ("Tue, 06 Jan 2026 22:00:07 GMT", 7.0),  # an HTTP date
+        ("Tue, 06 Jan 2026 21:59:00 GMT", 0.0),  # in the past: at once
+    ],
+)
+def test_parse_retry_after(header: str | None, seconds: float | None) -> None:
+    assert parse_retry_after(header, NOW) == seconds
+
+
+NO_BACKOFF = ExponentialBackoff(0.001, 0.001, jitter=0.0)
+
+
+@pytest.mark.parametrize(
+    ("status", "retry_after", "attempt", "delay"),
+    [
+        (429, 2.0, 1, 2.0),  # the server's word
+        (429, None, 1, DEFAULT_RETRY_AFTER),  # 429 is always retried
+        (429, 600.0, 1, MAX_RETRY_AFTER),  # capped
+        (503, 4.0, 1, 4.0),  # 503 only with Retry-After (the server did not act on it)
+        (503, None, 1, None),
+        (500, 1.0, 1, None),  # may have been acted on: not ours to repeat
+        (409, None, 1, None),
+        (429, 1.0, 3, 1.0),
+        (429, 1.0, 4, None),  # out of retries (max 3 here)
+    ],
+)
+def test_retry_delay(status: int, retry_after: float | None, attempt: int, delay: float) -> None:
+    assert retry_delay(status, retry_after, attempt, NO_BACKOFF, max_retries=3) == delay
+
+
+def test_retry_delay_backs_off_beyond_a_short_retry_after() -> None:
+    backoff = ExponentialBackoff(0.5, 30.0, jitter=0.0)
+    delays = [retry_delay(429, 0.0, n, backoff, max_retries=10) for n in range(1, 9)]
+    assert delays == [0.5, 1.0, 2.0, 4.0, 8.0, 16.0, 30.0, 30.0]
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_a_leader_stops_leading_by_the_clock_at_its_renew_deadline() -> None:
+    clock = Clock()
+    elector = LeaderElector(
+        cast(Kube, None),
+        namespace="ns",
+        name="lease",
+        identity="me",
+        lease_duration=15.0,
+        renew_deadline=10.0,
+        retry_period=2.0,
+        clock=clock,
+    )
+    assert not elector.is_leader
+    elector._took({"spec": {"holderIdentity": "me", "renewTime": "t"}}, sent=clock.now)
+    elector.leading.set()
+    assert elector.is_leader
+    clock.now += 9.9
+    assert elector.is_leader
+    # no successful renewal for renew_deadline: stop acting before the lease (15 s) expires
+    clock.now += 0.1
+    assert not elector.is_leader
+    elector._took({"spec": {"holderIdentity": "me", "renewTime": "t2"}}, sent=clock.now)
+    assert elector.is_leader
+
+
+async def test_the_operator_paces_api_requests_not_reconciles() -> None:
+    kube = Kube(ApiClient(configuration=Configuration(host="http://127.0.0.1:9")))
+    try:
+        op = Operator(kube, OperatorConfig(qps=5.0, burst=2, bind_address="127.0.0.1:0"))
+        assert (kube.limiter.rate, kube.limiter.burst) == (5.0, 2)
+        assert kube.metrics is op.metrics
+        # 300 reconciles (of finished Tasks, say) need no API call: no token is waited for
+        for n in range(300):
+            op.queue.add(f"uid-{n}")
+        with anyio.fail_after(1):
+            for _ in range(300):
+                op.queue.done(await op.queue.get())
+    finally:
+        await kube.close()
