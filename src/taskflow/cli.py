@@ -140,13 +140,14 @@ def build_parser() -> argparse.ArgumentParser:
         "--qps",
         type=_non_negative,
         default=50.0,
-        help="global reconcile rate limit per second, 0 = unlimited (default: %(default)s)",
+        help="API requests per second, client-side (as client-go; watches and the Lease are "
+        "not counted), 0 = unlimited (default: %(default)s)",
     )
     work.add_argument(
         "--burst",
         type=_positive_int,
         default=100,
-        help="reconciles allowed in a burst above --qps (default: %(default)s)",
+        help="API requests allowed in a burst above --qps (default: %(default)s)",
     )
     work.add_argument(
         "--stream-failure-threshold",

@@ -196,6 +196,22 @@ def test_a_finished_task_keeps_metadata_and_status_only() -> None:
     assert len(msgspec.json.encode(entry)) < 1_000
 
 
+def test_a_slim_finished_task_still_knows_when_to_go() -> None:
+    # the TTL lives in the spec: slimming must keep it, or the Task would stay forever
+    from taskflow.reconcile import Plan, plan
+    from tests.unit.builders import SETTINGS, at
+
+    status = {**FINISHED_STATUS, "completionTime": "2024-01-06T22:19:24Z"}
+    doc = task_doc("t1", "3", status, ttlSecondsAfterFinished=60, timeout="1h")
+    cache = Cache()
+    cache.put_task(decode_task(json.dumps(doc).encode()))
+    entry = cache.task("t1")
+    assert isinstance(entry, Task)
+    assert entry.spec.steps == []
+    assert (entry.spec.ttl_seconds_after_finished, entry.spec.timeout) == (60, "1h")
+    assert plan(entry, None, now=at(61), settings=SETTINGS) == Plan(delete_task=True)
+
+
 def test_an_unfinished_task_is_kept_whole() -> None:
     task = decode_task(json.dumps(big_task("t1", {"status": "Running"})).encode())
     assert slim(task) is task

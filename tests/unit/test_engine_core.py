@@ -344,6 +344,18 @@ def test_event_names_follow_the_key_not_a_final_message() -> None:
     )
 
 
+async def test_a_replica_that_may_have_lost_the_lease_writes_nothing() -> None:
+    r, w, _ = reconciler(task_dict(step("a")))
+    r.leading = lambda: False
+    outcome, delay = await r.reconcile(UID)
+    assert outcome is Outcome.REQUEUE_AFTER
+    assert delay is not None
+    assert delay > 0
+    assert not w.created
+    assert not w.statuses
+    assert not w.events
+
+
 async def test_adopted_pod_requeues_without_writing() -> None:
     r, w, _ = reconciler(task_dict(step("a")))
     w.create_result = CreateResult(Created.ADOPTED, pod("demo-pod", "p", UID))

@@ -32,7 +32,7 @@ import msgspec
 
 from taskflow import api
 from taskflow.api.pod import Pod
-from taskflow.api.task import FINISHED, Task, TaskSpec
+from taskflow.api.task import FINISHED, Task
 from taskflow.labels import TASK_UID_LABEL
 
 log = logging.getLogger("taskflow.cache")
@@ -228,11 +228,11 @@ LAST_APPLIED = "kubectl.kubernetes.io/last-applied-configuration"
 def slim(entry: TaskEntry) -> TaskEntry:
     """What a *finished* Task still needs in the cache, and nothing more.
 
-    ``reconcile.plan`` returns an empty Plan for it without looking at its spec; what is
-    still read is its metadata (identity, resourceVersion, owner checks) and its status
-    (gauges, resync; it names every step). The spec's steps (scripts of up to 60,000
-    characters, commands, env), its pod template and kubectl's last-applied copy of it
-    go: ``spec.steps`` is left empty. Unfinished entries are returned unchanged.
+    ``reconcile.plan`` reads only its TTL from the spec; what is still read otherwise is its
+    metadata (identity, resourceVersion, owner checks) and its status (gauges, resync; it
+    names every step). The spec's steps (scripts of up to 60,000 characters, commands,
+    env), its pod template and kubectl's last-applied copy of it go: ``spec.steps`` is left
+    empty, the small scalar fields stay. Unfinished entries are returned unchanged.
     """
     if task_state(entry) not in FINISHED:
         return entry
@@ -250,7 +250,8 @@ def slim(entry: TaskEntry) -> TaskEntry:
     if LAST_APPLIED in meta.annotations:
         annotations = {k: v for k, v in meta.annotations.items() if k != LAST_APPLIED}
         meta = msgspec.structs.replace(meta, annotations=annotations)
-    return msgspec.structs.replace(entry, metadata=meta, spec=TaskSpec(steps=[]))
+    spec = msgspec.structs.replace(entry.spec, steps=[], pod_template=None)
+    return msgspec.structs.replace(entry, metadata=meta, spec=spec)
 
 
 class Cache:

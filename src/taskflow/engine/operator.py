@@ -97,7 +97,13 @@ class Operator:
             metrics=self.metrics,
         )
         self.writer = Writer(kube, self.cache, self.metrics, config.identity)
-        self.reconciler = Reconciler(self.cache, self.writer, config.settings, self.metrics)
+        self.reconciler = Reconciler(
+            self.cache,
+            self.writer,
+            config.settings,
+            self.metrics,
+            leading=lambda: self.is_leader,
+        )
         self.metrics.track_task_states(self.cache.count_by_state)
         scopes: list[str | None] = list(config.namespaces) or [None]
         self.reflectors: list[Reflector] = []

@@ -26,6 +26,8 @@ log = logging.getLogger("taskflow.reconcile")
 
 #: Seconds between create attempts while the pod of a deleted same-named Task goes away.
 BUSY_RETRY = 1.0
+#: Seconds before a reconcile skipped for lack of leadership is tried again.
+NOT_LEADING_RETRY = 1.0
 
 
 class Outcome(enum.Enum):
@@ -71,12 +73,15 @@ class Reconciler:
         settings: Settings,
         metrics: Metrics,
         now: Callable[[], datetime] = lambda: datetime.now(UTC),
+        leading: Callable[[], bool] = lambda: True,
     ) -> None:
         self.cache = cache
         self.writer = writer
         self.settings = settings
         self.metrics = metrics
         self.now = now
+        #: False once the lease may have passed to another replica: write nothing then
+        self.leading = leading
 
     def logger(self, uid: str) -> TaskLogger:
         entry = self.cache.task(uid)
@@ -85,6 +90,8 @@ class Reconciler:
         return task_logger(task_namespace(entry), task_name(entry), uid)
 
     async def reconcile(self, uid: str) -> tuple[Outcome, float | None]:
+        if not self.leading():  # the operator stops itself at once; never race a new leader
+            return Outcome.REQUEUE_AFTER, NOT_LEADING_RETRY
         entry = self.cache.task(uid)
         if entry is None:  # deleted; its pod goes with it (owner reference)
             return Outcome.SUCCESS, None
