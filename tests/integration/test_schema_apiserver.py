@@ -263,6 +263,18 @@ INVALID: list[tuple[str, dict[str, Any], list[str]]] = [
         ["spec.activeDeadlineSeconds"],
     ),
     ("args-not-strings", task_body("x", ok("a", args=[1])), ["spec.steps[0].args[0]"]),
+    (
+        "timeout-not-a-duration",
+        task_body("x", ok("a"), timeout="10 minutes"),
+        ["spec.timeout", '"10 minutes" is not a duration such as 30s, 10m or 1h30m'],
+    ),
+    ("timeout-negative", task_body("x", ok("a"), timeout="-1s"), ["is not a duration"]),
+    (
+        "too-many-retries",
+        task_body("x", ok("a"), retries=11),
+        ["spec.retries", "less than or equal to 10"],
+    ),
+    ("negative-ttl", task_body("x", ok("a"), ttlSecondsAfterFinished=-1), ["spec.ttlSeconds"]),
 ]
 
 
@@ -283,11 +295,29 @@ def test_spec_is_immutable_but_metadata_is_not(kube: Kube) -> None:
         kube.patch_task("immutable", {"spec": {"steps": [ok("a")]}})
     assert info.value.status == 422
     message = json.loads(info.value.body or b"{}")["message"]
-    assert "spec is immutable: delete and re-create the Task to change it" in message
-    with pytest.raises(ApiException):
-        kube.patch_task("immutable", {"spec": {"activeDeadlineSeconds": 5}})
+    assert "spec is immutable except spec.cancel: delete and re-create the Task" in message
+    for change in ({"activeDeadlineSeconds": 5}, {"retries": 1}, {"timeout": "1h"}):
+        with pytest.raises(ApiException) as info:
+            kube.patch_task("immutable", {"spec": change})
+        assert "spec is immutable except spec.cancel" in (info.value.body or ""), change
     patched = kube.patch_task("immutable", {"metadata": {"labels": {"team": "x"}}})
     assert patched["metadata"]["labels"] == {"team": "x"}
+
+
+def test_cancel_is_the_one_change_allowed_and_cannot_be_undone(kube: Kube) -> None:
+    kube.create_task(task_body("cancel-me", ok("a"), ok("b")))
+    kube.patch_task("cancel-me", {"spec": {"cancel": False}})  # no change in meaning
+    cancelled = kube.patch_task("cancel-me", {"spec": {"cancel": True}})
+    assert cancelled["spec"]["cancel"] is True
+    kube.patch_task("cancel-me", {"spec": {"cancel": True}})  # idempotent
+    for undo in ({"cancel": False}, {"cancel": None}):
+        with pytest.raises(ApiException) as info:
+            kube.patch_task("cancel-me", {"spec": undo})
+        assert info.value.status == 422
+        message = json.loads(info.value.body or b"{}")["message"]
+        assert "a cancel cannot be undone: spec.cancel stays true once set" in message
+    with pytest.raises(ApiException):  # cancel does not open the door to other changes
+        kube.patch_task("cancel-me", {"spec": {"cancel": True, "steps": [ok("a")]}})
 
 
 def test_large_multibyte_scripts_fit_in_annotations(kube: Kube) -> None:

@@ -246,3 +246,17 @@ def test_extra_args_reach_taskflow_run_which_accepts_them(helm: str) -> None:
 def test_values_schema_rejects_extra_args_that_are_not_flags(helm: str) -> None:
     with pytest.raises(RuntimeError, match="extraArgs"):
         chart.helm_template(helm=helm, set_values={"extraArgs[0]": "image-pull-timeout"})
+
+
+def test_task_lifecycle_defaults_reach_taskflow_run(helm: str, default_objects: Objects) -> None:
+    assert "--default-timeout=1h" in _container(default_objects)["args"]
+    assert not any(a.startswith("--default-ttl") for a in _container(default_objects)["args"])
+    objects = chart.helm_template(
+        helm=helm, set_values={"defaultTimeout": "0", "defaultTtlAfterFinished": "24h"}
+    )
+    args = _container(objects)["args"]
+    assert "--default-timeout=0" in args
+    assert "--default-ttl-after-finished=24h" in args
+    _assert_taskflow_run_accepts(args)
+    with pytest.raises(RuntimeError, match="defaultTimeout"):
+        chart.helm_template(helm=helm, set_values={"defaultTimeout": "one hour"})
