@@ -172,6 +172,7 @@ def test_every_pod_template_and_status_field_is_in_the_schema() -> None:
         "securityContext",
         "priorityClassName",
         "runtimeClassName",
+        "terminationGracePeriodSeconds",
     }
     status = openapi_schema()["properties"]["status"]["properties"]
     assert {f.encode_name for f in msgspec.structs.fields(TaskStatus)} == set(status)
@@ -186,6 +187,8 @@ def test_every_pod_template_and_status_field_is_in_the_schema() -> None:
         "steps",
         "conditions",
         "observedGeneration",
+        "attempt",
+        "attempts",
     }
     assert status["startTime"]["format"] == "date-time"
     assert status["status"]["enum"] == [

@@ -226,6 +226,19 @@ class PodTemplate(msgspec.Struct, rename="camel", omit_defaults=True, kw_only=Tr
     ) = None
     priority_class_name: Annotated[str, msgspec.Meta(max_length=253)] | None = None
     runtime_class_name: Annotated[str, msgspec.Meta(max_length=253)] | None = None
+    termination_grace_period_seconds: (
+        Annotated[
+            int,
+            msgspec.Meta(
+                ge=0,
+                description=(
+                    "Seconds a stopped step (cancel, timeout, deadline) gets between SIGTERM "
+                    "and SIGKILL (Kubernetes' default: 30)."
+                ),
+            ),
+        ]
+        | None
+    ) = None
 
 
 Steps = Annotated[
