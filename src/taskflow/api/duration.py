@@ -7,9 +7,9 @@ from typing import Final
 
 _UNITS: Final = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
 
-#: What the CRD accepts (a positive Go duration without sign); CEL's RE2 and Python's re agree
-#: on it.
-DURATION_PATTERN: Final = r"^([0-9]+(\.[0-9]+)?(ns|us|µs|ms|s|m|h))+$"
+#: What the CRD accepts: a Go duration without sign. ``[.]`` rather than ``\.``: a CEL string
+#: literal refuses that escape. CEL's RE2 and Python's re read the pattern alike.
+DURATION_PATTERN: Final = r"^([0-9]+([.][0-9]+)?(ns|us|µs|ms|s|m|h))+$"
 DURATION_HINT: Final = "a duration such as 30s, 10m or 1h30m"
 
 _PART = re.compile(r"([0-9]+(?:\.[0-9]+)?)(ns|us|µs|ms|s|m|h)")
