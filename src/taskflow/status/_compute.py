@@ -80,11 +80,7 @@ def evaluate(task: Task, pod: Pod | None, *, now: datetime, settings: Settings) 
         ev = Evaluation(status=_not_created(task, old, now))
     else:
         ev = _with_pod(task, pod, now, settings)
-    status = msgspec.structs.replace(
-        ev.status,
-        attempt=current_attempt(old),
-        attempts=list(old.attempts) if old is not None else [],
-    )
+    status = _carry(old, ev.status)
     requeue = ev.requeue_after
     deadline = deadline_of(task, settings)
     if not status.finished and deadline is not None and deadline > now:
@@ -92,6 +88,15 @@ def evaluate(task: Task, pod: Pod | None, *, now: datetime, settings: Settings) 
         until = (deadline - now).total_seconds()
         requeue = until if requeue is None else min(requeue, until)
     return Evaluation(status=status, requeue_after=requeue)
+
+
+def _carry(old: TaskStatus | None, status: TaskStatus) -> TaskStatus:
+    """``status`` of the current attempt, with the attempt's number and the earlier ones."""
+    return msgspec.structs.replace(
+        status,
+        attempt=current_attempt(old),
+        attempts=list(old.attempts) if old is not None else [],
+    )
 
 
 def _condition(
@@ -136,7 +141,7 @@ def refused_status(task: Task, message: str, *, now: datetime) -> TaskStatus:
     ``podName``: there is no pod, and a named pod that is absent would mean ``PodDeleted``."""
     old = task.status
     return msgspec.structs.replace(
-        _not_created(task, old, now),
+        _carry(old, _not_created(task, old, now)),
         pod_name=None,
         conditions=[
             _condition(
@@ -297,7 +302,7 @@ def invalid_status(
     if old is None and task is not None:
         old = task.status
     steps = [StepStatus(name=s.name, state=STEP_NOT_RUN) for s in task.spec.steps] if task else []
-    return TaskStatus(
+    status = TaskStatus(
         status=FAILURE,
         completion_time=format_time(now),
         progress=progress(steps) if steps else None,
@@ -305,3 +310,4 @@ def invalid_status(
         conditions=[_condition(old, "False", reason, message, utc(now))],
         observed_generation=task.metadata.generation if task else None,
     )
+    return _carry(old, status)
