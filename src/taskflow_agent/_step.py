@@ -1,0 +1,187 @@
+"""``taskflow-agent step``: wait for the previous step, run this one, record its state.
+
+The thin shell around the pure parts (``_substitute``, ``_state``): it reads and writes the
+run directory, waits, and spawns.
+
+    <run>/<prev>/state.json     appears when the previous step is done (we wait for it)
+    <run>/<name>/results/R      the step writes its results here ($(results.R.path))
+    <run>/<name>/script         the script with its references substituted (when it has any)
+    <run>/<name>/state.json     our state, written last, atomically: the next step starts
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+
+from taskflow_agent import _state, _substitute, _supervise, _wait
+from taskflow_agent._state import State
+from taskflow_agent.cli import StepArgs, fatal
+
+STATE = "state.json"
+SCRIPT_COPY = "script"
+
+
+class _Interrupted(Exception):
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum
+
+
+class StepError(Exception):
+    """The step failed before or after its command: the message goes into ``error``."""
+
+
+def run_step(args: StepArgs) -> int:
+    own = os.path.join(args.run_dir, args.name)
+    os.makedirs(os.path.join(own, "results"), exist_ok=True)
+    state = _execute(args, own)
+    state = _state.fit(state)
+    state.abort = state.skipped or (state.failed and args.on_error != "continue")
+    if state.error is not None and not state.skipped:
+        fatal(f"step {args.name}: {state.error}")
+    data = _state.encode(state)
+    if args.termination_path is not None:
+        with open(args.termination_path, "wb") as f:
+            f.write(data)
+    _state.write_atomic(os.path.join(own, STATE), data)
+    if state.failed and not state.skipped and args.on_error == "stopAndFail":
+        return state.exit_code or 1
+    return 0
+
+
+def _execute(args: StepArgs, own: str) -> State:
+    """Wait, then run the command; every outcome as a State (abort is set by the caller)."""
+    handlers = _raise_on_signals()
+    try:
+        prev = _wait_prev(args) if args.prev is not None else None
+    except _Interrupted as e:
+        # The pod is going away before our turn: record that, so no later step waits on us.
+        name = signal.Signals(e.signum).name
+        return State(args.name, skipped=True, error=f"{name} before the step started")
+    finally:
+        for sig, old in handlers.items():
+            signal.signal(sig, old)
+    if prev is not None and prev.abort:
+        return State(args.name, skipped=True)
+    _supervise.block_signals()
+    try:
+        argv, env = _prepare(args, own)
+    except StepError as e:
+        now = _state.timestamp(time.time_ns())
+        return State(args.name, exit_code=1, started_at=now, finished_at=now, error=str(e))
+    try:
+        out = _supervise.run(argv, env, timeout=args.timeout, grace=args.grace)
+    except _supervise.SpawnError as e:
+        now = _state.timestamp(time.time_ns())
+        return State(
+            args.name, exit_code=e.exit_code, started_at=now, finished_at=now, error=str(e)
+        )
+    state = State(
+        args.name,
+        exit_code=out.exit_code,
+        started_at=_state.timestamp(out.started_ns),
+        finished_at=_state.timestamp(out.finished_ns),
+        timed_out=out.timed_out,
+    )
+    if out.timed_out:
+        state.error = f"timed out after {_show(args.timeout)}"
+    state.results, problem = _collect(own, args.results)
+    state.error = state.error or problem
+    return state
+
+
+def _raise_on_signals() -> dict[int, signal._HANDLER]:
+    """While we wait, a forwarded signal ends the wait (as PID 1 we would ignore it)."""
+
+    def handler(signum: int, frame: object) -> None:
+        raise _Interrupted(signum)
+
+    return {sig: signal.signal(sig, handler) for sig in _supervise.FORWARDED}
+
+
+def _wait_prev(args: StepArgs) -> State:
+    assert args.prev is not None
+    path = os.path.join(args.run_dir, args.prev, STATE)
+    _wait.wait_for(path, mode=args.wait, poll_interval=args.poll_interval)
+    with open(path, "rb") as f:
+        data = f.read()
+    try:
+        return _state.decode(data)
+    except ValueError as e:
+        raise OSError(f"{path}: {e}") from None
+
+
+def _prepare(args: StepArgs, own: str) -> tuple[list[bytes], dict[bytes, bytes]]:
+    """The argv and environment to run, references substituted; the script copied when
+    it has references."""
+    env = dict(os.environb)
+    script: bytes | None = None
+    if args.script is not None:
+        with open(args.script, "rb") as f:
+            script = f.read()
+    chunks = [*args.argv, *env.values(), *([script] if script is not None else [])]
+    refs = _substitute.references(chunks)
+    values = {ref: _read_result(args.run_dir, *ref) for ref in refs}
+
+    def value(step: str, result: str) -> bytes:
+        return values[(step, result)]
+
+    argv = [_substitute.substitute(a, value) for a in args.argv]
+    if refs:
+        env = {k: _substitute.substitute(v, value) for k, v in env.items()}
+    if args.script is not None:
+        program = os.fsencode(args.script)
+        if script is not None and _substitute.references([script]):
+            copy = os.path.join(own, SCRIPT_COPY)
+            _state.write_atomic(copy, _substitute.substitute(script, value), mode=0o700)
+            program = os.fsencode(copy)
+        argv = [program, *argv]
+    return argv, env
+
+
+def _read_result(run_dir: str, step: str, result: str) -> bytes:
+    step_dir = os.path.join(run_dir, step)
+    if not os.path.exists(os.path.join(step_dir, STATE)):
+        raise StepError(
+            f"$(steps.{step}.results.{result}): step {step!r} has not run before this step"
+        )
+    path = os.path.join(step_dir, "results", result)
+    try:
+        with open(path, "rb") as f:
+            return f.read()
+    except FileNotFoundError:
+        raise StepError(
+            f"$(steps.{step}.results.{result}): step {step!r} did not write result "
+            f"{result!r} ({path} is missing)"
+        ) from None
+
+
+def _collect(own: str, names: list[str]) -> tuple[list[tuple[str, str]], str | None]:
+    """The declared results the step wrote, and what is wrong with the others."""
+    results = []
+    missing = []
+    problems = []
+    for name in names:
+        path = os.path.join(own, "results", name)
+        try:
+            with open(path, "rb") as f:
+                data = f.read()
+        except FileNotFoundError:
+            missing.append(name)
+            continue
+        try:
+            results.append((name, data.decode()))
+        except UnicodeDecodeError:
+            problems.append(f"result {name!r} is not UTF-8 text")
+    if missing:
+        problems.append(
+            f"result(s) {', '.join(missing)} not written (the step writes "
+            f"$(results.NAME.path) = {os.path.join(own, 'results', 'NAME')})"
+        )
+    return results, "; ".join(problems) or None
+
+
+def _show(seconds: float | None) -> str:
+    return f"{seconds:g}s"
