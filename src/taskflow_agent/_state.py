@@ -13,9 +13,16 @@ Schema (v1, compact, keys in this order)::
 
 from __future__ import annotations
 
-import json
 import os
 import time
+
+from taskflow_agent import _codec
+
+TYPE_CHECKING = False  # typing is a slow import; mypy treats this name as True
+if TYPE_CHECKING:
+    from typing import TypeVar
+
+    _T = TypeVar("_T")
 
 VERSION = 1
 # The kubelet keeps at most 4096 bytes of a container's termination message.
@@ -66,7 +73,7 @@ class State:
     def failed(self) -> bool:
         return self.exit_code != 0 or self.timed_out or self.error is not None
 
-    def as_dict(self) -> dict[str, object]:
+    def as_dict(self) -> dict[str, _codec.Value]:
         return {
             "v": VERSION,
             "name": self.name,
@@ -89,13 +96,13 @@ class State:
 
 def encode(state: State) -> bytes:
     """Compact UTF-8 JSON (what the kubelet counts against its limit)."""
-    return json.dumps(state.as_dict(), separators=(",", ":"), ensure_ascii=False).encode()
+    return _codec.dumps(state.as_dict())
 
 
 def decode(data: bytes) -> State:
     """A state written by ``encode``; ValueError with the reason otherwise."""
     try:
-        d = json.loads(data)
+        d = _codec.loads(data)
     except ValueError as e:
         raise ValueError(f"not JSON: {e}") from None
     if not isinstance(d, dict) or d.get("v") != VERSION:
@@ -103,17 +110,35 @@ def decode(data: bytes) -> State:
     try:
         return State(
             str(d["name"]),
-            exit_code=int(d["exitCode"]),
-            started_at=d["startedAt"],
-            finished_at=d["finishedAt"],
-            skipped=bool(d["skipped"]),
-            timed_out=bool(d["timedOut"]),
-            abort=bool(d["abort"]),
-            error=d["error"],
-            results=[(str(r["name"]), str(r["value"])) for r in d["results"]],
+            exit_code=_typed(d["exitCode"], int),
+            started_at=_optional_str(d["startedAt"]),
+            finished_at=_optional_str(d["finishedAt"]),
+            skipped=_typed(d["skipped"], bool),
+            timed_out=_typed(d["timedOut"], bool),
+            abort=_typed(d["abort"], bool),
+            error=_optional_str(d["error"]),
+            results=[_result(r) for r in _typed(d["results"], list)],
         )
-    except (KeyError, TypeError, ValueError) as e:
-        raise ValueError(f"malformed step state: {e!r}") from None
+    except KeyError as e:
+        raise ValueError(f"malformed step state: no {e}") from None
+
+
+def _typed(value: object, kind: type[_T]) -> _T:
+    if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+        raise ValueError(f"malformed step state: {value!r} is not {kind.__name__}")
+    return value
+
+
+def _optional_str(value: object) -> str | None:
+    return None if value is None else _typed(value, str)
+
+
+def _result(value: object) -> tuple[str, str]:
+    r = _typed(value, dict)
+    try:
+        return _typed(r["name"], str), _typed(r["value"], str)
+    except KeyError as e:
+        raise ValueError(f"malformed step state: a result without {e}") from None
 
 
 def clip_error(text: str) -> str:
@@ -128,8 +153,7 @@ def fit(state: State, *, limit: int = TERMINATION_LIMIT) -> State:
     size = len(encode(state))
     if size <= limit:
         return state
-    results = json.dumps(state.as_dict()["results"], separators=(",", ":"), ensure_ascii=False)
-    results_size = len(results.encode())
+    results_size = len(_codec.dumps([{"name": n, "value": v} for n, v in state.results]))
     return State(
         state.name,
         exit_code=1,

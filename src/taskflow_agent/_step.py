@@ -12,7 +12,6 @@ run directory, waits, and spawns.
 from __future__ import annotations
 
 import os
-import signal
 import time
 
 from taskflow_agent import _state, _substitute, _supervise, _wait
@@ -58,11 +57,10 @@ def _execute(args: StepArgs, own: str) -> State:
         prev = _wait_prev(args) if args.prev is not None else None
     except _Interrupted as e:
         # The pod is going away before our turn: record that, so no later step waits on us.
-        name = signal.Signals(e.signum).name
+        name = _supervise.NAMES.get(e.signum, str(e.signum))
         return State(args.name, skipped=True, error=f"{name} before the step started")
     finally:
-        for sig, old in handlers.items():
-            signal.signal(sig, old)
+        _supervise.restore_handlers(handlers)
     if prev is not None and prev.abort:
         return State(args.name, skipped=True)
     _supervise.block_signals()
@@ -92,13 +90,13 @@ def _execute(args: StepArgs, own: str) -> State:
     return state
 
 
-def _raise_on_signals() -> dict[int, signal._HANDLER]:
+def _raise_on_signals() -> _supervise.Handlers:
     """While we wait, a forwarded signal ends the wait (as PID 1 we would ignore it)."""
 
     def handler(signum: int, frame: object) -> None:
         raise _Interrupted(signum)
 
-    return {sig: signal.signal(sig, handler) for sig in _supervise.FORWARDED}
+    return _supervise.set_handlers(handler)
 
 
 def _wait_prev(args: StepArgs) -> State:

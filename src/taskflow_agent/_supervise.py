@@ -13,14 +13,21 @@
 
 from __future__ import annotations
 
-import contextlib
 import errno
 import os
-import signal
 import time
-from collections.abc import Mapping, Sequence
+
+TYPE_CHECKING = False  # typing is a slow import; mypy treats this name as True
+if TYPE_CHECKING:
+    import signal
+    from collections.abc import Callable, Mapping, Sequence
+else:
+    # The C module under signal.py, which imports enum (a slow import) for its IntEnums.
+    import _signal as signal
 
 FORWARDED = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGQUIT)
+NAMES: dict[int, str] = {signal.SIGTERM: "SIGTERM", signal.SIGINT: "SIGINT"}
+NAMES.update({signal.SIGHUP: "SIGHUP", signal.SIGQUIT: "SIGQUIT"})
 _WAITED = (*FORWARDED, signal.SIGCHLD)
 # Reset to SIG_DFL in the child: what we (or Python) may have changed.
 _DEFAULTED = (*_WAITED, signal.SIGPIPE, signal.SIGXFSZ)
@@ -127,9 +134,10 @@ def _sigwait() -> signal.struct_siginfo:
 
 
 def _signal(pid: int, sig: int) -> None:
-    # ProcessLookupError: it exited in between, its SIGCHLD is on the way.
-    with contextlib.suppress(ProcessLookupError):
+    try:  # noqa: SIM105 (contextlib is a slow import)
         os.kill(pid, sig)
+    except ProcessLookupError:  # it exited in between: its SIGCHLD is on the way
+        pass
 
 
 def _reap(pid: int) -> int | None:
@@ -153,3 +161,17 @@ def _reap_orphans() -> None:
                 return
         except ChildProcessError:
             return
+
+
+if TYPE_CHECKING:
+    Handlers = dict[int, signal._HANDLER]
+
+
+def set_handlers(handler: Callable[[int, object], None]) -> Handlers:
+    """Install ``handler`` for the forwarded signals; the previous handlers."""
+    return {sig: signal.signal(sig, handler) for sig in FORWARDED}
+
+
+def restore_handlers(previous: Handlers) -> None:
+    for sig, old in previous.items():
+        signal.signal(sig, old)

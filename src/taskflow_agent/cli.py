@@ -2,17 +2,18 @@
 
 Parsing is pure (``parse``); ``main`` dispatches. Hand-written rather than argparse: argparse
 pulls in gettext and friends, which costs start-up time in every step container, and this
-grammar is small. Usage errors exit 2, other fatal errors 1, each with one line on stderr
-prefixed ``taskflow-agent: `` (the only output the agent ever makes itself).
+grammar is small (no ``re`` either, for the same reason). Usage errors exit 2, other fatal
+errors 1, each with one line on stderr prefixed ``taskflow-agent: `` (the only output the
+agent ever makes itself).
 """
 
 from __future__ import annotations
 
 import os
-import re
 import sys
 
 from taskflow_agent._duration import parse_duration
+from taskflow_agent._substitute import is_result_name, is_step_name
 
 USAGE = """usage: taskflow-agent step --name NAME [--prev NAME] [--timeout DURATION]
          [--grace DURATION] [--on-error continue|stopAndFail] [--result NAME]...
@@ -21,8 +22,6 @@ USAGE = """usage: taskflow-agent step --name NAME [--prev NAME] [--timeout DURAT
        taskflow-agent install DIR [--source FILE]"""
 
 ON_ERROR = ("continue", "stopAndFail")
-_STEP_NAME = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?\Z")
-_RESULT_NAME = re.compile(r"[A-Za-z0-9_-]+\Z")
 
 
 class UsageError(Exception):
@@ -110,7 +109,7 @@ def _parse_step(rest: list[str]) -> StepArgs:
                 raise UsageError(f"--on-error must be continue or stopAndFail, not {value!r}")
             a.on_error = value
         elif flag == "--result":
-            if not _RESULT_NAME.match(value):
+            if not is_result_name(os.fsencode(value)):
                 raise UsageError(f"--result {value!r}: letters, digits, '-' and '_' only")
             a.results.append(value)
         elif flag == "--script":
@@ -130,7 +129,7 @@ def _parse_step(rest: list[str]) -> StepArgs:
     else:
         raise UsageError("missing '--' before the step's command")
     for label, step in (("--name", a.name), ("--prev", a.prev)):
-        if step is not None and not _STEP_NAME.match(step):
+        if step is not None and not is_step_name(os.fsencode(step)):
             raise UsageError(f"{label} {step!r} is not a step name (a DNS label)")
     if a.script is None and not a.argv:
         raise UsageError("no command after '--' (and no --script)")

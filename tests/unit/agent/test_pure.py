@@ -8,8 +8,10 @@ import os
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
-from taskflow_agent import _state, _substitute
+from taskflow_agent import _codec, _state, _substitute
 from taskflow_agent._duration import parse_duration
 from taskflow_agent._state import State
 from taskflow_agent._supervise import SpawnError, lookpath
@@ -273,3 +275,52 @@ def test_lookpath_empty_entry_is_the_working_directory(tmp_path: Path) -> None:
         assert lookpath(b"here", b"/nonexistent::") == b"./here"
     finally:
         os.chdir(cwd)
+
+
+JSON_VALUES = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.text(),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(), inner, max_size=4),
+    max_leaves=20,
+)
+
+
+@given(JSON_VALUES)
+def test_codec_writes_what_json_writes_and_reads_it_back(value: _codec.Value) -> None:
+    text = json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+    assert _codec.dumps(value) == text.encode()
+    assert _codec.loads(text.encode()) == value
+    assert _codec.loads(json.dumps(value, indent=2).encode()) == value  # whitespace, \u
+
+
+def test_codec_escapes_a_lone_surrogate() -> None:
+    path = os.fsdecode(b"/x/\xff")  # an undecodable byte in a path, as errors carry them
+    assert _codec.dumps(path) == b'"/x/\\udcff"'
+    assert _codec.loads(_codec.dumps(path)) == path
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        b"",
+        b"{",
+        b'{"a"}',
+        b'{"a":1,}',
+        b"[1,]",
+        b"01",
+        b"1.5",
+        b"1e3",
+        b"tru",
+        rb'"\x"',
+        rb'"\u12"',
+        b'"a',
+        b'"\x01"',
+        b"[] []",
+        b"\xff",
+        b'"\\ud800\\uzzzz"',
+    ],
+)
+def test_codec_rejects(data: bytes) -> None:
+    with pytest.raises(
+        ValueError, match=r"unexpected|expected|escape|unterminated|control|extra|UTF-8"
+    ):
+        _codec.loads(data)

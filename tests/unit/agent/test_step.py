@@ -129,7 +129,7 @@ def test_killed_by_a_signal_is_128_plus_signal(agent: Agent, run: Path) -> None:
 def test_signals_reach_the_child(agent: Agent, run: Path, sig: signal.Signals) -> None:
     ready = run / "ready"
     script = (
-        f"trap 'echo got {sig.name}; exit 42' {sig.name[3:]}; : > {ready}; "
+        f"trap 'echo got {sig.name}; kill $!; exit 42' {sig.name[3:]}; : > {ready}; "
         "while :; do sleep 1 & wait $!; done"
     )
     with agent.start(run, "s", argv=["sh", "-c", script]) as p:
@@ -185,7 +185,11 @@ def test_timeout_kills_after_the_grace(agent: Agent, run: Path) -> None:
 
 def test_a_timed_out_step_that_exits_zero_still_fails(agent: Agent, run: Path) -> None:
     p = agent.step(
-        run, "s", "--timeout", "200ms", argv=["sh", "-c", "trap 'exit 0' TERM; sleep 5 & wait"]
+        run,
+        "s",
+        "--timeout",
+        "200ms",
+        argv=["sh", "-c", "trap 'kill $!; exit 0' TERM; sleep 5 & wait"],
     )
     s = state(run, "s")
     assert (p.returncode, s["exitCode"], s["timedOut"], s["abort"]) == (1, 0, True, True)
