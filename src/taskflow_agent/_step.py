@@ -36,15 +36,19 @@ def run_step(args: StepArgs) -> int:
     own = os.path.join(args.run_dir, args.name)
     os.makedirs(os.path.join(own, "results"), exist_ok=True)
     state = _execute(args, own)
+    if state.error is not None:
+        state.error = _state.clip_error(state.error)
     state = _state.fit(state)
     state.abort = state.skipped or (state.failed and args.on_error != "continue")
     if state.error is not None and not state.skipped:
         fatal(f"step {args.name}: {state.error}")
     data = _state.encode(state)
+    # The state first: the next step must not wait forever because of a termination
+    # message we could not write (the kubelet reads that only after we exit).
+    _state.write_atomic(os.path.join(own, STATE), data)
     if args.termination_path is not None:
         with open(args.termination_path, "wb") as f:
             f.write(data)
-    _state.write_atomic(os.path.join(own, STATE), data)
     if state.failed and not state.skipped and args.on_error == "stopAndFail":
         return state.exit_code or 1
     return 0
@@ -59,6 +63,8 @@ def _execute(args: StepArgs, own: str) -> State:
         # The pod is going away before our turn: record that, so no later step waits on us.
         name = _supervise.NAMES.get(e.signum, str(e.signum))
         return State(args.name, skipped=True, error=f"{name} before the step started")
+    except OSError as e:  # the previous state is unreadable: fail here, visibly
+        return _failed(args.name, 1, str(e))
     finally:
         _supervise.restore_handlers(handlers)
     if prev is not None and prev.abort:
@@ -66,16 +72,12 @@ def _execute(args: StepArgs, own: str) -> State:
     _supervise.block_signals()
     try:
         argv, env = _prepare(args, own)
-    except StepError as e:
-        now = _state.timestamp(time.time_ns())
-        return State(args.name, exit_code=1, started_at=now, finished_at=now, error=str(e))
+    except (StepError, OSError) as e:
+        return _failed(args.name, 1, str(e))
     try:
         out = _supervise.run(argv, env, timeout=args.timeout, grace=args.grace)
     except _supervise.SpawnError as e:
-        now = _state.timestamp(time.time_ns())
-        return State(
-            args.name, exit_code=e.exit_code, started_at=now, finished_at=now, error=str(e)
-        )
+        return _failed(args.name, e.exit_code, str(e))
     state = State(
         args.name,
         exit_code=out.exit_code,
@@ -88,6 +90,12 @@ def _execute(args: StepArgs, own: str) -> State:
     state.results, problem = _collect(own, args.results)
     state.error = state.error or problem
     return state
+
+
+def _failed(name: str, exit_code: int, error: str) -> State:
+    """A step that failed before its command ran (it "ran" for no time, now)."""
+    now = _state.timestamp(time.time_ns())
+    return State(name, exit_code=exit_code, started_at=now, finished_at=now, error=error)
 
 
 def _raise_on_signals() -> _supervise.Handlers:

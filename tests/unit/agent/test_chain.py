@@ -149,7 +149,11 @@ def test_inotify_is_refused_where_absent(python_agent: Agent, run: Path) -> None
     (run / "a").mkdir()
     p = python_agent.step(run, "b", "--prev", "a", "--wait", "inotify", argv=["true"])
     assert p.returncode == 1
-    assert p.stderr == b"taskflow-agent: inotify is only built into the static taskflow-agent\n"
+    assert (
+        p.stderr
+        == b"taskflow-agent: step b: inotify is only built into the static taskflow-agent\n"
+    )
+    assert state(run, "b")["error"] == "inotify is only built into the static taskflow-agent"
 
 
 @pytest.mark.skipif(os.geteuid() != 0 or shutil.which("unshare") is None, reason="needs root")

@@ -331,3 +331,37 @@ def test_usage_error(agent: Agent, run: Path) -> None:
     assert p.returncode == 2
     assert p.stderr.startswith(b"taskflow-agent: --timeout: invalid duration 'soon'")
     assert not (run / "s").exists()
+
+
+def test_an_unreadable_previous_state_fails_the_step(agent: Agent, run: Path) -> None:
+    (run / "a").mkdir()
+    (run / "a" / "state.json").write_bytes(b'{"v":1,"name":"a"')
+    p = agent.step(run, "b", "--prev", "a", argv=["touch", str(run / "ran")])
+    s = state(run, "b")
+    assert (p.returncode, s["exitCode"], s["abort"], s["skipped"]) == (1, 1, True, False)
+    assert s["error"] == f"{run}/a/state.json: not JSON: expected ',' or '}}' at 17"
+    assert not (run / "ran").exists()
+
+
+def test_a_missing_script_fails_the_step(agent: Agent, run: Path) -> None:
+    p = agent.step(run, "s", "--script", str(run / "nope"), argv=[])
+    s = state(run, "s")
+    assert (p.returncode, s["exitCode"]) == (1, 1)
+    assert s["error"] == f"[Errno 2] No such file or directory: '{run}/nope'"
+
+
+def test_state_is_written_even_when_the_termination_message_cannot_be(
+    agent: Agent, run: Path
+) -> None:
+    p = agent.step(run, "s", "--termination-path", str(run / "no" / "term"), argv=["true"])
+    assert p.returncode == 1
+    assert p.stderr.startswith(b"taskflow-agent: [Errno 2] No such file or directory")
+    assert state(run, "s")["exitCode"] == 0
+
+
+def test_a_long_error_is_cut(agent: Agent, run: Path) -> None:
+    p = agent.step(run, "s", argv=["x" * 3000])
+    s = state(run, "s")
+    assert p.returncode == 127
+    assert len(s["error"]) <= 1024
+    assert s["error"].endswith("characters, cut)")
