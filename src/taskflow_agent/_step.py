@@ -56,7 +56,8 @@ def run_step(args: StepArgs) -> int:
 
 def _execute(args: StepArgs, own: str) -> State:
     """Wait, then run the command; every outcome as a State (abort is set by the caller)."""
-    handlers = _raise_on_signals()
+    late: list[int] = []  # signals that came after the wait, before they were blocked
+    handlers = _raise_on_signals(late)
     try:
         prev = _wait_prev(args) if args.prev is not None else None
     except _Interrupted as e:
@@ -66,16 +67,21 @@ def _execute(args: StepArgs, own: str) -> State:
     except OSError as e:  # the previous state is unreadable: fail here, visibly
         return _failed(args.name, 1, str(e))
     finally:
+        late.append(0)  # from here on the handler records instead of raising
+        # Blocked before the handlers go: a signal now waits for the supervisor (which
+        # forwards it to the child), none is lost or kills us with no state written.
+        _supervise.block_signals()
         _supervise.restore_handlers(handlers)
     if prev is not None and prev.abort:
         return State(args.name, skipped=True)
-    _supervise.block_signals()
     try:
         argv, env = _prepare(args, own)
     except (StepError, OSError) as e:
         return _failed(args.name, 1, str(e))
     try:
-        out = _supervise.run(argv, env, timeout=args.timeout, grace=args.grace)
+        out = _supervise.run(
+            argv, env, timeout=args.timeout, grace=args.grace, forward_at_start=late[1:]
+        )
     except _supervise.SpawnError as e:
         return _failed(args.name, e.exit_code, str(e))
     state = State(
@@ -98,11 +104,15 @@ def _failed(name: str, exit_code: int, error: str) -> State:
     return State(name, exit_code=exit_code, started_at=now, finished_at=now, error=error)
 
 
-def _raise_on_signals() -> _supervise.Handlers:
-    """While we wait, a forwarded signal ends the wait (as PID 1 we would ignore it)."""
+def _raise_on_signals(late: list[int]) -> _supervise.Handlers:
+    """While we wait, a forwarded signal ends the wait (as PID 1 we would ignore it). Once
+    ``late`` is not empty the wait is over: a signal is appended to it instead."""
 
     def handler(signum: int, frame: object) -> None:
-        raise _Interrupted(signum)
+        if late:
+            late.append(signum)
+        else:
+            raise _Interrupted(signum)
 
     return _supervise.set_handlers(handler)
 

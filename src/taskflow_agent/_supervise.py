@@ -92,9 +92,11 @@ def run(
     *,
     timeout: float | None,
     grace: float,
+    forward_at_start: Sequence[int] = (),
 ) -> Outcome:
     """Spawn ``argv`` (argv[0] looked up in ``env``'s PATH) and supervise it until it exits.
-    ``block_signals()`` must have been called. Raises SpawnError."""
+    ``block_signals()`` must have been called; ``forward_at_start`` are signals that came
+    before and are sent to the child as soon as it exists. Raises SpawnError."""
     program = lookpath(argv[0], env.get(b"PATH"))
     started_ns = time.time_ns()
     try:
@@ -102,6 +104,8 @@ def run(
     except OSError as e:
         code = 127 if e.errno in (errno.ENOENT, errno.ENOTDIR) else 126
         raise SpawnError(f"cannot run {os.fsdecode(program)}: {e.strerror}", code) from None
+    for sig in forward_at_start:
+        _signal(pid, sig)
     start = time.monotonic()
     term_at = None if timeout is None else start + timeout
     kill_at: float | None = None
