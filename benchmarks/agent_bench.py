@@ -27,6 +27,7 @@ import calendar
 import itertools
 import json
 import os
+import random
 import statistics
 import subprocess
 import sys
@@ -157,7 +158,9 @@ def wakeup(binary: Path, runs: int, mode: str, interval: str, tmp: Path) -> floa
         argv = [str(binary), "step", "--name", "b", "--prev", "a", "--run-dir", str(run)]
         argv += ["--wait", mode, "--poll-interval", interval, "--", "/bin/true"]
         with subprocess.Popen(argv, env=ENV) as p:
-            time.sleep(0.15)
+            # Well past start-up (measure the wait, not the start), at a random phase of the
+            # poll interval.
+            time.sleep(0.5 + random.uniform(0, 0.05))
             tmp_state = run / "a" / "state.json.tmp"
             tmp_state.write_text(
                 '{"v":1,"name":"a","exitCode":0,"startedAt":null,"finishedAt":null,'

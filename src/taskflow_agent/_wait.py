@@ -33,13 +33,13 @@ def wait_for(path: str, *, mode: str = "auto", poll_interval: float = 0.05) -> s
     if mode != "poll":
         fd = _inotify_watch(os.path.dirname(path) or ".", strict=mode == "inotify")
         if fd is not None:
-            try:
-                # Checked after the watch is in place: a file created in between is seen by
-                # this check or by the watch, never lost between the two.
-                while not os.path.exists(path):
-                    os.read(fd, 4096)  # blocks; any event in the directory = look again
-            finally:
-                os.close(fd)
+            # Checked after the watch is in place: a file created in between is seen by
+            # this check or by the watch, never lost between the two.
+            while not os.path.exists(path):
+                os.read(fd, 4096)  # blocks; any event in the directory = look again
+            # The fd stays open (close-on-exec, so the child never sees it): closing an
+            # inotify instance waits for an SRCU grace period, measured at 5-25 ms here,
+            # which would sit right in the hand-off. The kernel frees it when we exit.
             return "inotify"
     while not os.path.exists(path):
         time.sleep(poll_interval)
