@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from pathlib import Path
 
 import pytest
@@ -324,3 +325,28 @@ def test_codec_rejects(data: bytes) -> None:
         ValueError, match=r"unexpected|expected|escape|unterminated|control|extra|UTF-8"
     ):
         _codec.loads(data)
+
+
+# The grammar as a regular expression, to check the hand-written scanner against.
+_REF = re.compile(
+    rb"\$\(steps\.([a-z0-9](?:[-a-z0-9]{0,61}[a-z0-9])?)\.results\.([A-Za-z0-9_-]+)\)"
+)
+# Mostly well-formed pieces, so that about half the references are valid.
+_NAME = st.sampled_from([b"a", b"b-1", b"x9", b"A", b"a_b", b"", b"-a", b"a.b", b"a)"])
+_NEAR_REF = st.tuples(
+    st.sampled_from([b"$(steps."] * 4 + [b"$(step.", b"(steps.", b"$$(steps."]),
+    _NAME,
+    st.sampled_from([b".results."] * 4 + [b".result.", b"."]),
+    _NAME,
+    st.sampled_from([b")"] * 4 + [b"", b"))", b" "]),
+).map(b"".join)
+_TEXT = st.lists(_NEAR_REF | st.sampled_from([b"$(", b")", b"x", b" ", b"\xff"]), max_size=8)
+
+
+@given(_TEXT.map(b"".join))
+def test_the_scanner_matches_the_grammar(text: bytes) -> None:
+    expected = [(m.group(1).decode(), m.group(2).decode()) for m in _REF.finditer(text)]
+    assert _substitute.references([text]) == list(dict.fromkeys(expected))
+    assert _substitute.substitute(text, lambda s, r: f"<{s}|{r}>".encode()) == _REF.sub(
+        lambda m: b"<" + m.group(1) + b"|" + m.group(2) + b">", text
+    )
