@@ -128,14 +128,15 @@ def build(out: Path, *, cc: str = "cc") -> Path:
 
 
 def main(argv: list[str]) -> int:
-    if not argv or argv[0].startswith("-") or len(argv) not in (1, 3) or argv[1:2] not in (
-        [],
-        ["--cc"],
-    ):
+    if len(argv) == 1 and not argv[0].startswith("-"):
+        out, cc = argv[0], "cc"
+    elif len(argv) == 3 and argv[1] == "--cc":
+        out, cc = argv[0], argv[2]
+    else:
         print("usage: python3 -m taskflow_agent.build OUT [--cc CC]", file=sys.stderr)
         return 2
     try:
-        path = build(Path(argv[0]), cc=argv[2] if len(argv) == 3 else "cc")
+        path = build(Path(out), cc=cc)
     except BuildError as e:
         print(f"taskflow_agent.build: {e}", file=sys.stderr)
         return 1
