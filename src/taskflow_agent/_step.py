@@ -11,7 +11,9 @@ run directory, waits, and spawns.
 
 from __future__ import annotations
 
+import errno
 import os
+import stat
 import time
 
 from taskflow_agent import _state, _substitute, _supervise, _wait
@@ -93,8 +95,11 @@ def _execute(args: StepArgs, own: str) -> State:
     )
     if out.timed_out:
         state.error = f"timed out after {_show(args.timeout)}"
-    state.results, problem = _collect(own, args.results)
+    state.results, problem, too_large = _collect(own, args.results)
     state.error = state.error or problem
+    if too_large:  # as _state.fit does for results that are too large together
+        state.results = []
+        state.exit_code = 1
     return state
 
 
@@ -165,27 +170,66 @@ def _read_result(run_dir: str, step: str, result: str) -> bytes:
         )
     path = os.path.join(step_dir, "results", result)
     try:
-        with open(path, "rb") as f:
-            return f.read()
+        return read_result_file(path)
     except FileNotFoundError:
         raise StepError(
             f"$(steps.{step}.results.{result}): step {step!r} did not write result "
             f"{result!r} ({path} is missing)"
         ) from None
+    except StepError as e:
+        raise StepError(f"$(steps.{step}.results.{result}): {e}") from None
 
 
-def _collect(own: str, names: list[str]) -> tuple[list[tuple[str, str]], str | None]:
-    """The declared results the step wrote, and what is wrong with the others."""
+class TooLarge(StepError):
+    """A result file that cannot fit in a termination message."""
+
+
+def read_result_file(path: str) -> bytes:
+    """A result file's bytes. Only a regular file, not through a symlink, at most the
+    termination message's size: a step must not make a later step's agent read that
+    step's own files (a symlink planted in the shared volume), block on a FIFO, or load a
+    huge file; StepError says which. FileNotFoundError when absent."""
+    limit = _state.TERMINATION_LIMIT
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError as e:
+        if e.errno == errno.ELOOP:
+            raise StepError(f"{path} is a symbolic link, not a file") from None
+        raise
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise StepError(f"{path} is not a regular file")
+        data = b""
+        while len(data) <= limit and (chunk := os.read(fd, limit + 1 - len(data))):
+            data += chunk
+    finally:
+        os.close(fd)
+    if len(data) > limit:
+        raise TooLarge(
+            f"{path} is {max(st.st_size, len(data))} bytes; a step's results must fit in "
+            f"{limit} bytes with the status fields"
+        )
+    return data
+
+
+def _collect(own: str, names: list[str]) -> tuple[list[tuple[str, str]], str | None, bool]:
+    """The declared results the step wrote, what is wrong with the others, and whether one
+    is too large for any termination message."""
     results = []
     missing = []
     problems = []
+    too_large = False
     for name in names:
         path = os.path.join(own, "results", name)
         try:
-            with open(path, "rb") as f:
-                data = f.read()
+            data = read_result_file(path)
         except FileNotFoundError:
             missing.append(name)
+            continue
+        except (StepError, OSError) as e:
+            problems.append(f"result {name!r}: {e}")
+            too_large = too_large or isinstance(e, TooLarge)
             continue
         try:
             results.append((name, data.decode()))
@@ -196,7 +240,7 @@ def _collect(own: str, names: list[str]) -> tuple[list[tuple[str, str]], str | N
             f"result(s) {', '.join(missing)} not written (the step writes "
             f"$(results.NAME.path) = {os.path.join(own, 'results', 'NAME')})"
         )
-    return results, "; ".join(problems) or None
+    return results, "; ".join(problems) or None, too_large
 
 
 def _show(seconds: float | None) -> str:

@@ -10,6 +10,7 @@ import os
 import signal
 import stat
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -222,30 +223,74 @@ def test_a_missing_result_fails_the_step(agent: Agent, run: Path) -> None:
     )
 
 
-@pytest.mark.parametrize(("size", "fits"), [(3800, True), (5000, False)])
+def _fill(path: Path, size: int) -> str:
+    return f"head -c {size} /dev/zero | tr '\\0' x > {path}"
+
+
+@pytest.mark.parametrize(
+    ("sizes", "error"),
+    [
+        ([3800], None),
+        # together too large: no value is cut, none is reported
+        ([2000, 2100], "results are {total} bytes (the state "),
+        # one file is already too large: not even read beyond the limit
+        ([100, 5000], "result 'r1': {res}/r1 is 5000 bytes; "),
+    ],
+)
 def test_results_must_fit_the_termination_message(
-    agent: Agent, run: Path, size: int, fits: bool
+    agent: Agent, run: Path, sizes: list[int], error: str | None
 ) -> None:
     res = run / "s" / "results"
     term = run / "term"
-    p = agent.step(
-        run,
-        "s",
-        "--result",
-        "big",
-        "--termination-path",
-        str(term),
-        argv=["sh", "-c", f"head -c {size} /dev/zero | tr '\\0' x > {res}/big"],
-    )
+    names = [f"r{i}" for i in range(len(sizes))]
+    script = "; ".join(_fill(res / n, size) for n, size in zip(names, sizes, strict=True))
+    opts = [x for n in names for x in ("--result", n)]
+    p = agent.step(run, "s", *opts, "--termination-path", str(term), argv=["sh", "-c", script])
     s = state(run, "s")
     assert len(term.read_bytes()) <= 4096
     assert term.read_bytes() == (run / "s" / "state.json").read_bytes()
-    if fits:
-        assert (p.returncode, s["error"], len(s["results"][0]["value"])) == (0, None, size)
+    if error is None:
+        assert (p.returncode, s["error"], [len(r["value"]) for r in s["results"]]) == (
+            0,
+            None,
+            sizes,
+        )
     else:
         assert (p.returncode, s["exitCode"], s["abort"], s["results"]) == (1, 1, True, [])
-        assert s["error"].startswith(f"results are {size + 27} bytes (the state ")
+        values = [{"name": n, "value": "x" * size} for n, size in zip(names, sizes, strict=True)]
+        total = len(json.dumps(values, separators=(",", ":")))
+        assert s["error"].startswith(error.format(total=total, res=res))
         assert s["error"].endswith("must fit in 4096 bytes with the status fields")
+
+
+@pytest.mark.parametrize(
+    ("make", "message"),
+    [
+        (lambda p: p.symlink_to("/etc/hostname"), "is a symbolic link, not a file"),
+        (os.mkfifo, "is not a regular file"),  # must not block the agent
+        (lambda p: p.mkdir(), "is not a regular file"),
+    ],
+)
+def test_a_result_must_be_a_regular_file(
+    agent: Agent, run: Path, make: Callable[[Path], object], message: str
+) -> None:
+    res = run / "s" / "results"
+    res.mkdir(parents=True)
+    make(res / "r")
+    p = agent.step(run, "s", "--result", "r", argv=["true"])
+    s = state(run, "s")
+    assert (p.returncode, s["exitCode"], s["results"]) == (1, 0, [])
+    assert s["error"] == f"result 'r': {res}/r {message}"
+
+
+def test_a_referenced_result_must_be_a_regular_file(agent: Agent, run: Path) -> None:
+    _write_result(run, "a", "r", b"v")
+    (run / "a" / "results" / "r").unlink()
+    (run / "a" / "results" / "r").symlink_to("/etc/hostname")
+    p = agent.step(run, "b", "--prev", "a", argv=["echo", "$(steps.a.results.r)"])
+    s = state(run, "b")
+    assert (p.returncode, p.stdout) == (1, b"")
+    assert s["error"] == (f"$(steps.a.results.r): {run}/a/results/r is a symbolic link, not a file")
 
 
 def _write_result(run: Path, step: str, name: str, value: bytes) -> None:
