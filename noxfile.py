@@ -62,7 +62,9 @@ def lint(session: nox.Session) -> None:
 
 @nox.session(python=PYTHON)
 def unit(session: nox.Session) -> None:
-    """Pure tests: no cluster, no network."""
+    """Pure tests: no cluster, no network. The agent's tests build its static executable
+    (Debian packages in tests/unit/agent/apt-packages.txt, installed when missing)."""
+    _debian_packages(session, "tests/unit/agent/apt-packages.txt")
     _install(session)
     session.run("pytest", "tests/unit", *session.posargs)
 

@@ -1,0 +1,163 @@
+"""Command line: ``taskflow-agent step ...`` and ``taskflow-agent install DIR``.
+
+Parsing is pure (``parse``); ``main`` dispatches. Hand-written rather than argparse: argparse
+pulls in gettext and friends, which costs start-up time in every step container, and this
+grammar is small (no ``re`` either, for the same reason). Usage errors exit 2, other fatal
+errors 1, each with one line on stderr prefixed ``taskflow-agent: `` (the only output the
+agent ever makes itself).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+from taskflow_agent._duration import parse_duration
+from taskflow_agent._substitute import is_result_name, is_step_name
+
+USAGE = """usage: taskflow-agent step --name NAME [--prev NAME] [--timeout DURATION]
+         [--grace DURATION] [--on-error continue|stopAndFail] [--result NAME]...
+         [--script PATH] [--termination-path PATH] [--run-dir DIR]
+         [--wait auto|inotify|poll] [--poll-interval DURATION] -- ARGV...
+       taskflow-agent install DIR [--source FILE]"""
+
+ON_ERROR = ("continue", "stopAndFail")
+
+
+class UsageError(Exception):
+    pass
+
+
+class StepArgs:
+    """``step``'s options (defaults are the pod layout's paths)."""
+
+    def __init__(self) -> None:
+        self.name = ""
+        self.prev: str | None = None
+        self.timeout: float | None = None
+        self.grace = 10.0
+        self.on_error = "stopAndFail"
+        self.results: list[str] = []
+        self.script: str | None = None
+        self.termination_path: str | None = None
+        self.run_dir = "/taskflow/run"
+        self.wait = "auto"
+        self.poll_interval = 0.05
+        self.argv: list[bytes] = []
+
+
+class InstallArgs:
+    def __init__(self, directory: str, source: str | None) -> None:
+        self.directory = directory
+        self.source = source
+
+
+def _duration(flag: str, text: str) -> float:
+    try:
+        return parse_duration(text)
+    except ValueError as e:
+        raise UsageError(f"{flag}: {e}") from None
+
+
+def parse(argv: list[str]) -> StepArgs | InstallArgs:
+    """The command in ``argv`` (without the program name); UsageError on anything else."""
+    if not argv:
+        raise UsageError("missing command (step or install)")
+    command, rest = argv[0], argv[1:]
+    if command == "install":
+        return _parse_install(rest)
+    if command == "step":
+        return _parse_step(rest)
+    raise UsageError(f"unknown command {command!r} (step or install)")
+
+
+def _parse_install(rest: list[str]) -> InstallArgs:
+    if len(rest) == 1:
+        return InstallArgs(rest[0], None)
+    if len(rest) == 3 and rest[1] == "--source":
+        return InstallArgs(rest[0], rest[2])
+    raise UsageError("install takes DIR [--source FILE]")
+
+
+def _parse_step(rest: list[str]) -> StepArgs:
+    a = StepArgs()
+    i = 0
+    while i < len(rest):
+        flag = rest[i]
+        if flag == "--":
+            a.argv = [os.fsencode(x) for x in rest[i + 1 :]]
+            break
+        flag, eq, inline = flag.partition("=")
+        if eq:
+            value = inline
+            i += 1
+        elif i + 1 < len(rest):
+            value = rest[i + 1]
+            i += 2
+        else:
+            raise UsageError(f"{flag} needs a value")
+        if flag == "--name":
+            a.name = value
+        elif flag == "--prev":
+            a.prev = value
+        elif flag == "--timeout":
+            a.timeout = _duration(flag, value)
+        elif flag == "--grace":
+            a.grace = _duration(flag, value)
+        elif flag == "--on-error":
+            if value not in ON_ERROR:
+                raise UsageError(f"--on-error must be continue or stopAndFail, not {value!r}")
+            a.on_error = value
+        elif flag == "--result":
+            if not is_result_name(os.fsencode(value)):
+                raise UsageError(f"--result {value!r}: letters, digits, '-' and '_' only")
+            a.results.append(value)
+        elif flag == "--script":
+            a.script = value
+        elif flag == "--termination-path":
+            a.termination_path = value
+        elif flag == "--run-dir":
+            a.run_dir = value
+        elif flag == "--wait":
+            if value not in ("auto", "inotify", "poll"):
+                raise UsageError(f"--wait must be auto, inotify or poll, not {value!r}")
+            a.wait = value
+        elif flag == "--poll-interval":
+            a.poll_interval = _duration(flag, value)
+        else:
+            raise UsageError(f"unknown option {flag!r}")
+    else:
+        raise UsageError("missing '--' before the step's command")
+    for label, step in (("--name", a.name), ("--prev", a.prev)):
+        if step is not None and not is_step_name(os.fsencode(step)):
+            raise UsageError(f"{label} {step!r} is not a step name (a DNS label)")
+    if a.script is None and not a.argv:
+        raise UsageError("no command after '--' (and no --script)")
+    if a.timeout == 0:
+        a.timeout = None  # as Tekton: 0 = no timeout
+    return a
+
+
+def fatal(message: str) -> None:
+    sys.stderr.write(f"taskflow-agent: {message}\n")
+    sys.stderr.flush()
+
+
+def main(argv: list[str]) -> int:
+    try:
+        args = parse(argv)
+    except UsageError as e:
+        fatal(f"{e}\n{USAGE}")
+        return 2
+    try:
+        if isinstance(args, InstallArgs):
+            from taskflow_agent._install import install
+
+            install(args.directory, args.source)
+            return 0
+        from taskflow_agent._step import run_step
+
+        return run_step(args)
+    except OSError as e:
+        fatal(str(e))
+        return 1

@@ -1,0 +1,412 @@
+"""``taskflow-agent step`` as real processes, against both forms of the agent (``python -m``
+and the static executable): exact argv and environment, exit codes, signals, timeouts,
+results and their limit, substitution into argv, env and scripts."""
+
+from __future__ import annotations
+
+import calendar
+import json
+import os
+import signal
+import stat
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from tests.unit.agent.conftest import BASE_ENV, DEADLINE, Agent, state, wait_until
+
+# sh prints the argv and environment it was exec'd with, byte for byte, from the kernel.
+SHOW = ["sh", "-c", 'cat /proc/$$/cmdline; printf "\\n=====\\n"; cat /proc/$$/environ']
+
+
+def _shown(out: bytes) -> tuple[list[bytes], list[bytes]]:
+    argv, env = out.split(b"\n=====\n")
+    return argv.split(b"\0")[:-1], env.split(b"\0")[:-1]
+
+
+def test_child_gets_exactly_its_argv_and_environment(agent: Agent, run: Path) -> None:
+    env: dict[str, str | bytes] = {
+        **BASE_ENV,
+        "EMPTY": "",
+        "SPACES": " a  b ",
+        "LATIN": b"\xe9\xff",
+        "EQ": "a=b",
+    }
+    args = [
+        "",
+        "two words",
+        "--name",
+        "--",
+        "$(date)",
+        b"\xff\xfe".decode(errors="surrogateescape"),
+    ]
+    p = agent.step(run, "s", argv=[*SHOW, *args], env=env)
+    assert p.returncode == 0, p.stderr
+    assert p.stderr == b""  # the agent itself says nothing
+    argv, environ = _shown(p.stdout)
+    assert argv == [b"sh", b"-c", SHOW[2].encode(), *(os.fsencode(a) for a in args)]
+    expected = [
+        os.fsencode(k) + b"=" + (v if isinstance(v, bytes) else v.encode()) for k, v in env.items()
+    ]
+    assert environ == expected  # in order, too
+
+
+def test_state_of_a_successful_step(agent: Agent, run: Path) -> None:
+    before = time.time()
+    p = agent.step(run, "s", "--termination-path", str(run / "term"), argv=["true"])
+    after = time.time()
+    assert (p.returncode, p.stdout, p.stderr) == (0, b"", b"")
+    s = state(run, "s")
+    assert s == {
+        "v": 1,
+        "name": "s",
+        "exitCode": 0,
+        "startedAt": s["startedAt"],
+        "finishedAt": s["finishedAt"],
+        "skipped": False,
+        "timedOut": False,
+        "abort": False,
+        "error": None,
+        "results": [],
+    }
+    for key in ("startedAt", "finishedAt"):
+        t = calendar.timegm(time.strptime(s[key][:19], "%Y-%m-%dT%H:%M:%S"))
+        assert before - 1 <= t + int(s[key][20:23]) / 1000 <= after + 1
+        assert len(s[key]) == 24
+        assert s[key].endswith("Z")
+    assert s["startedAt"] <= s["finishedAt"]
+    assert (run / "term").read_bytes() == (run / "s" / "state.json").read_bytes()
+    assert (run / "s" / "results").is_dir()
+    assert {p.name for p in (run / "s").iterdir()} == {"results", "state.json"}
+
+
+@pytest.mark.parametrize(
+    ("on_error", "code", "agent_exit", "abort"),
+    [
+        ("stopAndFail", 3, 3, True),
+        ("continue", 3, 0, False),
+        ("stopAndFail", 0, 0, False),
+    ],
+)
+def test_exit_codes(
+    agent: Agent, run: Path, on_error: str, code: int, agent_exit: int, abort: bool
+) -> None:
+    p = agent.step(run, "s", "--on-error", on_error, argv=["sh", "-c", f"exit {code}"])
+    assert p.returncode == agent_exit
+    s = state(run, "s")
+    assert (s["exitCode"], s["abort"], s["error"]) == (code, abort, None)
+
+
+def test_command_not_found(agent: Agent, run: Path) -> None:
+    p = agent.step(run, "s", argv=["no-such-command-x", "a"])
+    assert p.returncode == 127
+    s = state(run, "s")
+    assert s["exitCode"] == 127
+    assert s["abort"]
+    assert s["error"] == "no-such-command-x: not found in PATH (/usr/local/bin:/usr/bin:/bin)"
+    assert p.stderr == f"taskflow-agent: step s: {s['error']}\n".encode()
+
+
+def test_path_lookup_uses_the_childs_path(agent: Agent, run: Path, tmp_path: Path) -> None:
+    bindir = tmp_path / "bin"
+    bindir.mkdir()
+    tool = bindir / "mytool"
+    tool.write_text('#!/bin/sh\necho mine "$@"\n')
+    tool.chmod(0o755)
+    env = {**BASE_ENV, "PATH": f"{bindir}:/usr/bin:/bin"}
+    p = agent.step(run, "s", argv=["mytool", "x"], env=env)
+    assert (p.returncode, p.stdout) == (0, b"mine x\n")
+
+
+def test_killed_by_a_signal_is_128_plus_signal(agent: Agent, run: Path) -> None:
+    p = agent.step(run, "s", argv=["sh", "-c", "kill -KILL $$"])
+    assert p.returncode == 137
+    assert state(run, "s")["exitCode"] == 137
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGQUIT])
+def test_signals_reach_the_child(agent: Agent, run: Path, sig: signal.Signals) -> None:
+    ready = run / "ready"
+    script = (
+        f"trap 'echo got {sig.name}; kill $! 2>/dev/null; exit 42' {sig.name[3:]}; : > {ready}; "
+        "while :; do sleep 1 & wait $!; done"
+    )
+    with agent.start(run, "s", argv=["sh", "-c", script]) as p:
+        wait_until(ready.exists, what="the child's trap")
+        p.send_signal(sig)
+        out, err = p.communicate(timeout=DEADLINE)
+    assert (p.returncode, out, err) == (42, f"got {sig.name}\n".encode(), b"")
+    assert state(run, "s")["exitCode"] == 42
+
+
+def test_signal_while_waiting_ends_the_wait_and_skips(agent: Agent, run: Path) -> None:
+    (run / "a").mkdir()
+    with agent.start(run, "b", "--prev", "a", argv=["touch", str(run / "ran")]) as p:
+        # No readiness file to wait for before the command runs: give the agent time to
+        # install its handlers (a bounded poll on its own state would never succeed).
+        time.sleep(0.5)
+        p.send_signal(signal.SIGTERM)
+        out, err = p.communicate(timeout=DEADLINE)
+    s = state(run, "b")
+    assert (p.returncode, out, err) == (0, b"", b"")
+    assert (s["skipped"], s["abort"], s["error"]) == (True, True, "SIGTERM before the step started")
+    assert not (run / "ran").exists()
+
+
+def test_timeout_terminates_then_reports(agent: Agent, run: Path) -> None:
+    started = time.monotonic()
+    p = agent.step(run, "s", "--timeout", "300ms", "--grace", "10s", argv=["sleep", "20"])
+    took = time.monotonic() - started
+    s = state(run, "s")
+    assert (p.returncode, s["exitCode"], s["timedOut"], s["abort"]) == (143, 143, True, True)
+    assert s["error"] == "timed out after 0.3s"
+    assert 0.3 <= took < 5
+
+
+def test_timeout_kills_after_the_grace(agent: Agent, run: Path) -> None:
+    started = time.monotonic()
+    p = agent.step(
+        run,
+        "s",
+        "--timeout",
+        "200ms",
+        "--grace",
+        "300ms",
+        "--on-error",
+        "continue",
+        argv=["sh", "-c", "trap '' TERM; while :; do sleep 0.05; done"],
+    )
+    took = time.monotonic() - started
+    s = state(run, "s")
+    assert (p.returncode, s["exitCode"], s["timedOut"], s["abort"]) == (0, 137, True, False)
+    assert 0.5 <= took < 5
+
+
+def test_a_timed_out_step_that_exits_zero_still_fails(agent: Agent, run: Path) -> None:
+    p = agent.step(
+        run,
+        "s",
+        "--timeout",
+        "200ms",
+        argv=["sh", "-c", "trap 'kill $! 2>/dev/null; exit 0' TERM; sleep 5 & wait"],
+    )
+    s = state(run, "s")
+    assert (p.returncode, s["exitCode"], s["timedOut"], s["abort"]) == (1, 0, True, True)
+
+
+def test_results_are_collected_as_written(agent: Agent, run: Path) -> None:
+    res = run / "s" / "results"
+    script = f"printf 'line\\n' > {res}/a; printf '' > {res}/empty; printf 'é✓' > {res}/u"
+    p = agent.step(
+        run, "s", "--result", "a", "--result", "empty", "--result", "u", argv=["sh", "-c", script]
+    )
+    assert p.returncode == 0, p.stderr
+    assert state(run, "s")["results"] == [
+        {"name": "a", "value": "line\n"},
+        {"name": "empty", "value": ""},
+        {"name": "u", "value": "é✓"},
+    ]
+
+
+def test_a_missing_result_fails_the_step(agent: Agent, run: Path) -> None:
+    res = run / "s" / "results"
+    p = agent.step(
+        run, "s", "--result", "a", "--result", "b", argv=["sh", "-c", f"echo x > {res}/a"]
+    )
+    s = state(run, "s")
+    assert (p.returncode, s["exitCode"], s["abort"]) == (1, 0, True)
+    assert s["results"] == [{"name": "a", "value": "x\n"}]
+    assert s["error"] == (
+        f"result(s) b not written (the step writes $(results.NAME.path) = {res}/NAME)"
+    )
+
+
+def _fill(path: Path, size: int) -> str:
+    return f"head -c {size} /dev/zero | tr '\\0' x > {path}"
+
+
+@pytest.mark.parametrize(
+    ("sizes", "error"),
+    [
+        ([3800], None),
+        # together too large: no value is cut, none is reported
+        ([2000, 2100], "results are {total} bytes (the state "),
+        # one file is already too large: not even read beyond the limit
+        ([100, 5000], "result 'r1': {res}/r1 is 5000 bytes; "),
+    ],
+)
+def test_results_must_fit_the_termination_message(
+    agent: Agent, run: Path, sizes: list[int], error: str | None
+) -> None:
+    res = run / "s" / "results"
+    term = run / "term"
+    names = [f"r{i}" for i in range(len(sizes))]
+    script = "; ".join(_fill(res / n, size) for n, size in zip(names, sizes, strict=True))
+    opts = [x for n in names for x in ("--result", n)]
+    p = agent.step(run, "s", *opts, "--termination-path", str(term), argv=["sh", "-c", script])
+    s = state(run, "s")
+    assert len(term.read_bytes()) <= 4096
+    assert term.read_bytes() == (run / "s" / "state.json").read_bytes()
+    if error is None:
+        assert (p.returncode, s["error"], [len(r["value"]) for r in s["results"]]) == (
+            0,
+            None,
+            sizes,
+        )
+    else:
+        assert (p.returncode, s["exitCode"], s["abort"], s["results"]) == (1, 1, True, [])
+        values = [{"name": n, "value": "x" * size} for n, size in zip(names, sizes, strict=True)]
+        total = len(json.dumps(values, separators=(",", ":")))
+        assert s["error"].startswith(error.format(total=total, res=res))
+        assert s["error"].endswith("must fit in 4096 bytes with the status fields")
+
+
+@pytest.mark.parametrize(
+    ("make", "message"),
+    [
+        (lambda p: p.symlink_to("/etc/hostname"), "is a symbolic link, not a file"),
+        (os.mkfifo, "is not a regular file"),  # must not block the agent
+        (lambda p: p.mkdir(), "is not a regular file"),
+    ],
+)
+def test_a_result_must_be_a_regular_file(
+    agent: Agent, run: Path, make: Callable[[Path], object], message: str
+) -> None:
+    res = run / "s" / "results"
+    res.mkdir(parents=True)
+    make(res / "r")
+    p = agent.step(run, "s", "--result", "r", argv=["true"])
+    s = state(run, "s")
+    assert (p.returncode, s["exitCode"], s["results"]) == (1, 0, [])
+    assert s["error"] == f"result 'r': {res}/r {message}"
+
+
+def test_a_referenced_result_must_be_a_regular_file(agent: Agent, run: Path) -> None:
+    _write_result(run, "a", "r", b"v")
+    (run / "a" / "results" / "r").unlink()
+    (run / "a" / "results" / "r").symlink_to("/etc/hostname")
+    p = agent.step(run, "b", "--prev", "a", argv=["echo", "$(steps.a.results.r)"])
+    s = state(run, "b")
+    assert (p.returncode, p.stdout) == (1, b"")
+    assert s["error"] == (f"$(steps.a.results.r): {run}/a/results/r is a symbolic link, not a file")
+
+
+def _write_result(run: Path, step: str, name: str, value: bytes) -> None:
+    """Stand in for a finished earlier step: its result file and its state."""
+    (run / step / "results").mkdir(parents=True, exist_ok=True)
+    (run / step / "results" / name).write_bytes(value)
+    (run / step / "state.json").write_bytes(
+        json.dumps(
+            {
+                "v": 1,
+                "name": step,
+                "exitCode": 0,
+                "startedAt": "2026-12-02T01:02:03.456Z",
+                "finishedAt": "2026-12-02T01:02:04.456Z",
+                "skipped": False,
+                "timedOut": False,
+                "abort": False,
+                "error": None,
+                "results": [{"name": name, "value": value.decode()}],
+            }
+        ).encode()
+    )
+
+
+def test_references_in_argv_and_env(agent: Agent, run: Path) -> None:
+    _write_result(run, "a", "r", b"two words\n")
+    env = {**BASE_ENV, "V": "<$(steps.a.results.r)>", "KEEP": "$(date)"}
+    p = agent.step(run, "b", "--prev", "a", argv=[*SHOW, "$(steps.a.results.r)", "x"], env=env)
+    assert p.returncode == 0, p.stderr
+    argv, environ = _shown(p.stdout)
+    assert argv[3:] == [b"two words\n", b"x"]
+    assert b"V=<two words\n>" in environ
+    assert b"KEEP=$(date)" in environ
+    assert len(environ) == len(env)
+
+
+def test_references_in_a_script(agent: Agent, run: Path, tmp_path: Path) -> None:
+    _write_result(run, "a", "r", b"hello")
+    script = tmp_path / "script"
+    script.write_text('#!/bin/sh\necho "got $(steps.a.results.r) $1 $(echo sub)"\n')
+    script.chmod(0o755)
+    p = agent.step(run, "b", "--prev", "a", "--script", str(script), argv=["arg1"])
+    assert (p.returncode, p.stdout, p.stderr) == (0, b"got hello arg1 sub\n", b"")
+    copy = run / "b" / "script"
+    assert copy.read_text() == '#!/bin/sh\necho "got hello $1 $(echo sub)"\n'
+    assert stat.S_IMODE(copy.stat().st_mode) == 0o700
+
+
+def test_a_script_without_references_runs_in_place(agent: Agent, run: Path, tmp_path: Path) -> None:
+    script = tmp_path / "script"
+    script.write_text('#!/bin/sh\necho "$0"\n')
+    script.chmod(0o755)
+    p = agent.step(run, "b", "--script", str(script), argv=[])
+    assert (p.returncode, p.stdout) == (0, f"{script}\n".encode())
+    assert not (run / "b" / "script").exists()
+
+
+@pytest.mark.parametrize(
+    ("ref", "message"),
+    [
+        ("$(steps.zz.results.r)", "$(steps.zz.results.r): step 'zz' has not run before this step"),
+        (
+            "$(steps.a.results.nope)",
+            "$(steps.a.results.nope): step 'a' did not write result 'nope' ({run}/a/results/nope"
+            " is missing)",
+        ),
+    ],
+)
+def test_a_bad_reference_fails_the_step_without_running_it(
+    agent: Agent, run: Path, ref: str, message: str
+) -> None:
+    _write_result(run, "a", "r", b"v")
+    p = agent.step(run, "b", "--prev", "a", argv=["touch", str(run / "ran"), ref])
+    s = state(run, "b")
+    assert (p.returncode, s["exitCode"], s["abort"]) == (1, 1, True)
+    assert s["error"] == message.format(run=run)
+    assert p.stderr == f"taskflow-agent: step b: {s['error']}\n".encode()
+    assert not (run / "ran").exists()
+
+
+def test_usage_error(agent: Agent, run: Path) -> None:
+    p = agent.step(run, "s", "--timeout", "soon", argv=["true"])
+    assert p.returncode == 2
+    assert p.stderr.startswith(b"taskflow-agent: --timeout: invalid duration 'soon'")
+    assert not (run / "s").exists()
+
+
+def test_an_unreadable_previous_state_fails_the_step(agent: Agent, run: Path) -> None:
+    (run / "a").mkdir()
+    (run / "a" / "state.json").write_bytes(b'{"v":1,"name":"a"')
+    p = agent.step(run, "b", "--prev", "a", argv=["touch", str(run / "ran")])
+    s = state(run, "b")
+    assert (p.returncode, s["exitCode"], s["abort"], s["skipped"]) == (1, 1, True, False)
+    assert s["error"] == f"{run}/a/state.json: not JSON: expected ',' or '}}' at 17"
+    assert not (run / "ran").exists()
+
+
+def test_a_missing_script_fails_the_step(agent: Agent, run: Path) -> None:
+    p = agent.step(run, "s", "--script", str(run / "nope"), argv=[])
+    s = state(run, "s")
+    assert (p.returncode, s["exitCode"]) == (1, 1)
+    assert s["error"] == f"[Errno 2] No such file or directory: '{run}/nope'"
+
+
+def test_state_is_written_even_when_the_termination_message_cannot_be(
+    agent: Agent, run: Path
+) -> None:
+    p = agent.step(run, "s", "--termination-path", str(run / "no" / "term"), argv=["true"])
+    assert p.returncode == 1
+    assert p.stderr.startswith(b"taskflow-agent: [Errno 2] No such file or directory")
+    assert state(run, "s")["exitCode"] == 0
+
+
+def test_a_long_error_is_cut(agent: Agent, run: Path) -> None:
+    p = agent.step(run, "s", argv=["x" * 3000])
+    s = state(run, "s")
+    assert p.returncode == 127
+    assert len(s["error"]) <= 1024
+    assert s["error"].endswith("characters, cut)")
