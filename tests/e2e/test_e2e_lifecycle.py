@@ -19,7 +19,7 @@ import pytest
 import yaml
 
 from tests.cluster.fixtures import FullCluster
-from tests.e2e import deploy
+from tests.e2e import chart, deploy
 
 pytestmark = pytest.mark.e2e
 
@@ -95,6 +95,8 @@ def env(full_cluster: FullCluster) -> Iterator[Env]:
     if not full_cluster.registry:
         pytest.skip("no registry for this cluster: set TASKFLOW_TEST_REGISTRY=host:port")
     image = deploy.build_and_push(full_cluster.registry)
+    # the README's upgrade step: Helm never upgrades crds/, a cluster may hold an older CRD
+    full_cluster.kubectl("apply", "--server-side", "--force-conflicts", "-f", str(chart.CRD_PATH))
     proc = deploy.helm_install(full_cluster, image)
     if proc.returncode != 0:
         pytest.fail(f"helm install failed:\n{proc.stdout}{proc.stderr}")

@@ -369,6 +369,15 @@ CASES = [
         message_has=("activeDeadlineSeconds (60s)",),
     ),
     Case(
+        "deadline-set-on-the-pod-by-someone-else",
+        init=[terminated("a", 0, 5, 8), terminated("b", 137, 9, 60)],
+        main=[waiting("c", "PodInitializing")],
+        pod_kw={"phase": "Failed", "reason": "DeadlineExceeded", "message": "Pod was active..."},
+        status="Failure",
+        reason="DeadlineExceeded",
+        message_has=("the pod ran longer than its activeDeadlineSeconds",),
+    ),
+    Case(
         "deadline-exceeded-seen-before-pod-reason",
         init=[terminated("a", 0, 5, 8), terminated("b", 137, 9, 61)],
         main=[waiting("c", "PodInitializing")],

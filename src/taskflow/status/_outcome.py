@@ -88,7 +88,11 @@ def _step_failure(task: Task, pod: Pod, steps: list[StepStatus], i: int) -> tupl
 
 
 def _deadline_message(task: Task, label: str | None) -> str:
-    msg = f"the Task ran longer than activeDeadlineSeconds ({task.spec.active_deadline_seconds}s)"
+    deadline = task.spec.active_deadline_seconds
+    if deadline is None:  # set on the pod by someone else (the Task has none)
+        msg = "the pod ran longer than its activeDeadlineSeconds"
+    else:
+        msg = f"the Task ran longer than activeDeadlineSeconds ({deadline}s)"
     return msg + (f"; {label} was stopped" if label else "")
 
 
