@@ -18,7 +18,7 @@ import anyio
 import msgspec
 
 from taskflow.ctl import _follow as fsm
-from taskflow.ctl._client import Client, CtlError
+from taskflow.ctl._client import Client, CtlError, explain
 from taskflow.ctl._format import LineSplitter, paint, step_prefix, summary
 from taskflow.ctl._model import TaskView
 from taskflow.engine.kube import ApiError
@@ -88,9 +88,11 @@ async def read_log(
             return fsm.Ended.POD_GONE, exc.message
         if exc.status == 404:  # e.g. the pod's node is gone: that step's log is lost
             return fsm.Ended.NO_LOG, exc.message
-        if exc.status == 400:  # "container ... is waiting to start", "... terminated" w/o log
-            return fsm.Ended.NO_LOG, exc.message
-        raise CtlError(f"cannot read the log of step {step}: {exc.message or exc}") from None
+        if exc.status in (401, 403):  # no point going on: no other step can be read either
+            raise CtlError(explain(exc)) from None
+        # 400 "container ... is waiting to start"; 5xx: the kubelet cannot be reached...: that
+        # step's log is lost, the others may not be
+        return fsm.Ended.NO_LOG, exc.message or str(exc)
     except (aiohttp.ClientPayloadError, aiohttp.ServerDisconnectedError):
         pass  # the pod went away mid-stream: what came is printed, the Task will say the rest
     except (aiohttp.ClientError, OSError, TimeoutError) as exc:
