@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import json
 import pathlib
 import socket
 import subprocess
@@ -11,8 +12,11 @@ import sys
 import pytest
 
 from taskflow import ctl
-from taskflow.ctl._client import CtlError, context_namespace, resolve
+from taskflow.ctl._client import CtlError, context_namespace, explain, resolve
 from taskflow.ctl._commands import load_tasks, namespace_of
+from taskflow.ctl._logs import _names_pod
+from taskflow.ctl._model import decode_task
+from taskflow.engine.kube import ApiError
 
 SRC = pathlib.Path(__file__).parents[2] / "src" / "taskflow"
 COMMANDS = ("logs", "run", "get", "describe", "cancel", "wait")
@@ -231,3 +235,59 @@ def test_nothing_imports_ctl_and_ctl_imports_only_what_it_may() -> None:
 def test_console_script_is_declared() -> None:
     text = (SRC.parents[1] / "pyproject.toml").read_text()
     assert 'kubectl-taskflow = "taskflow.ctl:main"' in text
+
+
+def status_body(code: int, reason: str, message: str, kind: str | None = None) -> bytes:
+    body: dict[str, object] = {"kind": "Status", "code": code, "reason": reason, "message": message}
+    if kind is not None:
+        body["details"] = {"name": "x", "kind": kind}
+    return json.dumps(body).encode()
+
+
+@pytest.mark.parametrize(
+    ("exc", "want"),
+    [
+        (ApiError(404, status_body(404, "NotFound", 'tasks "x" not found')), 'task "x" not found'),
+        (
+            ApiError(404, b"404 page not found"),
+            "the server does not serve tasks.api.practice.com (is the CRD installed? "
+            "`taskflow crd | kubectl apply -f -`)",
+        ),
+        (
+            ApiError(401, status_body(401, "Unauthorized", "Unauthorized")),
+            "unauthorized: the credentials were refused (Unauthorized)",
+        ),
+        (
+            ApiError(403, status_body(403, "Forbidden", 'User "bob" cannot get tasks')),
+            'forbidden: User "bob" cannot get tasks',
+        ),
+        (ApiError(500, status_body(500, "InternalError", "etcd is sad")), "etcd is sad"),
+        (ApiError(502, b""), "HTTP 502"),
+        (ConnectionRefusedError(111, "Connect call failed"), "cannot reach the cluster at H: "),
+        (TimeoutError(), "cannot reach the cluster at H: TimeoutError"),
+        (ValueError("odd"), "ValueError: odd"),
+    ],
+)
+def test_explain(exc: BaseException, want: str) -> None:
+    assert explain(exc, host="H", what='task "x"').startswith(want)
+
+
+@pytest.mark.parametrize(
+    ("body", "want"),
+    [
+        (status_body(404, "NotFound", 'pods "p" not found', kind="pods"), True),
+        (status_body(404, "NotFound", 'nodes "n" not found', kind="nodes"), False),
+        (status_body(404, "NotFound", "no details"), False),
+        (b"404 page not found", False),
+        (b"[1]", False),
+    ],
+)
+def test_a_404_names_the_pod_only_when_it_says_so(body: bytes, want: bool) -> None:
+    assert _names_pod(body) is want
+
+
+def test_decode_task_tolerates_what_it_does_not_know_and_refuses_nonsense() -> None:
+    view = decode_task({"metadata": {"name": "t"}, "status": None, "future": {"field": 1}})
+    assert (view.name, view.word, view.step_names()) == ("t", "Pending", [])
+    with pytest.raises(ValueError, match="cannot read the Task"):
+        decode_task({"metadata": {"name": 3}})
