@@ -156,7 +156,12 @@ async def test_logs_of_a_successful_task_exit_0_and_a_gone_pod_is_named(
         assert done.returncode == 0, done.stderr
         assert lines(done.stderr)[-1] == "task/ok Successful in 13s"
     # the pod is deleted (as a TTL would): the Task stays Successful, its logs are lost
-    await admin.request("DELETE", f"/api/v1/namespaces/{ns}/pods/ok-pod")
+    # (at once: no kubelet would confirm a graceful deletion)
+    await admin.request(
+        "DELETE",
+        f"/api/v1/namespaces/{ns}/pods/ok-pod",
+        body=enc.encode({"gracePeriodSeconds": 0}),
+    )
 
     async def pod_gone() -> bool:
         listed = await admin.request("GET", f"/api/v1/namespaces/{ns}/pods")

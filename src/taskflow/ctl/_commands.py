@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any, TextIO
 
@@ -72,6 +72,8 @@ async def cmd_get(
     widths: list[int] = []
     async for kind, obj in client.watch_tasks(name, all_namespaces=all_namespaces):
         if kind == "SYNCED":
+            if widths:  # a relist after an expired watch: its objects come as changes
+                continue
             s.out.write(table(headers, initial))
             s.out.flush()
             widths = [
@@ -182,7 +184,7 @@ async def cmd_run(
     if not flags.follow:
         return 0
     c, name = created[0]
-    return await cmd_logs(c, name, LogFlags(**{**flags.__dict__, "step": None}), s)
+    return await cmd_logs(c, name, replace(flags, step=None, attempt=None), s)
 
 
 # -- cancel ---------------------------------------------------------------------------------

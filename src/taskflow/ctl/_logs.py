@@ -175,8 +175,9 @@ async def _drive(
         if isinstance(action, fsm.Stream):
             index = task.step_names().index(action.step) if action.step in task.step_names() else 0
             with anyio.CancelScope() as scope:
-                shared.stream_scope = scope
-                if task.final:
+                # only a followed stream waits for more; a plain read ends by itself
+                shared.stream_scope = scope if action.follow else None
+                if task.final and action.follow:
                     _bound(scope)
                 ended, message = await read_log(
                     client,
