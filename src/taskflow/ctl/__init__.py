@@ -231,26 +231,16 @@ async def _dispatch(args: argparse.Namespace, streams: Any) -> int:
         await kube.close()
 
 
-def _ctl_error(exc: BaseException) -> BaseException | None:
-    """The first CtlError in ``exc`` (task groups wrap errors in exception groups)."""
-    from taskflow.ctl._client import CtlError
-
-    if isinstance(exc, CtlError):
+def _find(exc: BaseException, kind: type[BaseException]) -> BaseException | None:
+    """The first ``kind`` in ``exc`` (task groups wrap errors in exception groups)."""
+    if isinstance(exc, kind):
         return exc
     if isinstance(exc, BaseExceptionGroup):
         for inner in exc.exceptions:
-            found = _ctl_error(inner)
+            found = _find(inner, kind)
             if found is not None:
                 return found
     return None
-
-
-def _interrupted(exc: BaseException) -> bool:
-    if isinstance(exc, KeyboardInterrupt):
-        return True
-    if isinstance(exc, BaseExceptionGroup):
-        return any(_interrupted(e) for e in exc.exceptions)
-    return False
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -272,20 +262,21 @@ def main(argv: Sequence[str] | None = None) -> int:
         out_colour=use_colour(sys.stdout.isatty(), os.environ),
         err_colour=use_colour(sys.stderr.isatty(), os.environ),
     )
+    from taskflow.ctl._client import CtlError
+
     try:
         code: int = anyio.run(_dispatch, args, streams, backend="asyncio")
         return code
-    except BrokenPipeError:  # `... | head`: the reader left; stay quiet
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())
-        return 1
     except BaseException as exc:
-        if _interrupted(exc):
+        if _find(exc, KeyboardInterrupt) is not None:
             return 130
-        ctl = _ctl_error(exc)
-        message = str(ctl) if ctl is not None else f"unexpected {type(exc).__name__}: {exc}"
+        if _find(exc, BrokenPipeError) is not None:  # `... | head`: the reader left
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            return 1
+        ctl = _find(exc, CtlError)
         if ctl is None and not isinstance(exc, Exception | BaseExceptionGroup):
             raise  # SystemExit and the like
+        message = str(ctl) if ctl is not None else f"unexpected {type(exc).__name__}: {exc}"
         sys.stdout.flush()
         sys.stderr.write(f"error: {message}\n")
         return 1

@@ -95,6 +95,8 @@ async def read_log(
         return fsm.Ended.NO_LOG, exc.message or str(exc)
     except (aiohttp.ClientPayloadError, aiohttp.ServerDisconnectedError):
         pass  # the pod went away mid-stream: what came is printed, the Task will say the rest
+    except BrokenPipeError:
+        raise  # our reader left (`| head`), not the server
     except (aiohttp.ClientError, OSError, TimeoutError) as exc:
         raise CtlError(f"cannot read the log of step {step}: {exc}") from None
     emit(lines.flush())
