@@ -17,6 +17,7 @@ from taskflow.ctl._commands import load_tasks, namespace_of
 from taskflow.ctl._logs import _names_pod
 from taskflow.ctl._model import decode_task
 from taskflow.engine.kube import ApiError
+from tests.cluster.fixtures import tool
 
 SRC = pathlib.Path(__file__).parents[2] / "src" / "taskflow"
 COMMANDS = ("logs", "run", "get", "describe", "cancel", "wait")
@@ -291,3 +292,32 @@ def test_decode_task_tolerates_what_it_does_not_know_and_refuses_nonsense() -> N
     assert (view.name, view.word, view.step_names()) == ("t", "Pending", [])
     with pytest.raises(ValueError, match="cannot read the Task"):
         decode_task({"metadata": {"name": 3}})
+
+
+def test_kubectl_finds_the_plugin() -> None:
+    kubectl = tool("kubectl")
+    if not pathlib.Path(kubectl).is_file():
+        pytest.skip("no kubectl here (the harness builds one: nox -s cluster -- up)")
+    scripts = pathlib.Path(sys.executable).parent
+    if not (scripts / "kubectl-taskflow").is_file():
+        pytest.skip(f"the package is not installed with its scripts in {scripts}")
+    env = {"PATH": f"{scripts}:/usr/bin:/bin", "HOME": "/nonexistent"}
+    listed = subprocess.run(
+        [kubectl, "plugin", "list"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+        check=False,
+    )
+    assert f"{scripts}/kubectl-taskflow" in listed.stdout, listed.stderr
+    helped = subprocess.run(
+        [kubectl, "taskflow", "wait", "--help"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+        check=False,
+    )
+    assert helped.returncode == 0, helped.stderr
+    assert helped.stdout.startswith("usage: kubectl taskflow wait")
