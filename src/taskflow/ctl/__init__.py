@@ -46,8 +46,10 @@ examples:
 
 Lines carry the step's name as a prefix ([step]), coloured on a terminal (set NO_COLOR to
 turn colour off). Notes (what -f waits for, a deleted pod) and the final one-line summary
-(status, reason, duration) go to stderr, the steps' output to stdout. With -f the exit
-status is 0 only when the Task ended Successful.
+(status, reason, duration) go to stderr, the steps' output to stdout.
+exit status: with -f, 0 only when the Task ended Successful; without -f, 0 unless the Task
+ended otherwise; 1 on an error. A step without a log (its pod deleted, its node gone) is
+named on stderr and the others are still printed.
 """
 
 RUN_EPILOG = """\
