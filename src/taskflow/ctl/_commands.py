@@ -196,9 +196,15 @@ async def cmd_cancel(client: Client, name: str, s: Streams) -> int:
         s.out.write(f"task/{name} already finished: {task.word}\n")
         return 0
     try:
-        await client.cancel_task(name)
+        patched = await client.cancel_task(name)
     except CtlError as exc:
         raise CtlError(f"cannot cancel task/{name}: {exc}") from None
+    if (patched.get("spec") or {}).get("cancel") is not True:
+        # a CRD without the field prunes it: the patch "succeeds" and changes nothing
+        raise CtlError(
+            f"cannot cancel task/{name}: the cluster's Task CRD has no spec.cancel "
+            "(upgrade it: kubectl apply --server-side -f charts/taskflow/crds/)"
+        )
     s.out.write(f"task/{name} cancel requested\n")
     return 0
 

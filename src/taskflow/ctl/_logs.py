@@ -84,7 +84,7 @@ async def read_log(
                 emit(lines.feed(chunk))
     except ApiError as exc:
         emit(lines.flush())
-        if exc.status == 404 and _names_pod(exc.body):
+        if exc.status == 404 and _names_pod(exc.body, pod):
             return fsm.Ended.POD_GONE, exc.message
         if exc.status == 404:  # e.g. the pod's node is gone: that step's log is lost
             return fsm.Ended.NO_LOG, exc.message
@@ -103,14 +103,17 @@ async def read_log(
     return fsm.Ended.DRAINED, ""
 
 
-def _names_pod(body: bytes) -> bool:
-    """Whether a 404 is about the pod itself (not, say, its node)."""
+def _names_pod(body: bytes, pod: str) -> bool:
+    """Whether a 404 is about the pod itself, not its node: a pod bound to a node that does
+    not exist gets ``pods "<node name>" not found`` (kind "pods", the node's name)."""
     try:
         status = msgspec.json.decode(body)
     except msgspec.DecodeError:
         return False
     details = status.get("details") if isinstance(status, dict) else None
-    return isinstance(details, dict) and details.get("kind") == "pods"
+    return (
+        isinstance(details, dict) and details.get("kind") == "pods" and details.get("name") == pod
+    )
 
 
 def _emitter(o: Output, step: str, index: int) -> Callable[[list[str]], None]:
