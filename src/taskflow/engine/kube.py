@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
@@ -256,10 +256,12 @@ class Kube:
         path: str,
         *,
         query: Mapping[str, str | int] | None = None,
-        read_timeout: float,
+        read_timeout: float | None,
         connect_timeout: float = 15.0,
-    ) -> AsyncIterator[AsyncIterable[bytes]]:
-        """GET a streaming response (a watch); yields its body reader (read line by line)."""
+    ) -> AsyncIterator[aiohttp.StreamReader]:
+        """GET a streaming response (a watch, a followed pod log); yields its body reader
+        (iterate it line by line, or ``iter_any()`` for raw chunks). ``read_timeout`` None:
+        no idle limit (a followed log may be silent for hours; the caller bounds it)."""
         headers = await self._headers(None)
         timeout = aiohttp.ClientTimeout(
             total=None,

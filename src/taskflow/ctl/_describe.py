@@ -1,0 +1,151 @@
+"""``describe TASK`` as text (pure): the Task, its steps, the condition, attempts, Events."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from taskflow.ctl._format import age, one_line, step_duration, table, task_duration
+from taskflow.ctl._model import StepView, TaskView, span
+from taskflow.status import format_start_at, parse_time
+
+#: Events shown (the most recent ones)
+MAX_EVENTS = 20
+
+
+def _when(ts: str | None) -> str:
+    if not ts:
+        return ""
+    try:
+        return format_start_at(parse_time(ts))
+    except ValueError:
+        return ts
+
+
+def _results(step: StepView) -> str:
+    return ", ".join(f"{r.name}={one_line(r.value, 40)}" for r in step.results)
+
+
+def _steps_table(steps: tuple[StepView, ...] | list[StepView], now: datetime) -> str:
+    rows = [
+        [
+            s.name,
+            s.state,
+            "" if s.exit_code is None else str(s.exit_code),
+            _when(s.started_at),
+            step_duration(s, now),
+            s.reason or "",
+            _results(s),
+        ]
+        for s in steps
+    ]
+    headers: tuple[str, ...] = ("STEP", "STATE", "EXIT", "STARTED", "DURATION", "REASON", "RESULTS")
+    if not any(r[6] for r in rows):  # no step has results: no empty column
+        headers, rows = headers[:-1], [r[:-1] for r in rows]
+    return table(headers, rows, indent="  ")
+
+
+def _event_time(ev: dict[str, Any]) -> str:
+    """The newest time an Event carries (core/v1 and events.k8s.io writers fill different
+    fields)."""
+    series = ev.get("series") or {}
+    return str(
+        series.get("lastObservedTime")
+        or ev.get("lastTimestamp")
+        or ev.get("eventTime")
+        or ev.get("firstTimestamp")
+        or (ev.get("metadata") or {}).get("creationTimestamp")
+        or ""
+    )
+
+
+def recent_events(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Oldest first, at most :data:`MAX_EVENTS` of the newest."""
+    return sorted(events, key=_event_time)[-MAX_EVENTS:]
+
+
+def describe(task: TaskView, events: list[dict[str, Any]], now: datetime) -> str:
+    st = task.status
+    lines = [
+        f"Name:        {task.name}",
+        f"Namespace:   {task.metadata.namespace}",
+        f"Status:      {task.word}" + (f" ({st.progress})" if st.progress else ""),
+    ]
+    if task.current_attempt > 1 or st.attempts:
+        lines.append(f"Attempt:     {task.current_attempt}")
+    if task.spec.cancel and not task.final:
+        lines.append("Cancel:      requested")
+    lines += [
+        f"Pod:         {st.pod_name or '<none>'}",
+        f"Started:     {_when(st.start_time) or st.start_at or '<not yet>'}",
+        f"Duration:    {task_duration(task, now) or '<not yet>'}",
+        f"Created:     {age(task.metadata.creation_timestamp, now)} ago",
+    ]
+    out = "\n".join(lines) + "\n"
+
+    att_steps = list(st.steps) if st.steps else [StepView(name=n) for n in task.step_names()]
+    out += "Steps:\n" + _steps_table(att_steps, now)
+    for s in att_steps:
+        if s.message:
+            out += f"  {s.name}: {one_line(s.message, 200)}\n"
+
+    cond = st.condition()
+    out += "Condition:\n"
+    if cond is None:
+        out += "  <none>\n"
+    else:
+        out += table(
+            ("TYPE", "STATUS", "REASON", "SINCE", "MESSAGE"),
+            [
+                [
+                    cond.type,
+                    cond.status,
+                    cond.reason or "",
+                    age(cond.last_transition_time, now) if cond.last_transition_time else "",
+                    one_line(cond.message, 200),
+                ]
+            ],
+            indent="  ",
+        )
+
+    if st.attempts:
+        out += "Attempts:\n" + table(
+            ("ATTEMPT", "POD", "REASON", "STARTED", "DURATION", "MESSAGE"),
+            [
+                [
+                    str(a.attempt or i + 1),
+                    a.pod_name or "",
+                    a.reason or "",
+                    _when(a.start_time),
+                    span(a.start_time, a.completion_time) or "",
+                    one_line(a.message, 100),
+                ]
+                for i, a in enumerate(st.attempts)
+            ],
+            indent="  ",
+        )
+
+    shown = recent_events(events)
+    out += "Events:\n"
+    if not shown:
+        out += "  <none>\n"
+    else:
+        out += table(
+            ("TYPE", "REASON", "AGE", "FROM", "MESSAGE"),
+            [
+                [
+                    str(ev.get("type", "")),
+                    str(ev.get("reason", "")),
+                    age(_event_time(ev) or None, now),
+                    str(
+                        (ev.get("source") or {}).get("component")
+                        or ev.get("reportingComponent")
+                        or ""
+                    ),
+                    one_line(str(ev.get("message", "")), 200),
+                ]
+                for ev in shown
+            ],
+            indent="  ",
+        )
+    return out

@@ -1,0 +1,227 @@
+"""``logs`` (I/O): read the steps' container logs in the order :mod:`._follow` decides.
+
+With ``-f`` a background task watches the Task and keeps the latest version; the main loop
+asks :func:`._follow.decide` what to do after every change and after every stream. A
+followed log stream has no idle timeout (a step may be silent for hours); what bounds it is
+the Task: once the Task is final, a stream still open after :data:`FINAL_GRACE` seconds is
+cut (the kubelet normally closes it when the container ends, well before).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TextIO
+
+import aiohttp
+import anyio
+import msgspec
+
+from taskflow.ctl import _follow as fsm
+from taskflow.ctl._client import Client, CtlError, explain
+from taskflow.ctl._format import LineSplitter, paint, step_prefix, summary
+from taskflow.ctl._model import TaskView
+from taskflow.engine.kube import ApiError
+
+#: seconds a log stream may stay open once its Task is final
+FINAL_GRACE = 10.0
+#: idle limit of a log read without follow (the kubelet answers at once)
+READ_TIMEOUT = 60.0
+DIM = "2"
+
+
+@dataclass
+class Output:
+    out: TextIO
+    err: TextIO
+    colour: bool  #: colour on ``out`` (step prefixes)
+    err_colour: bool  #: colour on ``err`` (notes, the summary)
+    prefix: bool = True
+    timestamps: bool = False
+
+    def note(self, text: str) -> None:
+        self.err.write(paint(text, DIM, self.err_colour) + "\n")
+        self.err.flush()
+
+
+@dataclass
+class _Shared:
+    """What the watcher and the main loop share."""
+
+    task: TaskView
+    changed: anyio.Event = field(default_factory=anyio.Event)
+    stream_scope: anyio.CancelScope | None = None
+
+
+def log_path(namespace: str, pod: str) -> str:
+    return f"/api/v1/namespaces/{namespace}/pods/{pod}/log"
+
+
+async def read_log(
+    client: Client,
+    pod: str,
+    step: str,
+    *,
+    follow: bool,
+    timestamps: bool,
+    emit: Callable[[list[str]], None],
+) -> tuple[fsm.Ended, str]:
+    """Stream one container's log to ``emit`` (whole lines); how it ended and the server's
+    message when it did not drain."""
+    query: dict[str, str | int] = {"container": step}
+    if follow:
+        query["follow"] = "true"
+    if timestamps:
+        query["timestamps"] = "true"
+    lines = LineSplitter()
+    try:
+        async with client.kube.stream(
+            log_path(client.namespace, pod),
+            query=query,
+            read_timeout=None if follow else READ_TIMEOUT,
+        ) as body:
+            async for chunk in body.iter_any():
+                emit(lines.feed(chunk))
+    except ApiError as exc:
+        emit(lines.flush())
+        if exc.status == 404 and _names_pod(exc.body, pod):
+            return fsm.Ended.POD_GONE, exc.message
+        if exc.status == 404:  # e.g. the pod's node is gone: that step's log is lost
+            return fsm.Ended.NO_LOG, exc.message
+        if exc.status in (401, 403):  # no point going on: no other step can be read either
+            raise CtlError(explain(exc)) from None
+        # 400 "container ... is waiting to start"; 5xx: the kubelet cannot be reached...: that
+        # step's log is lost, the others may not be
+        return fsm.Ended.NO_LOG, exc.message or str(exc)
+    except (aiohttp.ClientPayloadError, aiohttp.ServerDisconnectedError):
+        pass  # the pod went away mid-stream: what came is printed, the Task will say the rest
+    except BrokenPipeError:
+        raise  # our reader left (`| head`), not the server
+    except (aiohttp.ClientError, OSError, TimeoutError) as exc:
+        raise CtlError(f"cannot read the log of step {step}: {exc}") from None
+    emit(lines.flush())
+    return fsm.Ended.DRAINED, ""
+
+
+def _names_pod(body: bytes, pod: str) -> bool:
+    """Whether a 404 is about the pod itself, not its node: a pod bound to a node that does
+    not exist gets ``pods "<node name>" not found`` (kind "pods", the node's name)."""
+    try:
+        status = msgspec.json.decode(body)
+    except msgspec.DecodeError:
+        return False
+    details = status.get("details") if isinstance(status, dict) else None
+    return (
+        isinstance(details, dict) and details.get("kind") == "pods" and details.get("name") == pod
+    )
+
+
+def _emitter(o: Output, step: str, index: int) -> Callable[[list[str]], None]:
+    prefix = step_prefix(step, index, o.colour) if o.prefix else ""
+
+    def emit(lines: list[str]) -> None:
+        if lines:
+            o.out.write("".join(f"{prefix}{line}\n" for line in lines))
+            o.out.flush()
+
+    return emit
+
+
+async def show_logs(
+    client: Client,
+    name: str,
+    opts: fsm.Options,
+    o: Output,
+    attempt: int | None = None,
+) -> int:
+    """Print the logs of Task ``name``; the exit code (:func:`._follow.exit_code`)."""
+    if not opts.follow:
+        task = await client.first_task(name)
+        _check(task, opts, attempt)
+        return await _drive(client, _Shared(task), opts, o, attempt)
+    async with anyio.create_task_group() as tg:
+        changes = client.task_changes(name)
+        shared = _Shared(await anext(changes))
+        _check(shared.task, opts, attempt)
+
+        async def watch() -> None:
+            async for task in changes:
+                shared.task = task
+                if task.final and shared.stream_scope is not None:
+                    _bound(shared.stream_scope)
+                shared.changed.set()
+
+        tg.start_soon(watch)
+        code = await _drive(client, shared, opts, o, attempt)
+        tg.cancel_scope.cancel()
+    return code
+
+
+def _check(task: TaskView, opts: fsm.Options, attempt: int | None) -> None:
+    names = task.step_names()
+    if opts.step is not None and names and opts.step not in names:
+        raise CtlError(f"task/{task.name} has no step {opts.step!r} (steps: {', '.join(names)})")
+    if attempt is not None and attempt > task.current_attempt and task.final:
+        raise CtlError(f"task/{task.name} has no attempt {attempt} (it ran {task.current_attempt})")
+
+
+def _bound(scope: anyio.CancelScope) -> None:
+    scope.deadline = min(scope.deadline, anyio.current_time() + FINAL_GRACE)
+
+
+async def _drive(
+    client: Client, shared: _Shared, opts: fsm.Options, o: Output, attempt: int | None
+) -> int:
+    cur = fsm.Cursor(attempt or shared.task.current_attempt)
+    last_note = ""
+    while True:
+        task = shared.task
+        action = fsm.decide(task, cur, opts)
+        if isinstance(action, fsm.Stream):
+            index = task.step_names().index(action.step) if action.step in task.step_names() else 0
+            with anyio.CancelScope() as scope:
+                # only a followed stream waits for more; a plain read ends by itself
+                shared.stream_scope = scope if action.follow else None
+                if task.final and action.follow:
+                    _bound(scope)
+                ended, message = await read_log(
+                    client,
+                    action.pod,
+                    action.step,
+                    follow=action.follow,
+                    timestamps=o.timestamps,
+                    emit=_emitter(o, action.step, index),
+                )
+            shared.stream_scope = None
+            if scope.cancelled_caught:
+                ended = fsm.Ended.DRAINED
+                o.note(f"the log of step {action.step} was still open after the Task ended")
+            if ended is fsm.Ended.POD_GONE and not cur.pod_gone:
+                o.note(
+                    f"pod {action.pod} is gone (deleted, or removed after the Task ended): "
+                    f"the logs of step {action.step} and later steps are lost"
+                )
+            elif ended is fsm.Ended.NO_LOG:
+                o.note(f"step {action.step} has no log: {message}")
+            cur = fsm.after_stream(cur, ended)
+        elif isinstance(action, fsm.Skip):
+            if action.note:
+                o.note(action.note)
+            cur = fsm.advance(cur)
+        elif isinstance(action, fsm.NextAttempt):
+            o.note(action.note)
+            cur = fsm.next_attempt(cur, action.number)
+        elif isinstance(action, fsm.Wait):
+            if action.note and action.note != last_note:
+                o.note(action.note)
+                last_note = action.note
+            shared.changed = anyio.Event()
+            if shared.task is task:  # nothing new arrived while deciding
+                await shared.changed.wait()
+        else:
+            if action.note:
+                o.err.write(f"error: {action.note}\n")
+            if action.attempt is not None:
+                o.err.write(summary(task.name, action.attempt, o.err_colour) + "\n")
+            o.err.flush()
+            return action.code
