@@ -290,16 +290,17 @@ def test_kubectl_get_tasks_columns(installed: Installed, finished: Finished) -> 
         assert re.fullmatch(r"(\d+h)?(\d+m)?\d+s", row[5]), row
 
 
-def test_kubectl_get_tasks_wide_adds_reason_and_pod(
+def test_kubectl_get_tasks_wide_adds_reason_pod_and_attempt(
     installed: Installed, finished: Finished
 ) -> None:
     out = _kubectl(installed.cluster, "get", "tasks", "-n", TASKS_NS, "-o", "wide")
     rows = {row["NAME"]: row for row in table(out)}
-    assert list(rows["example-taskflow"])[-2:] == ["REASON", "POD"], out
+    assert list(rows["example-taskflow"])[-3:] == ["REASON", "POD", "ATTEMPT"], out
     for name, task in finished.tasks.items():
         want = "StepFailed" if name == "example-taskflow-error-test" else "Succeeded"
         assert rows[name]["REASON"] == want, out
         assert rows[name]["POD"] == task["status"]["podName"] == f"{name}-pod", out
+        assert rows[name]["ATTEMPT"] == "1", out
 
 
 def test_operator_runs_with_only_the_chart_service_account(installed: Installed) -> None:
