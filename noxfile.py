@@ -107,6 +107,7 @@ def crd(session: nox.Session) -> None:
 
 @nox.session(python=PYTHON)
 def cluster(session: nox.Session) -> None:
-    """The local cluster: `nox -s cluster -- up [--tier control-plane|full]`, `down`, `status`."""
+    """The local cluster: `nox -s cluster -- up [--tier control-plane|full]`, `down`, `status`,
+    `restart COMPONENT [--kill]` (keeps all state, for failure tests)."""
     _install(session)
     session.run("python", "-m", "tests.cluster", *(session.posargs or ["status"]))

@@ -1,4 +1,5 @@
-"""`python -m tests.cluster build|up [--tier control-plane|full]|down|status`."""
+"""`python -m tests.cluster build|up [--tier control-plane|full]|restart COMPONENT [--kill]|
+down|status`."""
 
 from __future__ import annotations
 
@@ -18,6 +19,15 @@ def main(argv: list[str] | None = None) -> int:
     sub.add_parser("build", help="build (or find cached) binaries and test images")
     p_up = sub.add_parser("up", help="start the cluster in the background")
     p_up.add_argument("--tier", choices=config.TIERS, default="control-plane")
+    p_restart = sub.add_parser(
+        "restart", help="restart one component, keeping all state (for failure tests)"
+    )
+    p_restart.add_argument(
+        "component",
+        help="etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kubelet, "
+        "containerd, kube-proxy or registry",
+    )
+    p_restart.add_argument("--kill", action="store_true", help="SIGKILL instead of SIGTERM")
     sub.add_parser("down", help="stop everything `up` started and delete its state")
     sub.add_parser("status", help="say what runs")
     p_reap = sub.add_parser("reap-after", help=argparse.SUPPRESS)
@@ -42,6 +52,10 @@ def main(argv: list[str] | None = None) -> int:
             if current.registry:
                 print(f"registry: {current.registry}")
             print(f"export KUBECONFIG={current.kubeconfig}")
+        elif args.cmd == "restart":
+            seconds = harness.restart(args.component, kill=args.kill)
+            how = "killed and restarted" if args.kill else "restarted"
+            print(f"{args.component} {how}; serving again after {seconds:.1f}s")
         elif args.cmd == "down":
             start = time.monotonic()
             found = harness.down()

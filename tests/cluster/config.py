@@ -28,6 +28,9 @@ CGROUP_ROOT = "taskflow"
 ETCD_PORT = 12379
 ETCD_PEER_PORT = 12380
 APISERVER_PORT = 6443
+#: what every host-side client (kubectl, tests, components, an out-of-cluster operator) uses:
+#: loopback only; pods use the `kubernetes` Service (the node address)
+APISERVER_URL = f"https://127.0.0.1:{APISERVER_PORT}"
 REGISTRY = "127.0.0.1:35000"
 
 TIERS = ("control-plane", "full")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from . import config
+from . import config, hostsys
 from .binaries import bin_path
 from .kapi import Api
 from .layout import Layout
@@ -40,7 +40,10 @@ def start_apiserver(layout: Layout, procs: Procs) -> None:
         [
             bin_path("kube-apiserver"),
             f"--etcd-servers=http://127.0.0.1:{config.ETCD_PORT}",
-            f"--bind-address={config.NODE_IP}",
+            # 0.0.0.0: host-side clients use 127.0.0.1, pods reach the advertised node
+            # address through the `kubernetes` Service; hostsys.guard_apiserver() drops
+            # anything else
+            "--bind-address=0.0.0.0",
             f"--advertise-address={config.NODE_IP}",
             f"--secure-port={config.APISERVER_PORT}",
             f"--service-cluster-ip-range={config.SERVICE_CIDR}",
@@ -92,6 +95,7 @@ def start_controller_manager(layout: Layout, procs: Procs) -> None:
 
 def up(layout: Layout, procs: Procs) -> None:
     """Start tier 1 and wait until it serves and the default ServiceAccount exists."""
+    hostsys.guard_apiserver()
     start_etcd(layout, procs)
     wait_for(
         "etcd",

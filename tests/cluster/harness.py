@@ -9,7 +9,7 @@ import os
 import shutil
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -197,6 +197,47 @@ def _save_failure_logs(layout: Layout) -> None:
         shutil.rmtree(dest, ignore_errors=True)
         shutil.copytree(layout.root / "logs", dest)
         print(f"[cluster] start failed; component logs kept in {dest}")
+
+
+#: component -> (what, check) that says it serves again after a restart
+def _ready_checks(layout: Layout) -> dict[str, tuple[str, Callable[[], bool]]]:
+    from .kapi import Api
+    from .procs import http_ok
+
+    api = Api(layout)
+    return {
+        "etcd": ("etcd /health", lambda: http_ok(f"http://127.0.0.1:{config.ETCD_PORT}/health")),
+        "kube-apiserver": ("kube-apiserver /readyz", api.healthy),
+        "registry": ("registry", lambda: http_ok(f"http://{config.REGISTRY}/v2/")),
+        "containerd": (
+            "containerd socket",
+            lambda: (layout.root / "containerd" / "containerd.sock").exists(),
+        ),
+        "kubelet": ("kubelet /healthz", lambda: http_ok("http://127.0.0.1:10248/healthz")),
+        "kube-proxy": ("kube-proxy /healthz", lambda: http_ok("http://127.0.0.1:10256/healthz")),
+    }
+
+
+def restart(component: str, *, kill: bool = False) -> float:
+    """Restart one component of the running cluster, keeping all state (etcd's data, the
+    kubelet's pods, containerd's containers): for failure tests. `kill`: SIGKILL, no
+    graceful shutdown. Returns the seconds until it served again."""
+    with machine_lock():
+        layout = _layout()
+        if read_state(layout) is None:
+            raise HarnessError(f"no local cluster runs (state dir: {layout.root})")
+        procs = Procs(layout.root)
+        if component not in procs.names():
+            known = ", ".join(sorted(procs.names()))
+            raise HarnessError(f"unknown component {component!r}; this cluster runs: {known}")
+        start = time.monotonic()
+        procs.restart(component, kill=kill)
+        what, check = _ready_checks(layout).get(component, (component, lambda: True))
+        time.sleep(0.5)  # a process that cannot start exits at once: let wait_for see it
+        from .procs import wait_for
+
+        wait_for(what, check, 90, procs=procs, name=component)
+        return time.monotonic() - start
 
 
 def down(quiet: bool = False, owner: str | None = None) -> bool:

@@ -75,6 +75,22 @@ def block_pod_egress() -> None:
         subprocess.run(["iptables", "-I", *rule], check=True, capture_output=True)
 
 
+def guard_apiserver() -> None:
+    """The API server listens on every address; accept only loopback (every host-local
+    connection, whatever its address, arrives on `lo`) and pods (the CNI bridge)."""
+    port = ["INPUT", "-p", "tcp", "--dport", str(config.APISERVER_PORT)]
+    tag = ["-m", "comment", "--comment", TAG]
+    drop = [*port, "!", "-i", "lo", *tag, "-j", "DROP"]
+    pods = [*port, "-i", config.CNI_BRIDGE, *tag, "-j", "ACCEPT"]
+    for rule in (drop, pods):  # each goes first: ACCEPT from pods ends up before the DROP
+        if _run("iptables", "-C", *rule).returncode != 0:
+            subprocess.run(["iptables", "-I", *rule], check=True, capture_output=True)
+    # 0.0.0.0 makes the API server listen on IPv6 too: no pod uses it, so only `lo`
+    with contextlib.suppress(FileNotFoundError):
+        if _run("ip6tables", "-C", *drop).returncode != 0:
+            _run("ip6tables", "-I", *drop)
+
+
 def _cleanup_iptables(cmd: str) -> None:
     for table in ("filter", "nat", "mangle", "raw"):
         dump = _run(f"{cmd}-save", "-t", table).stdout

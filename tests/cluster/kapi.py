@@ -14,7 +14,7 @@ from .layout import Layout
 
 class Api:
     def __init__(self, layout: Layout) -> None:
-        self.base = f"https://{config.NODE_IP}:{config.APISERVER_PORT}"
+        self.base = config.APISERVER_URL
         ctx = ssl.create_default_context(cafile=str(layout.pki / "ca.crt"))
         ctx.load_cert_chain(str(layout.pki / "admin.crt"), str(layout.pki / "admin.key"))
         self.ctx = ctx

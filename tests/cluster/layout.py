@@ -50,7 +50,7 @@ class Layout:
                     {
                         "name": "taskflow",
                         "cluster": {
-                            "server": f"https://{config.NODE_IP}:{config.APISERVER_PORT}",
+                            "server": config.APISERVER_URL,
                             "certificate-authority": str(self.pki / "ca.crt"),
                         },
                     }

@@ -59,9 +59,35 @@ class Procs:
                 cwd=cwd,
                 start_new_session=True,  # own process group: stopped as a group
             )
-        record = {"pid": proc.pid, "start": _start_time(proc.pid), "argv": list(argv)}
+        record = {
+            "pid": proc.pid,
+            "start": _start_time(proc.pid),
+            "argv": list(argv),
+            "env": dict(env or {}),
+            "cwd": str(cwd) if cwd is not None else None,
+        }
         (self.pids / f"{name}.json").write_text(json.dumps(record))
         return proc.pid
+
+    def restart(self, name: str, *, kill: bool = False) -> int:
+        """Stop `name` (SIGKILL at once with `kill`, else as :meth:`stop`) and start it again
+        with the same command line; its state on disk is kept."""
+        record = json.loads((self.pids / f"{name}.json").read_text())
+        if kill:
+            pid = self.pid(name)
+            if pid is not None:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(pid, signal.SIGKILL)
+                deadline = time.monotonic() + 10
+                while self.pid(name) is not None and time.monotonic() < deadline:
+                    time.sleep(0.05)
+            (self.pids / f"{name}.json").unlink(missing_ok=True)
+        else:
+            self.stop(name)
+        cwd = record.get("cwd")
+        return self.start(
+            name, record["argv"], env=record.get("env"), cwd=Path(cwd) if cwd else None
+        )
 
     def names(self) -> list[str]:
         if not self.pids.is_dir():
