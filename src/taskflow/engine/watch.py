@@ -25,7 +25,6 @@ import random
 import time
 from collections.abc import AsyncIterable, Callable, Mapping
 from contextlib import AbstractAsyncContextManager
-from dataclasses import dataclass
 from typing import Any, Protocol
 
 import aiohttp
@@ -33,28 +32,10 @@ import msgspec
 
 from taskflow.engine.kube import ApiError
 from taskflow.engine.ratelimit import Clock, ExponentialBackoff
+from taskflow.engine.resources import Resource
 from taskflow.metrics import Metrics
 
 log = logging.getLogger("taskflow.watch")
-
-
-@dataclass(frozen=True)
-class Resource:
-    """Where a resource lives in the API: ``/api/v1/pods`` or ``/apis/<g>/<v>/<plural>``."""
-
-    group: str
-    version: str
-    plural: str
-
-    def collection(self, namespace: str | None) -> str:
-        base = f"/api/{self.version}" if not self.group else f"/apis/{self.group}/{self.version}"
-        if namespace:
-            return f"{base}/namespaces/{namespace}/{self.plural}"
-        return f"{base}/{self.plural}"
-
-    def item(self, namespace: str, name: str, subresource: str = "") -> str:
-        path = f"{self.collection(namespace)}/{name}"
-        return f"{path}/{subresource}" if subresource else path
 
 
 # -- wire formats ---------------------------------------------------------------------------

@@ -22,7 +22,7 @@ from typing import Any
 import msgspec
 
 from taskflow.api.pod import Pod
-from taskflow.api.task import API_VERSION, GROUP, KIND, PLURAL, VERSION, TaskStatus
+from taskflow.api.task import API_VERSION, KIND, TaskStatus
 from taskflow.engine.cache import (
     Cache,
     TaskEntry,
@@ -35,7 +35,7 @@ from taskflow.engine.cache import (
     task_uid,
 )
 from taskflow.engine.kube import ApiError, Kube
-from taskflow.engine.watch import Resource
+from taskflow.engine.resources import EVENTS, PODS, TASKS
 from taskflow.labels import TASK_UID_LABEL
 from taskflow.metrics import Metrics
 from taskflow.reconcile import EventSpec
@@ -43,9 +43,6 @@ from taskflow.status import STOP_DEADLINE
 
 log = logging.getLogger("taskflow.writer")
 
-PODS = Resource("", "v1", "pods")
-TASKS = Resource(GROUP, VERSION, PLURAL)
-EVENTS = Resource("", "v1", "events")
 COMPONENT = "taskflow"
 MERGE_PATCH = "application/merge-patch+json"
 
