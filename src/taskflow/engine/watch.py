@@ -19,7 +19,6 @@ a word is treated as a failure (backoff), as client-go does, instead of a hot lo
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import random
 import time
@@ -28,6 +27,7 @@ from contextlib import AbstractAsyncContextManager
 from typing import Any, Protocol
 
 import aiohttp
+import anyio
 import msgspec
 
 from taskflow.engine.kube import ApiError
@@ -181,7 +181,7 @@ class Reflector:
         metrics: Metrics | None = None,
         clock: Clock = time.monotonic,
         rand: Callable[[int, int], int] = random.randint,
-        sleep: Callable[[float], Any] = asyncio.sleep,
+        sleep: Callable[[float], Any] = anyio.sleep,
         start_resource_version: str | None = None,
     ) -> None:
         self.client = client
@@ -200,7 +200,7 @@ class Reflector:
         self._sleep = sleep
         self._metrics = metrics
         self.resource_version: str | None = start_resource_version
-        self.synced = asyncio.Event()
+        self.synced = anyio.Event()
         self.failing_since: float | None = None
         self.last_contact: float | None = None
         self.relists = 0
