@@ -11,13 +11,14 @@ from typing import Any
 
 import anyio
 
-from taskflow import reconcile, render
+from taskflow import reconcile
 from taskflow.api.task import FINISHED, TaskStatus
 from taskflow.engine.cache import Cache, TaskEntry, Undecodable, task_name, task_namespace
 from taskflow.engine.kube import ApiError
 from taskflow.engine.queue import QueueShutDown, WorkQueue
 from taskflow.engine.writer import Created, TaskRef, Writer, status_dict
 from taskflow.metrics import CONTROLLER, Metrics
+from taskflow.naming import pod_name
 from taskflow.reconcile import EventSpec, Plan
 from taskflow.settings import Settings
 from taskflow.status import current_attempt, parse_time
@@ -109,7 +110,7 @@ class Reconciler:
             plan = reconcile.undecodable(entry.raw_status, entry.error, now=now)
         else:
             old_status = entry.status
-            name = render.pod_name(entry.metadata.name, current_attempt(entry.status))
+            name = pod_name(entry.metadata.name, current_attempt(entry.status))
             pod = self.cache.pod_for(uid, name)
             if pod is not None and pod.metadata.name != name:
                 pod = None  # an earlier attempt's pod: the current one is not there yet
