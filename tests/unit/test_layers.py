@@ -25,6 +25,7 @@ LAYER = {
     "server": 2,
     "engine": 3,
     "cli": 4,
+    "ctl": 4,  # the kubectl plugin (on main; it reads Tasks through engine.kube)
     "__main__": 5,
 }
 
