@@ -116,6 +116,22 @@ images = st.builds(
     ),
 )
 
+#: An env var taken from a Secret that does not exist (a reference the pod accepts).
+missing_refs = st.builds(
+    lambda key: Case(
+        "env from a missing Secret",
+        "spec.steps[0].env",
+        base_spec(
+            steps=[
+                step(
+                    env=[{"name": "X", "valueFrom": {"secretKeyRef": {"name": "nope", "key": key}}}]
+                )
+            ]
+        ),
+    ),
+    st.sampled_from(["k", "", "../k", "🦀"]),
+)
+
 envs = st.builds(
     lambda k, v, n: Case(
         "env", "spec.steps[0].env", base_spec(steps=[step(env=[{"name": k, "value": v}] * n)])
@@ -190,6 +206,13 @@ pod_templates = st.builds(
             {"nodeSelector": NO_NODE, "terminationGracePeriodSeconds": -5},
             {"nodeSelector": NO_NODE, "serviceAccountName": "Not_A_Name"},
             {"nodeSelector": NO_NODE, "priorityClassName": "no-such-class"},
+            # references to what does not exist
+            {"nodeSelector": NO_NODE, "imagePullSecrets": [{"name": "no-such-secret"}]},
+            {
+                "nodeSelector": NO_NODE,
+                "volumes": [{"name": "cm", "configMap": {"name": "no-such-configmap"}}],
+            },
+            {"nodeSelector": NO_NODE, "runtimeClassName": "no-such-runtime-class"},
         ]
     ),
     st.just("spec.podTemplate"),
@@ -216,6 +239,7 @@ cases = st.one_of(
     step_names,
     images,
     envs,
+    missing_refs,
     timeouts,
     retries,
     scripts,
