@@ -196,3 +196,24 @@ def test_a_privileged_task_shows_the_podsecurity_message_then_times_out(env: Env
         env.cluster, "get", "pods", "-n", TASKS_NS, "-l", "api.practice.com/task=privileged"
     )["items"]
     assert pods == []
+
+
+def test_the_operators_own_pod_passes_restricted(env: Env) -> None:
+    """The chart's defaults would run the operator in a `restricted` namespace too: its pod
+    template, as installed, is accepted there by a server-side dry run (PodSecurity admission
+    runs on dry runs)."""
+    deployment = deploy.kubectl_json(env.cluster, "get", "deployment", deploy.RELEASE, "-n", NS)
+    spec = deployment["spec"]["template"]["spec"]
+    spec.pop("serviceAccountName", None)  # lives in the release namespace, not this one
+    spec.pop("serviceAccount", None)
+    pod = {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": "operator-restricted-check", "namespace": TASKS_NS},
+        "spec": spec,
+    }
+    proc = env.cluster.kubectl(
+        "create", "--dry-run=server", "-f", "-", input=yaml.safe_dump(pod), check=False
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "Warning" not in proc.stderr, proc.stderr
