@@ -1,4 +1,5 @@
-"""Developer sessions. `nox` alone runs every test: lint + types, unit, integration, e2e."""
+"""Developer sessions. `nox` alone runs every test: lint + types, unit, chart, integration,
+e2e."""
 
 from __future__ import annotations
 
@@ -9,15 +10,22 @@ from pathlib import Path
 
 import nox
 
-nox.options.sessions = ["lint", "unit", "integration", "e2e"]
+nox.options.sessions = ["lint", "unit", "chart", "integration", "e2e"]
 nox.options.reuse_existing_virtualenvs = True
 nox.options.error_on_missing_interpreters = True
 
 PYTHON = "3.11"
 
+#: Exact versions of every dependency (dev extras included) for CI, the image and every
+#: session here: the CRD is generated from kubernetes-asyncio's model metadata, so which
+#: version is installed is part of the build. `nox -s lock` regenerates it.
+LOCK = "requirements.lock"
+#: The lock's resolver (itself pinned: a newer uv may resolve or format differently).
+UV = "uv==0.13.9"
+
 
 def _install(session: nox.Session) -> None:
-    session.install("-e", ".[dev]")
+    session.install("-c", LOCK, "-e", ".[dev]")
 
 
 def _debian_packages(session: nox.Session, *lists: str) -> None:
@@ -70,6 +78,14 @@ def unit(session: nox.Session) -> None:
 
 
 @nox.session(python=PYTHON)
+def chart(session: nox.Session) -> None:
+    """The Helm chart without a cluster: its CRD is `taskflow crd`, `helm template` output
+    (RBAC, Deployment, options). Builds the harness's pinned helm when it is not cached."""
+    _install(session)
+    session.run("pytest", "tests/chart", *session.posargs)
+
+
+@nox.session(python=PYTHON)
 def integration(session: nox.Session) -> None:
     """Against a real kube-apiserver (the control-plane tier, or $KUBECONFIG)."""
     _debian_packages(session, "tests/cluster/apt-packages.txt")
@@ -100,9 +116,26 @@ def demo(session: nox.Session) -> None:
 
 @nox.session(python=PYTHON)
 def crd(session: nox.Session) -> None:
-    """Regenerate charts/taskflow/crds/ from `taskflow crd` (tests/unit/test_chart.py checks)."""
+    """Regenerate charts/taskflow/crds/ from `taskflow crd` (tests/chart/test_chart.py checks)."""
     _install(session)
     session.run("python", "-m", "tests.e2e.chart", "write-crd")
+
+
+@nox.session(python=PYTHON)
+def lock(session: nox.Session) -> None:
+    """Regenerate requirements.lock from pyproject.toml (dependencies + dev extras, every
+    platform, Python 3.11+). Versions already in the lock are kept unless pyproject.toml no
+    longer allows them; `nox -s lock -- --upgrade` moves everything to the newest allowed."""
+    session.install(UV)
+    session.run(
+        "uv", "pip", "compile", "pyproject.toml",
+        "--extra", "dev",
+        "--universal",
+        "--python-version", PYTHON,
+        "--custom-compile-command", "nox -s lock",
+        "--output-file", LOCK,
+        *session.posargs,
+    )  # fmt: skip
 
 
 @nox.session(python=PYTHON)

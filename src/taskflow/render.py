@@ -22,7 +22,6 @@
 
 from __future__ import annotations
 
-import hashlib
 from typing import Any, Final
 
 import msgspec
@@ -37,6 +36,7 @@ from taskflow.api.task import (
     Step,
     Task,
 )
+from taskflow.api.validate import spec_problem
 from taskflow.labels import (
     ATTEMPT_LABEL,
     MANAGED_BY_LABEL,
@@ -45,10 +45,9 @@ from taskflow.labels import (
     TASK_UID_LABEL,
     script_annotation,
 )
+from taskflow.naming import label_value, pod_name
 from taskflow.settings import DEFAULT_SETTINGS, Settings
 
-MAX_NAME: Final = 63
-POD_SUFFIX: Final = "-pod"
 DEFAULT_SHEBANG: Final = "#!/bin/sh\n"
 SCRIPT_MODE: Final = 0o755
 DEFAULT_TERMINATION_MESSAGE_POLICY: Final = "FallbackToLogsOnError"
@@ -56,29 +55,6 @@ DEFAULT_TERMINATION_MESSAGE_POLICY: Final = "FallbackToLogsOnError"
 
 class RenderError(ValueError):
     """The Task cannot be turned into a pod (only for Tasks the CRD schema would reject)."""
-
-
-def _hash(text: str, n: int = 8) -> str:
-    return hashlib.sha256(text.encode()).hexdigest()[:n]
-
-
-def pod_name(task_name: str, attempt: int = 1) -> str:
-    """``<task-name>-pod`` (``<task-name>-pod-<attempt>`` for a retry); past 63 characters
-    ``<prefix>-<hash8>-pod[-<attempt>]`` (63 characters). One name per attempt, so that no
-    attempt ever runs twice (a second create is a 409)."""
-    suffix = POD_SUFFIX if attempt == 1 else f"{POD_SUFFIX}-{attempt}"
-    name = task_name + suffix
-    if len(name) <= MAX_NAME:
-        return name
-    keep = MAX_NAME - len(suffix) - 9
-    return f"{task_name[:keep].rstrip('-.')}-{_hash(task_name)}{suffix}"
-
-
-def label_value(value: str) -> str:
-    """``value`` if it is short enough for a label value, else a hash-shortened form."""
-    if len(value) <= MAX_NAME:
-        return value
-    return f"{value[: MAX_NAME - 9].rstrip('-._')}-{_hash(value)}"
 
 
 def pod_labels(task: Task, attempt: int = 1) -> dict[str, str]:
@@ -121,22 +97,6 @@ def _container(step: Step) -> dict[str, Any]:
         c["volumeMounts"] = mounts
     c.setdefault("terminationMessagePolicy", DEFAULT_TERMINATION_MESSAGE_POLICY)
     return c
-
-
-def spec_problem(task: Task) -> str | None:
-    """Why ``task`` cannot be rendered, or None. The CRD schema rejects all of these at apply
-    time; this guards against Tasks stored before the schema was installed."""
-    steps = task.spec.steps
-    if not steps:
-        return "a Task needs at least one step"
-    names = [s.name for s in steps]
-    dups = sorted({n for n in names if names.count(n) > 1})
-    if dups:
-        return f"step names must be unique (duplicated: {', '.join(dups)})"
-    for s in steps:
-        if s.script is not None and s.command:
-            return f"step {s.name}: a step has either script or command, not both"
-    return None
 
 
 def render_pod(

@@ -1,7 +1,7 @@
 """Helpers for the Helm chart: its generated CRD, a helm binary, rendering, the RBAC contract.
 
 ``python -m tests.e2e.chart write-crd`` regenerates ``charts/taskflow/crds/`` from
-``taskflow crd`` (``nox -s crd`` runs it); ``tests/unit/test_chart.py`` fails when they differ.
+``taskflow crd`` (``nox -s crd`` runs it); ``tests/chart/test_chart.py`` fails when they differ.
 """
 
 from __future__ import annotations

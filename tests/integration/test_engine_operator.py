@@ -21,7 +21,8 @@ import pytest
 
 from taskflow.engine.kube import ApiError, Kube, connect
 from taskflow.engine.operator import Operator, OperatorConfig
-from taskflow.engine.watch import Reflector, Resource
+from taskflow.engine.resources import Resource
+from taskflow.engine.watch import Reflector
 from taskflow.labels import MANAGED_BY_LABEL, TASK_NAME_LABEL, TASK_UID_LABEL
 from taskflow.render import render_pod
 from tests.cluster.fixtures import kubectl, table

@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from taskflow.api import Pod, Task, decode_pod, decode_task
-from taskflow.render import pod_name
+from taskflow.naming import pod_name
 from taskflow.settings import Settings
 
 T0 = datetime(2024, 1, 6, 22, 19, 24, tzinfo=UTC)

@@ -27,7 +27,7 @@ from taskflow.engine.cache import (
 from taskflow.engine.kube import ApiError, Kube
 from taskflow.engine.queue import WorkQueue
 from taskflow.engine.ratelimit import ExponentialBackoff, TokenBucket
-from taskflow.engine.worker import Outcome, Reconciler, run_worker, task_logger
+from taskflow.engine.worker import Reconciler, ReconcileResult, run_worker, task_logger
 from taskflow.engine.writer import (
     Created,
     CreateResult,
@@ -306,7 +306,7 @@ def reconciler(*entries: dict[str, Any]) -> tuple[Reconciler, FakeWriter, Cache]
 
 async def test_unknown_task_is_a_no_op() -> None:
     r, w, _ = reconciler()
-    assert await r.reconcile("nope") == (Outcome.SUCCESS, None)
+    assert await r.reconcile("nope") == (ReconcileResult.SUCCESS, None)
     assert not w.created
     assert not w.statuses
 
@@ -314,7 +314,7 @@ async def test_unknown_task_is_a_no_op() -> None:
 async def test_new_task_creates_pod_then_events_and_status() -> None:
     r, w, cache = reconciler(task_dict(step("a"), step("b")))
     outcome, _ = await r.reconcile(UID)
-    assert outcome in (Outcome.SUCCESS, Outcome.REQUEUE_AFTER)
+    assert outcome in (ReconcileResult.SUCCESS, ReconcileResult.REQUEUE_AFTER)
     assert [m["metadata"]["name"] for m in w.created] == ["demo-pod"]
     assert cache.pod_for(UID) is not None  # write-through
     assert [e.reason for e in w.events] == ["PodCreated"]
@@ -348,7 +348,7 @@ async def test_a_replica_that_may_have_lost_the_lease_writes_nothing() -> None:
     r, w, _ = reconciler(task_dict(step("a")))
     r.leading = lambda: False
     outcome, delay = await r.reconcile(UID)
-    assert outcome is Outcome.REQUEUE_AFTER
+    assert outcome is ReconcileResult.REQUEUE_AFTER
     assert delay is not None
     assert delay > 0
     assert not w.created
@@ -359,7 +359,7 @@ async def test_a_replica_that_may_have_lost_the_lease_writes_nothing() -> None:
 async def test_adopted_pod_requeues_without_writing() -> None:
     r, w, _ = reconciler(task_dict(step("a")))
     w.create_result = CreateResult(Created.ADOPTED, pod("demo-pod", "p", UID))
-    assert await r.reconcile(UID) == (Outcome.REQUEUE, None)
+    assert await r.reconcile(UID) == (ReconcileResult.REQUEUE, None)
     assert not w.statuses
     assert not w.events
 
@@ -381,7 +381,7 @@ async def test_refused_create_fails_the_task_with_the_message(outcome: Created) 
 async def test_create_refused_for_now_stays_pending_and_is_retried() -> None:
     r, w, _ = reconciler(task_dict(step("a")))
     w.create_result = CreateResult(Created.REFUSED, message='pods "demo-pod" is forbidden: quota')
-    assert await r.reconcile(UID) == (Outcome.ERROR, None)
+    assert await r.reconcile(UID) == (ReconcileResult.ERROR, None)
     (status,) = w.statuses
     assert (status.status, status.pod_name) == ("Pending", None)
     cond = status.condition()
@@ -409,7 +409,7 @@ async def test_undecodable_task_fails_with_invalid_spec() -> None:
 async def test_finished_task_gets_no_writes() -> None:
     done = {"status": "Successful", "podName": "demo-pod", "progress": "1/1"}
     r, w, _ = reconciler(task_dict(step("a"), status=done))
-    assert await r.reconcile(UID) == (Outcome.SUCCESS, None)
+    assert await r.reconcile(UID) == (ReconcileResult.SUCCESS, None)
     assert not w.created
     assert not w.statuses
     assert not w.events

@@ -14,19 +14,16 @@ from taskflow.api import decode_pod
 from taskflow.engine.cache import Cache, PodHandler
 from taskflow.engine.kube import ApiError
 from taskflow.engine.ratelimit import ExponentialBackoff
+from taskflow.engine.resources import PODS, TASKS
 from taskflow.engine.watch import (
     Gone,
     Reflector,
-    Resource,
     StreamFailed,
     WatchError,
     decode_watch_line,
     resource_version_of,
 )
 from taskflow.labels import TASK_UID_LABEL
-
-PODS = Resource("", "v1", "pods")
-TASKS = Resource("api.practice.com", "v1alpha1", "tasks")
 
 
 class Stop(BaseException):

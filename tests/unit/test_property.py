@@ -13,7 +13,8 @@ from hypothesis import strategies as st
 from taskflow.api import decode_pod, decode_task
 from taskflow.api.crd import openapi_schema
 from taskflow.api.schema import Schema
-from taskflow.render import pod_name, render_pod
+from taskflow.naming import pod_name
+from taskflow.render import render_pod
 from taskflow.settings import Settings
 from taskflow.status import evaluate
 from tests.unit.builders import at, pod_dict, running, terminated, waiting

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
+import anyio
 import pytest
 
 from taskflow.engine.queue import QueueShutDown, WorkQueue
@@ -224,3 +225,49 @@ def test_token_bucket_burst_then_rate() -> None:
     clock.now += 1.0  # refills 10 tokens, capped at burst 3 (after paying back the debt of 2)
     assert tb.reserve() == 0
     assert TokenBucket(0, 1).reserve() == 0
+
+
+async def test_a_getter_already_waiting_wakes_for_a_later_delayed_add() -> None:
+    """No timer task: the sleeping getter must learn of a due time added after it slept."""
+    q: WorkQueue[str] = WorkQueue(limiter=unlimited())
+    got: list[str] = []
+
+    async def getter() -> None:
+        got.append(await q.get())
+
+    t0 = anyio.current_time()
+    with anyio.fail_after(1):
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(getter)
+            await anyio.wait_all_tasks_blocked()  # the getter sleeps with no timer pending
+            q.add_after("a", 0.03)
+    assert got == ["a"]
+    assert 0.02 <= anyio.current_time() - t0 < 0.5
+
+
+async def test_a_delayed_add_due_while_the_key_is_processing_requeues_it_after_done() -> None:
+    q: WorkQueue[str] = WorkQueue(limiter=unlimited())
+    q.add("a")
+    assert await q.get() == "a"
+    q.add_after("a", 0.01)
+    await anyio.sleep(0.03)  # the delay passes while "a" is processing
+    assert q.pending_delay("a") == 0.0
+    assert len(q) == 0  # not handed out while processing
+    q.done("a")
+    assert len(q) == 1
+    assert q.pending_delay("a") is None
+    assert await q.get() == "a"
+
+
+async def test_an_earlier_delay_replaces_a_later_one_which_never_fires() -> None:
+    q: WorkQueue[str] = WorkQueue(limiter=unlimited())
+    q.add_after("a", 0.05)
+    q.add_after("a", 0.01)
+    with anyio.fail_after(1):
+        assert await q.get() == "a"
+    q.done("a")
+    q.add_after("a", 0.2)  # the stale 0.05 entry must not fire this one early
+    t0 = anyio.current_time()
+    with anyio.fail_after(1):
+        assert await q.get() == "a"
+    assert anyio.current_time() - t0 >= 0.15

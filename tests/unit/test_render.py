@@ -10,6 +10,7 @@ import msgspec
 import pytest
 
 from taskflow.api import Step, Task, load_task_yaml
+from taskflow.api.validate import spec_problem
 from taskflow.labels import (
     ATTEMPT_LABEL,
     MANAGED_BY_LABEL,
@@ -17,14 +18,8 @@ from taskflow.labels import (
     TASK_UID_LABEL,
     script_annotation,
 )
-from taskflow.render import (
-    RenderError,
-    label_value,
-    normalize_script,
-    pod_name,
-    render_pod,
-    spec_problem,
-)
+from taskflow.naming import label_value, pod_name
+from taskflow.render import RenderError, normalize_script, render_pod
 from tests.unit.builders import step, task
 
 SEED = Path(__file__).parent.parent / "data" / "seed"

@@ -21,7 +21,6 @@ release the lease and mixes local wall-clock time into lease timestamps):
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
 from collections.abc import Callable
@@ -79,7 +78,7 @@ class LeaderElector:
         self.retry_period = retry_period
         self._clock = clock
         # set while leading (the operator waits on it); see is_leader for the whole truth
-        self.leading = asyncio.Event()
+        self.leading = anyio.Event()
         #: monotonic time the last successful acquire/renew was *sent* (its renewTime)
         self.renewed_at: float | None = None
         self._lease: dict[str, Any] | None = None  # last lease object we read or wrote
@@ -230,7 +229,7 @@ class LeaderElector:
                 await anyio.sleep(self.retry_period)
 
     def _lost(self) -> None:
-        self.leading.clear()
+        self.leading = anyio.Event()  # an anyio Event cannot be cleared: a fresh, unset one
         self._lease = None
         if self._gauge is not None:
             self._gauge.set(0)

@@ -25,13 +25,13 @@ from dataclasses import dataclass, field
 import anyio
 import anyio.abc
 
-from taskflow.api.task import GROUP, PLURAL, VERSION
 from taskflow.engine.cache import Cache, PodHandler, TaskHandler
 from taskflow.engine.kube import Kube, in_cluster_namespace
 from taskflow.engine.leader import LeaderElector
 from taskflow.engine.queue import WorkQueue
 from taskflow.engine.ratelimit import ExponentialBackoff, TokenBucket
-from taskflow.engine.watch import Handler, Reflector, Resource
+from taskflow.engine.resources import PODS, TASKS, Resource
+from taskflow.engine.watch import Handler, Reflector
 from taskflow.engine.worker import Reconciler, run_worker
 from taskflow.engine.writer import Writer
 from taskflow.labels import MANAGED_BY_SELECTOR
@@ -40,9 +40,6 @@ from taskflow.server import SideServer
 from taskflow.settings import DEFAULT_SETTINGS, Settings
 
 log = logging.getLogger("taskflow.operator")
-
-TASKS = Resource(GROUP, VERSION, PLURAL)
-PODS = Resource("", "v1", "pods")
 
 
 def default_identity() -> str:

@@ -1,4 +1,4 @@
-"""A client-go style work queue on plain asyncio.
+"""A client-go style work queue on anyio.
 
 Guarantees:
 
@@ -12,17 +12,24 @@ Guarantees:
 * **Delayed adds**: :meth:`WorkQueue.add_after` (the earliest pending delay wins).
 * **Global rate limit**: a token bucket paces how fast keys are handed out.
 
-Only one event loop thread touches the queue, so no locks are needed.
+Only one event loop thread touches the queue, so no locks are needed. Delayed adds need no
+timer task of their own: a waiting :meth:`WorkQueue.get` sleeps at most until the earliest
+one is due and moves every due one into the queue (so does :meth:`WorkQueue.done`); until a
+worker asks for a key nobody could take it anyway.
 """
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
+import heapq
+import itertools
+import math
 import time
 from collections import deque
 from collections.abc import Hashable
 from typing import Generic, TypeVar
+
+import anyio
 
 from taskflow.engine.ratelimit import Clock, ExponentialBackoff, TokenBucket
 from taskflow.metrics import QUEUE_NAME, Metrics
@@ -53,8 +60,12 @@ class WorkQueue(Generic[K]):
         self._added_at: dict[K, float] = {}
         self._started_at: dict[K, float] = {}
         self._failures: dict[K, int] = {}
-        self._timers: dict[K, tuple[float, asyncio.TimerHandle]] = {}
-        self._getters: deque[asyncio.Future[None]] = deque()
+        #: key -> when its delayed add is due (anyio.current_time()); the heap orders them
+        #: and may hold stale entries (a key's later due time that an earlier one replaced)
+        self._timers: dict[K, float] = {}
+        self._due: list[tuple[float, int, K]] = []
+        self._seq = itertools.count()  # ties in the heap never compare keys
+        self._getters: deque[anyio.Event] = deque()
         self._shutdown = False
         self._name = name
         self._m_depth = metrics.workqueue_depth.labels(name) if metrics else None
@@ -86,14 +97,14 @@ class WorkQueue(Generic[K]):
         if delay <= 0:
             self.add(key)
             return
-        when = self._clock() + delay
+        when = anyio.current_time() + delay
         pending = self._timers.get(key)
-        if pending is not None:
-            if pending[0] <= when:
-                return
-            pending[1].cancel()
-        handle = asyncio.get_running_loop().call_later(delay, self._fire, key)
-        self._timers[key] = (when, handle)
+        if pending is not None and pending <= when:
+            return
+        self._timers[key] = when
+        heapq.heappush(self._due, (when, next(self._seq), key))
+        # a getter asleep until a later due time must wake for this one
+        self._wake_one()
 
     def add_rate_limited(self, key: K) -> float:
         """Re-queue ``key`` after its per-key backoff; returns the delay chosen."""
@@ -116,20 +127,25 @@ class WorkQueue(Generic[K]):
 
     async def get(self) -> K:
         """Wait for a key, then for a rate-limit token; the key is processing until done()."""
-        while not self._queue:
+        while True:
+            self._fire_due()
+            if self._queue:
+                break
             if self._shutdown:
                 raise QueueShutDown
-            fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-            self._getters.append(fut)
+            woken = anyio.Event()
+            self._getters.append(woken)
             try:
-                await fut
+                with anyio.move_on_after(self._until_next_timer()):
+                    await woken.wait()
             except BaseException:
-                fut.cancel()
-                with contextlib.suppress(ValueError):
-                    self._getters.remove(fut)
-                if self._queue and not fut.cancelled():
+                # cancelled: a wake-up meant for this getter goes to another one
+                if woken.is_set() and self._queue:
                     self._wake_one()
                 raise
+            finally:
+                with contextlib.suppress(ValueError):
+                    self._getters.remove(woken)
         key = self._queue.popleft()
         self._dirty.discard(key)
         self._processing.add(key)
@@ -143,7 +159,7 @@ class WorkQueue(Generic[K]):
         try:
             wait = self._limiter.reserve()
             if wait > 0:
-                await asyncio.sleep(wait)
+                await anyio.sleep(wait)
         except BaseException:
             self.done(key)
             raise
@@ -158,17 +174,15 @@ class WorkQueue(Generic[K]):
             self._m_work.observe(max(0.0, self._clock() - started))
         if key in self._dirty and not self._shutdown:
             self._push(key)
+        self._fire_due()  # after the push above: a due add of this key coalesces with it
 
     def shutdown(self) -> None:
         """Stop handing out keys; waiting and future :meth:`get` calls raise QueueShutDown."""
         self._shutdown = True
-        for _, handle in self._timers.values():
-            handle.cancel()
         self._timers.clear()
+        self._due.clear()
         while self._getters:
-            fut = self._getters.popleft()
-            if not fut.done():
-                fut.set_result(None)
+            self._getters.popleft().set()
 
     # -- introspection ------------------------------------------------------------------
 
@@ -186,13 +200,25 @@ class WorkQueue(Generic[K]):
     def pending_delay(self, key: K) -> float | None:
         """Seconds until a delayed add of ``key`` fires (None if there is none)."""
         pending = self._timers.get(key)
-        return None if pending is None else max(0.0, pending[0] - self._clock())
+        return None if pending is None else max(0.0, pending - anyio.current_time())
 
     # -- internals ----------------------------------------------------------------------
 
-    def _fire(self, key: K) -> None:
-        self._timers.pop(key, None)
-        self.add(key)
+    def _fire_due(self) -> None:
+        """Queue every key whose delayed add is due (earliest first)."""
+        now = anyio.current_time() if self._due else 0.0
+        while self._due and self._due[0][0] <= now:
+            when, _, key = heapq.heappop(self._due)
+            if self._timers.get(key) == when:  # else stale: replaced by an earlier one
+                del self._timers[key]
+                self.add(key)
+
+    def _until_next_timer(self) -> float:
+        while self._due and self._timers.get(self._due[0][2]) != self._due[0][0]:
+            heapq.heappop(self._due)  # stale
+        if not self._due:
+            return math.inf
+        return max(0.0, self._due[0][0] - anyio.current_time())
 
     def _push(self, key: K) -> None:
         self._queue.append(key)
@@ -201,9 +227,9 @@ class WorkQueue(Generic[K]):
 
     def _wake_one(self) -> None:
         while self._getters:
-            fut = self._getters.popleft()
-            if not fut.done():
-                fut.set_result(None)
+            woken = self._getters.popleft()
+            if not woken.is_set():
+                woken.set()
                 return
 
     def _set_depth(self) -> None:

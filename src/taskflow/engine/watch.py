@@ -19,42 +19,23 @@ a word is treated as a failure (backoff), as client-go does, instead of a hot lo
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import random
 import time
 from collections.abc import AsyncIterable, Callable, Mapping
 from contextlib import AbstractAsyncContextManager
-from dataclasses import dataclass
 from typing import Any, Protocol
 
 import aiohttp
+import anyio
 import msgspec
 
 from taskflow.engine.kube import ApiError
 from taskflow.engine.ratelimit import Clock, ExponentialBackoff
+from taskflow.engine.resources import Resource
 from taskflow.metrics import Metrics
 
 log = logging.getLogger("taskflow.watch")
-
-
-@dataclass(frozen=True)
-class Resource:
-    """Where a resource lives in the API: ``/api/v1/pods`` or ``/apis/<g>/<v>/<plural>``."""
-
-    group: str
-    version: str
-    plural: str
-
-    def collection(self, namespace: str | None) -> str:
-        base = f"/api/{self.version}" if not self.group else f"/apis/{self.group}/{self.version}"
-        if namespace:
-            return f"{base}/namespaces/{namespace}/{self.plural}"
-        return f"{base}/{self.plural}"
-
-    def item(self, namespace: str, name: str, subresource: str = "") -> str:
-        path = f"{self.collection(namespace)}/{name}"
-        return f"{path}/{subresource}" if subresource else path
 
 
 # -- wire formats ---------------------------------------------------------------------------
@@ -200,7 +181,7 @@ class Reflector:
         metrics: Metrics | None = None,
         clock: Clock = time.monotonic,
         rand: Callable[[int, int], int] = random.randint,
-        sleep: Callable[[float], Any] = asyncio.sleep,
+        sleep: Callable[[float], Any] = anyio.sleep,
         start_resource_version: str | None = None,
     ) -> None:
         self.client = client
@@ -219,7 +200,7 @@ class Reflector:
         self._sleep = sleep
         self._metrics = metrics
         self.resource_version: str | None = start_resource_version
-        self.synced = asyncio.Event()
+        self.synced = anyio.Event()
         self.failing_since: float | None = None
         self.last_contact: float | None = None
         self.relists = 0

@@ -11,16 +11,17 @@ from typing import Any
 
 import anyio
 
-from taskflow import reconcile, render
+from taskflow import reconcile
 from taskflow.api.task import FINISHED, TaskStatus
 from taskflow.engine.cache import Cache, TaskEntry, Undecodable, task_name, task_namespace
 from taskflow.engine.kube import ApiError
 from taskflow.engine.queue import QueueShutDown, WorkQueue
 from taskflow.engine.writer import Created, TaskRef, Writer, status_dict
 from taskflow.metrics import CONTROLLER, Metrics
+from taskflow.naming import pod_name
 from taskflow.reconcile import EventSpec, Plan
 from taskflow.settings import Settings
-from taskflow.status import current_attempt
+from taskflow.status import current_attempt, parse_time
 
 log = logging.getLogger("taskflow.reconcile")
 
@@ -30,7 +31,11 @@ BUSY_RETRY = 1.0
 NOT_LEADING_RETRY = 1.0
 
 
-class Outcome(enum.Enum):
+class ReconcileResult(enum.Enum):
+    """What a reconcile asks of the queue; its value is the ``result`` label of
+    ``controller_runtime_reconcile_total`` (not status/_outcome.py's ``Outcome``, which is
+    how a Task ended)."""
+
     SUCCESS = "success"
     REQUEUE = "requeue"
     REQUEUE_AFTER = "requeue_after"
@@ -57,10 +62,11 @@ def task_logger(namespace: str, name: str, uid: str) -> TaskLogger:
 
 
 def _parse_time(value: str | None) -> datetime | None:
+    """A status timestamp, or None when absent or unreadable (a status another writer set)."""
     if not value:
         return None
     try:
-        return datetime.fromisoformat(value.replace("Z", "+00:00"))
+        return parse_time(value)
     except ValueError:
         return None
 
@@ -89,12 +95,12 @@ class Reconciler:
             return task_logger("", "", uid)
         return task_logger(task_namespace(entry), task_name(entry), uid)
 
-    async def reconcile(self, uid: str) -> tuple[Outcome, float | None]:
+    async def reconcile(self, uid: str) -> tuple[ReconcileResult, float | None]:
         if not self.leading():  # the operator stops itself at once; never race a new leader
-            return Outcome.REQUEUE_AFTER, NOT_LEADING_RETRY
+            return ReconcileResult.REQUEUE_AFTER, NOT_LEADING_RETRY
         entry = self.cache.task(uid)
         if entry is None:  # deleted; its pod goes with it (owner reference)
-            return Outcome.SUCCESS, None
+            return ReconcileResult.SUCCESS, None
         tlog = task_logger(task_namespace(entry), task_name(entry), uid)
         ref = TaskRef.of(entry)
         now = self.now()
@@ -104,7 +110,7 @@ class Reconciler:
             plan = reconcile.undecodable(entry.raw_status, entry.error, now=now)
         else:
             old_status = entry.status
-            name = render.pod_name(entry.metadata.name, current_attempt(entry.status))
+            name = pod_name(entry.metadata.name, current_attempt(entry.status))
             pod = self.cache.pod_for(uid, name)
             if pod is not None and pod.metadata.name != name:
                 pod = None  # an earlier attempt's pod: the current one is not there yet
@@ -112,29 +118,29 @@ class Reconciler:
             if plan.delete_task:
                 if await self.writer.delete_task(ref):
                     tlog.info("deleted: finished and past its ttlSecondsAfterFinished")
-                return Outcome.SUCCESS, None
+                return ReconcileResult.SUCCESS, None
             if plan.create_pod is not None:
                 result = await self.writer.create_pod(ref, plan.create_pod)
                 if result.outcome is Created.CREATED:
                     tlog.info("created pod %s", _pod_name(plan.create_pod))
                 elif result.outcome is Created.ADOPTED:
                     tlog.info("adopted existing pod %s", _pod_name(plan.create_pod))
-                    return Outcome.REQUEUE, None  # plan again, now with the pod
+                    return ReconcileResult.REQUEUE, None  # plan again, now with the pod
                 elif result.outcome is Created.BUSY:
                     tlog.info("%s; retrying in %gs", result.message, BUSY_RETRY)
-                    return Outcome.REQUEUE_AFTER, BUSY_RETRY
+                    return ReconcileResult.REQUEUE_AFTER, BUSY_RETRY
                 elif result.outcome is Created.REFUSED:
                     tlog.warning("pod refused for now: %s", result.message)
                     refused = reconcile.create_refused(entry, result.message, now=now)
                     await self.apply(entry, ref, old_status, refused, tlog, now)
-                    return Outcome.ERROR, None
+                    return ReconcileResult.ERROR, None
                 else:
                     tlog.warning("pod %s: %s", result.outcome.value, result.message)
                     plan = reconcile.rejected(entry, result.message, now=now)
         await self.apply(entry, ref, old_status, plan, tlog, now)
         if plan.requeue_after is not None:
-            return Outcome.REQUEUE_AFTER, plan.requeue_after
-        return Outcome.SUCCESS, None
+            return ReconcileResult.REQUEUE_AFTER, plan.requeue_after
+        return ReconcileResult.SUCCESS, None
 
     async def apply(
         self,
@@ -220,18 +226,18 @@ async def run_worker(
             try:
                 outcome, delay = await reconciler.reconcile(uid)
             except Exception as exc:
-                failure, outcome, delay = exc, Outcome.ERROR, None
+                failure, outcome, delay = exc, ReconcileResult.ERROR, None
             total.labels(CONTROLLER, outcome.value).inc()
-            if outcome is Outcome.ERROR:
+            if outcome is ReconcileResult.ERROR:
                 # the failure count is kept, so the backoff grows until a success
                 errors.inc()
                 backoff = queue.add_rate_limited(uid)
                 _log_retry(reconciler.logger(uid), failure, queue.num_requeues(uid), backoff)
             else:
                 queue.forget(uid)
-                if outcome is Outcome.REQUEUE:
+                if outcome is ReconcileResult.REQUEUE:
                     queue.add(uid)
-                elif outcome is Outcome.REQUEUE_AFTER and delay is not None:
+                elif outcome is ReconcileResult.REQUEUE_AFTER and delay is not None:
                     queue.add_after(uid, delay)
         finally:
             timing.observe(time.perf_counter() - t0)

@@ -16,13 +16,13 @@ import enum
 import hashlib
 import logging
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 import msgspec
 
 from taskflow.api.pod import Pod
-from taskflow.api.task import API_VERSION, GROUP, KIND, PLURAL, VERSION, TaskStatus
+from taskflow.api.task import API_VERSION, KIND, TaskStatus
 from taskflow.engine.cache import (
     Cache,
     TaskEntry,
@@ -35,17 +35,14 @@ from taskflow.engine.cache import (
     task_uid,
 )
 from taskflow.engine.kube import ApiError, Kube
-from taskflow.engine.watch import Resource
+from taskflow.engine.resources import EVENTS, PODS, TASKS
 from taskflow.labels import TASK_UID_LABEL
 from taskflow.metrics import Metrics
 from taskflow.reconcile import EventSpec
-from taskflow.status import STOP_DEADLINE
+from taskflow.status import STOP_DEADLINE, format_time
 
 log = logging.getLogger("taskflow.writer")
 
-PODS = Resource("", "v1", "pods")
-TASKS = Resource(GROUP, VERSION, PLURAL)
-EVENTS = Resource("", "v1", "events")
 COMPONENT = "taskflow"
 MERGE_PATCH = "application/merge-patch+json"
 
@@ -126,10 +123,6 @@ def status_dict(status: TaskStatus | dict[str, Any] | None) -> dict[str, Any]:
     d = msgspec.to_builtins(status)
     assert isinstance(d, dict)
     return d
-
-
-def rfc3339(t: datetime) -> str:
-    return t.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 class Writer:
@@ -294,7 +287,7 @@ class Writer:
 
     async def record_event(self, task: TaskRef, event: EventSpec, now: datetime) -> bool:
         """Create the Event; False if it was already recorded (409)."""
-        ts = rfc3339(now)
+        ts = format_time(now)
         body = {
             "apiVersion": "v1",
             "kind": "Event",

@@ -26,7 +26,8 @@ from taskflow.api.task import (
     Task,
     TaskStatus,
 )
-from taskflow.render import pod_name, spec_problem
+from taskflow.api.validate import spec_problem
+from taskflow.naming import pod_name
 from taskflow.settings import Settings
 from taskflow.status._clock import format_duration, format_start_at, format_time, parse_time, utc
 from taskflow.status._outcome import outcome
