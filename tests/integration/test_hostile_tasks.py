@@ -25,22 +25,18 @@ from hypothesis import strategies as st
 from taskflow.api.crd import build_crd
 from taskflow.api.task import FINISHED, MAX_SCRIPT_CHARS, MAX_STEPS
 from taskflow.engine.kube import ApiError, Kube
-from tests.integration.test_engine_operator import (
+from tests.integration.kube_sim import (
     CRDS,
     NO_NODE,
     TASKS,
-    _install_crd,
-    admin,
     dec,
     enc,
     eventually,
-    ns,
+    install_crd,
     operator,
 )
 
 pytestmark = pytest.mark.integration
-
-__all__ = ["admin", "ns"]  # fixtures used by this module
 
 Obj = dict[str, Any]
 
@@ -259,7 +255,7 @@ async def _our_crd(admin: Kube) -> None:
     crd = build_crd()
     current = dec(await admin.request("GET", f"{CRDS}/{crd['metadata']['name']}"))
     if current["spec"]["versions"] != crd["spec"]["versions"]:
-        await _install_crd(admin)
+        await install_crd(admin)
 
 
 async def _post(admin: Kube, namespace: str, case: Case) -> Obj | str:
