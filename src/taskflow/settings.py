@@ -2,7 +2,15 @@
 
 from __future__ import annotations
 
+from typing import Final, Literal
+
 import msgspec
+
+from taskflow import __version__
+
+#: The agent image the operator puts into agent pods unless told otherwise (the
+#: Containerfile's ``agent`` target, released with the operator).
+DEFAULT_AGENT_IMAGE: Final = f"taskflow/agent:{__version__}"
 
 
 class Settings(msgspec.Struct, frozen=True, kw_only=True):
@@ -24,6 +32,11 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     #: A finished Task without ``spec.ttlSecondsAfterFinished`` is deleted this long after it
     #: finished. None = kept.
     default_ttl_after_finished: float | None = None
+    #: The executor of a Task without ``spec.executor`` whose steps use no agent-only field.
+    #: kubelet until the agent has run the seed's examples on a real node in CI.
+    default_executor: Literal["agent", "kubelet"] = "kubelet"
+    #: The image whose ``/taskflow-agent`` is installed into agent pods.
+    agent_image: str = DEFAULT_AGENT_IMAGE
 
     def __post_init__(self) -> None:
         timeouts = (

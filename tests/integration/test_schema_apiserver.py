@@ -275,7 +275,54 @@ INVALID: list[tuple[str, dict[str, Any], list[str]]] = [
         ["spec.retries", "less than or equal to 10"],
     ),
     ("negative-ttl", task_body("x", ok("a"), ttlSecondsAfterFinished=-1), ["spec.ttlSeconds"]),
+    (
+        "unknown-executor",
+        task_body("x", ok("a"), executor="docker"),
+        ["spec.executor", 'Unsupported value: "docker"'],
+    ),
+    *(
+        (
+            f"kubelet-with-{field}",
+            task_body("x", ok("a"), ok("b", **{field: value}), executor="kubelet"),
+            ["timeout, onError and results of a step need executor: agent"],
+        )
+        for field, value in (
+            ("timeout", "30s"),
+            ("onError", "continue"),
+            ("results", [{"name": "digest"}]),
+        )
+    ),
+    (
+        "step-timeout-not-a-duration",
+        task_body("x", ok("a", timeout="soon")),
+        ["spec.steps[0].timeout", '"soon" is not a duration'],
+    ),
+    (
+        "bad-on-error",
+        task_body("x", ok("a", onError="ignore")),
+        ["spec.steps[0].onError", 'Unsupported value: "ignore"'],
+    ),
+    (
+        "bad-result-name",
+        task_body("x", ok("a", results=[{"name": "a.b"}])),
+        ["spec.steps[0].results[0].name"],
+    ),
+    (
+        "duplicate-result-names",
+        task_body("x", ok("a", results=[{"name": "r"}, {"name": "r"}])),
+        ["result names must be unique within a step"],
+    ),
 ]
+
+
+def test_agent_fields_are_accepted_with_the_agent_or_no_executor(kube: Kube) -> None:
+    steps = (
+        ok("a", timeout="1m30s", onError="continue", results=[{"name": "d", "description": "x"}]),
+        ok("b", command=["echo", "$(steps.a.results.d)"]),
+    )
+    for executor in ({"executor": "agent"}, {}):
+        body = task_body("agent-fields", *steps, **executor)
+        assert kube.create_task(body, dry_run=True)["spec"] == body["spec"]
 
 
 @pytest.mark.parametrize(
