@@ -18,6 +18,9 @@
 * ``terminationMessagePolicy`` defaults to ``FallbackToLogsOnError`` so that a failing step's
   last log lines reach the Task's status; ``enableServiceLinks`` is off (a step's environment
   does not depend on which Services happen to exist in the namespace).
+
+That is the ``kubelet`` executor. The ``agent`` executor (:func:`executor_of`) renders the pod
+of docs/agent.md instead (:mod:`taskflow.render_agent`).
 """
 
 from __future__ import annotations
@@ -27,8 +30,12 @@ from typing import Any, Final
 
 import msgspec
 
+from taskflow.api.refs import reference_problem
 from taskflow.api.task import (
+    AGENT_STEP_FIELDS,
     API_VERSION,
+    EXECUTOR_AGENT,
+    EXECUTOR_KUBELET,
     KIND,
     SCRIPTS_DIR,
     SCRIPTS_VOLUME,
@@ -56,6 +63,31 @@ DEFAULT_TERMINATION_MESSAGE_POLICY: Final = "FallbackToLogsOnError"
 
 class RenderError(ValueError):
     """The Task cannot be turned into a pod (only for Tasks the CRD schema would reject)."""
+
+
+class ImageLookupError(RenderError):
+    """A step under the agent needs its image's ENTRYPOINT/CMD, which taskflow cannot read
+    (yet): the Task ends ``Failure/ImageLookupFailed`` before any pod exists."""
+
+
+#: The agent pod's init container that installs the agent (a step may not use the name).
+INSTALL_CONTAINER: Final = "taskflow-install"
+
+
+def uses_agent_fields(task: Task) -> bool:
+    return any(
+        s.timeout is not None or s.on_error is not None or s.results for s in task.spec.steps
+    )
+
+
+def executor_of(task: Task, settings: Settings = DEFAULT_SETTINGS) -> str:
+    """The Task's executor: spec.executor; unset, the agent when a step uses its fields
+    (timeout, onError, results), else the operator's default."""
+    if task.spec.executor is not None:
+        return task.spec.executor
+    if uses_agent_fields(task):
+        return EXECUTOR_AGENT
+    return settings.default_executor
 
 
 def _hash(text: str, n: int = 8) -> str:
@@ -110,7 +142,8 @@ def _mounts_workspace(mounts: list[dict[str, Any]]) -> bool:
 
 def _container(step: Step) -> dict[str, Any]:
     c: dict[str, Any] = msgspec.to_builtins(step)
-    c.pop("script", None)
+    for field in ("script", *AGENT_STEP_FIELDS):  # taskflow's fields, not the container's
+        c.pop(field, None)
     mounts: list[dict[str, Any]] = list(c.get("volumeMounts", []))
     if step.script is not None:
         c["command"] = [script_path(step.name)]
@@ -123,9 +156,10 @@ def _container(step: Step) -> dict[str, Any]:
     return c
 
 
-def spec_problem(task: Task) -> str | None:
-    """Why ``task`` cannot be rendered, or None. The CRD schema rejects all of these at apply
-    time; this guards against Tasks stored before the schema was installed."""
+def spec_problem(task: Task, settings: Settings = DEFAULT_SETTINGS) -> str | None:
+    """Why ``task`` cannot be rendered, or None. The CRD schema rejects most of these at apply
+    time (this guards against Tasks stored before the schema was installed); references to
+    results are only checked here (see :mod:`taskflow.api.refs`)."""
     steps = task.spec.steps
     if not steps:
         return "a Task needs at least one step"
@@ -136,7 +170,13 @@ def spec_problem(task: Task) -> str | None:
     for s in steps:
         if s.script is not None and s.command:
             return f"step {s.name}: a step has either script or command, not both"
-    return None
+    if executor_of(task, settings) == EXECUTOR_KUBELET:
+        if uses_agent_fields(task):
+            return "timeout, onError and results of a step need executor: agent"
+        return None
+    if INSTALL_CONTAINER in names:
+        return f"the step name {INSTALL_CONTAINER} is taken by the agent's install container"
+    return reference_problem(task)
 
 
 def render_pod(
@@ -146,32 +186,50 @@ def render_pod(
 
     Raises :class:`RenderError` for the Tasks :func:`spec_problem` describes.
     """
-    del settings  # nothing in the pod depends on the settings (yet)
-    if (problem := spec_problem(task)) is not None:
+    if (problem := spec_problem(task, settings)) is not None:
         raise RenderError(problem)
+    if executor_of(task, settings) == EXECUTOR_AGENT:
+        from taskflow.render_agent import agent_pod
+
+        return agent_pod(task, settings, attempt)
     spec = task.spec
     steps = spec.steps
 
     containers = [_container(s) for s in steps]
+    pod_spec: dict[str, Any] = {"restartPolicy": "Never", "enableServiceLinks": False}
+    if len(containers) > 1:
+        pod_spec["initContainers"] = containers[:-1]
+    pod_spec["containers"] = containers[-1:]
+    scripts = {s.name: s.script for s in steps if s.script is not None}
+    return assemble(task, attempt, pod_spec, scripts)
+
+
+def assemble(
+    task: Task, attempt: int, pod_spec: dict[str, Any], scripts: dict[str, str]
+) -> dict[str, Any]:
+    """The pod around ``pod_spec``'s containers (both executors): metadata, the volumes
+    (template, workspace, scripts; ``pod_spec``'s own ones after them), the deadline and
+    the pod template's fields."""
+    spec = task.spec
     tpl = spec.pod_template
 
     volumes: list[dict[str, Any]] = list(tpl.volumes) if tpl else []
     volumes.append({"name": WORKSPACE_VOLUME, "emptyDir": {}})
-    scripts = [s for s in steps if s.script is not None]
-    annotations = {script_annotation(s.name): normalize_script(s.script or "") for s in scripts}
+    annotations = {script_annotation(n): normalize_script(text) for n, text in scripts.items()}
     if scripts:
         items = [
             {
-                "path": s.name,
+                "path": name,
                 "fieldRef": {
                     "apiVersion": "v1",
-                    "fieldPath": f"metadata.annotations['{script_annotation(s.name)}']",
+                    "fieldPath": f"metadata.annotations['{script_annotation(name)}']",
                 },
                 "mode": SCRIPT_MODE,
             }
-            for s in scripts
+            for name in scripts
         ]
         volumes.append({"name": SCRIPTS_VOLUME, "downwardAPI": {"items": items}})
+    volumes.extend(pod_spec.pop("volumes", []))
 
     meta: dict[str, Any] = {"name": pod_name(task.metadata.name, attempt)}
     if task.metadata.namespace:
@@ -190,10 +248,6 @@ def render_pod(
         }
     ]
 
-    pod_spec: dict[str, Any] = {"restartPolicy": "Never", "enableServiceLinks": False}
-    if len(containers) > 1:
-        pod_spec["initContainers"] = containers[:-1]
-    pod_spec["containers"] = containers[-1:]
     pod_spec["volumes"] = volumes
     if spec.active_deadline_seconds is not None:
         pod_spec["activeDeadlineSeconds"] = spec.active_deadline_seconds

@@ -70,7 +70,7 @@ def evaluate(task: Task, pod: Pod | None, *, now: datetime, settings: Settings) 
     if old is not None and old.finished:
         return Evaluation(status=old)
     now = utc(now)
-    if (problem := spec_problem(task)) is not None:
+    if (problem := spec_problem(task, settings)) is not None:
         ev = Evaluation(status=invalid_status(task, INVALID_SPEC, problem, now=now))
     elif pod is None and (stop := stop_of(task, now, settings)) is not None:
         ev = Evaluation(status=_stopped_without_pod(task, old, stop, now))
