@@ -28,7 +28,8 @@ from decimal import Decimal
 from typing import Any, Final
 
 from taskflow.api.refs import result_path
-from taskflow.api.task import ON_ERROR_STOP, Step, Task
+from taskflow.api.task import EXECUTOR_AGENT, ON_ERROR_STOP, Step, Task
+from taskflow.labels import EXECUTOR_LABEL
 from taskflow.render import (
     DEFAULT_TERMINATION_MESSAGE_POLICY,
     INSTALL_CONTAINER,
@@ -202,4 +203,6 @@ def agent_pod(task: Task, settings: Settings, attempt: int) -> dict[str, Any]:
     if (resources := pod_resources(steps)) is not None:
         pod_spec["resources"] = resources
     scripts = {s.name: _paths(s.script, s) for s in steps if s.script is not None}
-    return assemble(task, attempt, pod_spec, scripts)
+    pod = assemble(task, attempt, pod_spec, scripts)
+    pod["metadata"]["labels"][EXECUTOR_LABEL] = EXECUTOR_AGENT
+    return pod
