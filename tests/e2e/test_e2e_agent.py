@@ -28,7 +28,7 @@ import pytest
 import yaml
 
 from tests.cluster.fixtures import FullCluster
-from tests.e2e import deploy, images
+from tests.e2e import chart, deploy, images
 
 pytestmark = pytest.mark.e2e
 
@@ -176,6 +176,13 @@ def installed(full_cluster: FullCluster) -> Iterator[Installed]:
     static = images.push_versioned(images.build_static_image().tag, registry, "taskflow/static")
     print(f"\noperator={operator.ref}\nagent={agent}\nglibc={glibc}\nstatic={static}")
     full_cluster.helm("uninstall", deploy.RELEASE, "-n", NS, "--wait", check=False)
+    # Helm installs crds/ only when absent: bring the cluster's CRD to this branch's (the
+    # README's upgrade step); the new fields are optional, older Tasks stay valid
+    crds = str(chart.CHART_DIR / "crds")
+    deploy.kubectl_out(full_cluster, "apply", "--server-side", "--force-conflicts", "-f", crds)
+    deploy.kubectl_out(
+        full_cluster, "wait", "--for=condition=Established", "crd/tasks.api.practice.com"
+    )
     proc = deploy.helm_install(
         full_cluster, operator, extra=("--set", f"agent.image={agent}", "--set", "executor=agent")
     )
