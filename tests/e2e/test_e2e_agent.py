@@ -241,6 +241,14 @@ def finished(installed: Installed, tmp_path_factory: pytest.TempPathFactory) -> 
     except TimeoutError as exc:
         pytest.fail(f"{exc}; finished: {sorted(done)}\n{_diagnose(cluster)}")
     print(f"{len(names)} Tasks finished in {time.monotonic() - started:.0f}s")
+    crd = deploy.kubectl_json(cluster, "get", "crd", "tasks.api.practice.com")
+    schema = crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"]
+    if "executor" not in schema["properties"]:
+        pytest.fail(
+            "the shared cluster's Task CRD was replaced during the run (the API server then "
+            "prunes the agent's fields on read); another checkout's tests put their own CRD "
+            "(e.g. tests/integration/test_engine_operator.py): run again"
+        )
     pods = {}
     for name, task in done.items():
         pod = task["status"].get("podName")
