@@ -164,12 +164,22 @@ def deploy_operator(kubeconfig: str, registry: str) -> str:
     from tests.e2e import deploy, images
 
     cluster = FullCluster(kubeconfig, registry)
+    # this branch's CRD (helm never upgrades crds/; the Tasks here use spec.executor)
+    kubectl("apply", "--server-side", "--force-conflicts", "-f", str(ROOT / "charts/taskflow/crds"))
     operator = deploy.build_and_push(registry)
     agent = images.push_versioned(images.build_agent().tag, registry, "taskflow/agent")
     proc = deploy.helm_install(cluster, operator, extra=("--set", f"agent.image={agent}"))
     if proc.returncode != 0:
         raise RuntimeError(f"helm install failed: {proc.stdout}{proc.stderr}")
     return agent
+
+
+def uninstall(kubeconfig: str, registry: str) -> None:
+    from tests.cluster.fixtures import FullCluster
+
+    FullCluster(kubeconfig, registry).helm(
+        "uninstall", "taskflow", "-n", "taskflow-system", check=False
+    )
 
 
 def main() -> int:
@@ -208,6 +218,8 @@ def main() -> int:
         gaps = handoffs(chained["status"])
     finally:
         kubectl("delete", "namespace", NS, "--ignore-not-found", "--wait=false")
+        if not opts.no_deploy:
+            uninstall(kubeconfig, opts.registry)
     floor = statistics.median(walls["raw-parallel"])
     print(f"\n{opts.steps} no-op steps, median of {opts.runs} (create -> seen finished)")
     print(f"{'variant':<14}{'median s':>10}{'runs':>24}{'x parallel floor':>18}")
