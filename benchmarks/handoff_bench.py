@@ -138,7 +138,7 @@ def run_pod(obj: dict[str, Any]) -> float:
     apply(obj)
 
     def finished() -> bool:
-        phase = get("pod", name)["status"].get("phase")
+        phase: str | None = get("pod", name)["status"].get("phase")
         if phase == "Failed":
             raise RuntimeError(f"pod {name} failed")
         return phase == "Succeeded"
