@@ -228,8 +228,6 @@ def build_parser() -> argparse.ArgumentParser:
             help=f"{SETTINGS_HELP.get(name, name.replace('_', ' '))} (default: {shown})",
         )
 
-    from taskflow.settings import DEFAULT_AGENT_IMAGE
-
     executor = run.add_argument_group("executor (how a Task's steps run)")
     executor.add_argument(
         "--default-executor",
@@ -240,9 +238,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     executor.add_argument(
         "--agent-image",
-        default=DEFAULT_AGENT_IMAGE,
+        default="",
         metavar="REF",
-        help="the image holding /taskflow-agent, installed into agent pods (default: %(default)s)",
+        help="the image holding /taskflow-agent, installed into agent pods "
+        f"(default: taskflow/agent:{__version__})",
     )
 
     obs = run.add_argument_group("serving and logging")

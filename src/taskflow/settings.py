@@ -2,15 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Final, Literal
+from typing import Literal
 
 import msgspec
-
-from taskflow import __version__
-
-#: The agent image the operator puts into agent pods unless told otherwise (the
-#: Containerfile's ``agent`` target, released with the operator).
-DEFAULT_AGENT_IMAGE: Final = f"taskflow/agent:{__version__}"
 
 
 class Settings(msgspec.Struct, frozen=True, kw_only=True):
@@ -35,8 +29,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     #: The executor of a Task without ``spec.executor`` whose steps use no agent-only field.
     #: kubelet until the agent has run the seed's examples on a real node in CI.
     default_executor: Literal["agent", "kubelet"] = "kubelet"
-    #: The image whose ``/taskflow-agent`` is installed into agent pods.
-    agent_image: str = DEFAULT_AGENT_IMAGE
+    #: The image whose ``/taskflow-agent`` is installed into agent pods; "" = the one
+    #: released with the operator (:func:`taskflow.render.agent_image`).
+    agent_image: str = ""
 
     def __post_init__(self) -> None:
         timeouts = (

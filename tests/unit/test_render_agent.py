@@ -11,15 +11,15 @@ import pytest
 import yaml
 
 from taskflow.api import decode_task
+from taskflow.api.executor import agent_problem, executor_of
+from taskflow.api.task import INSTALL_CONTAINER
 from taskflow.render import (
-    INSTALL_CONTAINER,
     ImageLookupError,
     RenderError,
-    executor_of,
+    pod_resources,
+    quantity,
     render_pod,
-    spec_problem,
 )
-from taskflow.render_agent import pod_resources, quantity
 from taskflow.settings import Settings
 from tests.unit.builders import step, task
 
@@ -55,7 +55,7 @@ def _mounts(c: dict[str, Any]) -> dict[str, tuple[str, bool]]:
 def test_executor_of(
     spec: dict[str, Any], steps: list[dict[str, Any]], settings: Settings, expected: str
 ) -> None:
-    assert executor_of(task(*steps, **spec), settings) == expected
+    assert executor_of(task(*steps, **spec), settings.default_executor) == expected
 
 
 @pytest.mark.parametrize("fname", sorted(p.name for p in SEED.glob("*.yaml")))
@@ -253,7 +253,7 @@ def test_spec_problems_of_the_agent(
     steps: list[dict[str, Any]], executor: str, problem: str
 ) -> None:
     t = task(*steps, executor=executor)
-    assert problem in (spec_problem(t, AGENT) or "")
+    assert problem in (agent_problem(t, AGENT.default_executor) or "")
     with pytest.raises(RenderError):
         render_pod(t, AGENT)
 
@@ -264,10 +264,10 @@ def test_valid_references_and_lookalikes_pass() -> None:
         step("b", command=["$(steps.a.results.r)", "$(date)", "$(steps.A.results.r)"]),
         executor="agent",
     )
-    assert spec_problem(t, AGENT) is None
+    assert agent_problem(t, AGENT.default_executor) is None
     # under the kubelet the same text is only text
     k = task(step("a", command=["echo", "$(steps.zz.results.r)"]), executor="kubelet")
-    assert spec_problem(k, AGENT) is None
+    assert agent_problem(k, AGENT.default_executor) is None
 
 
 # --- requests: max, not sum ---------------------------------------------------------------------
@@ -357,3 +357,10 @@ def test_reconcile_ends_a_commandless_agent_task_image_lookup_failed() -> None:
     assert cond.reason == "ImageLookupFailed"
     assert "step b" in (cond.message or "")
     assert "executor: kubelet" in (cond.message or "")
+
+
+def test_the_default_agent_image_is_the_operators_version() -> None:
+    from taskflow import __version__
+
+    pod = render_pod(task(step("a", command=["x"]), executor="agent"), KUBELET)
+    assert pod["spec"]["initContainers"][0]["image"] == f"taskflow/agent:{__version__}"

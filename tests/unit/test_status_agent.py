@@ -10,8 +10,8 @@ import pytest
 
 from taskflow.api import Task, decode_pod
 from taskflow.api.pod import Pod
-from taskflow.api.task import ResultValue
-from taskflow.render import INSTALL_CONTAINER, render_pod
+from taskflow.api.task import INSTALL_CONTAINER, ResultValue
+from taskflow.render import render_pod
 from taskflow.settings import Settings
 from taskflow.status import compute_status
 from taskflow.status._agent import decode_state, is_agent_pod

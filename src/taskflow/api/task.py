@@ -45,6 +45,8 @@ SCRIPTS_DIR: Final = "/taskflow/scripts"
 WORKSPACE_DIR: Final = "/workspace"
 
 # --- executors (docs/agent.md) ---
+#: the agent pod's init container that installs the agent (a step may not use the name)
+INSTALL_CONTAINER: Final = "taskflow-install"
 EXECUTOR_AGENT: Final = "agent"
 EXECUTOR_KUBELET: Final = "kubelet"
 EXECUTORS: Final = (EXECUTOR_AGENT, EXECUTOR_KUBELET)

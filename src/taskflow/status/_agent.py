@@ -21,6 +21,7 @@ import msgspec
 
 from taskflow.api.pod import ContainerStatus, Pod
 from taskflow.api.task import (
+    INSTALL_CONTAINER,
     ON_ERROR_CONTINUE,
     STEP_NOT_RUN,
     STEP_RUNNING,
@@ -31,7 +32,6 @@ from taskflow.api.task import (
     Task,
 )
 from taskflow.labels import EXECUTOR_LABEL
-from taskflow.render import INSTALL_CONTAINER
 from taskflow.status._clock import kubelet_time
 
 #: the kubelet's budget of termination-message bytes per pod (divided among its containers)

@@ -1,8 +1,9 @@
-"""``$(steps.STEP.results.NAME)`` references in a Task (pure).
+"""Which executor runs a Task, and the checks of the agent executor's fields (pure).
 
-The agent substitutes them at run time (docs/agent.md); here they are checked before any pod
-exists, so that a reference to an unknown step, to a later step or to a result the step does
-not declare fails the Task at once (``InvalidSpec``) instead of in the middle of a run.
+``$(steps.STEP.results.NAME)`` references: the agent substitutes them at run time
+(docs/agent.md); here they are checked before any pod exists, so that a reference to an
+unknown step, to a later step or to a result the step does not declare fails the Task at
+once (``InvalidSpec``) instead of in the middle of a run.
 
 Why not CEL at apply: the CRD's cost estimate multiplies the largest possible text of a step
 (every ``command``/``args`` item, ``env`` value and ``script`` at its maximum size) by the
@@ -16,11 +17,45 @@ import re
 from collections.abc import Iterator
 from typing import Final
 
-from taskflow.api.task import RESULT_REF_PATTERN, Step, Task
+from taskflow.api.task import (
+    EXECUTOR_AGENT,
+    EXECUTOR_KUBELET,
+    INSTALL_CONTAINER,
+    RESULT_REF_PATTERN,
+    Step,
+    Task,
+)
 
 _REF: Final = re.compile(RESULT_REF_PATTERN)
 
 Ref = tuple[str, str]  # (step, result)
+
+
+def uses_agent_fields(task: Task) -> bool:
+    return any(
+        s.timeout is not None or s.on_error is not None or s.results for s in task.spec.steps
+    )
+
+
+def executor_of(task: Task, default_executor: str) -> str:
+    """The Task's executor: spec.executor; unset, the agent when a step uses its fields
+    (timeout, onError, results), else the operator's default (``--default-executor``)."""
+    if task.spec.executor is not None:
+        return task.spec.executor
+    if uses_agent_fields(task):
+        return EXECUTOR_AGENT
+    return default_executor
+
+
+def agent_problem(task: Task, default_executor: str) -> str | None:
+    """Why ``task`` cannot run under its executor (the agent's fields and references)."""
+    if executor_of(task, default_executor) == EXECUTOR_KUBELET:
+        if uses_agent_fields(task):
+            return "timeout, onError and results of a step need executor: agent"
+        return None
+    if any(s.name == INSTALL_CONTAINER for s in task.spec.steps):
+        return f"the step name {INSTALL_CONTAINER} is taken by the agent's install container"
+    return reference_problem(task)
 
 
 def texts(step: Step) -> Iterator[str]:
