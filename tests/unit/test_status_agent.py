@@ -225,3 +225,25 @@ def test_a_cut_state_without_results_falls_back_to_the_container() -> None:
 )
 def test_decode_state(message: str | None, ok: bool) -> None:
     assert (decode_state(message) is not None) == ok
+
+
+def test_the_step_after_a_failure_never_counts_as_running() -> None:
+    # step b failed; c's container still runs for a moment (its agent is about to skip)
+    t = task(*(step(n, command=["x"]) for n in "abc"), executor="agent")
+    mains = [done("a", 0, state("a")), done("b", 1, state("b", 1, 2, 3)), running("c", 0.6)]
+    st = _status(t, agent_pod(t, INSTALLED, mains))
+    assert st.status == "Failure"
+    assert st.condition().message == "step b (2/3) failed with exit code 1"
+    c = st.steps[2]
+    assert (c.state, c.started_at, c.reason) == ("NotRun", None, None)
+    assert st.progress == "2/3"
+
+
+def test_the_step_after_a_timeout_or_a_skip_waits() -> None:
+    t = task(*(step(n, command=["x"]) for n in "abc"), executor="agent")
+    timed_out = state("a", 143, timed_out=True, error="timed out after 1s")
+    p = agent_pod(t, INSTALLED, [done("a", 143, timed_out), running("b", 0.6), running("c", 0.6)])
+    assert [s.state for s in _status(t, p).steps] == ["Terminated", "NotRun", "NotRun"]
+    skipped = state("a", skipped=True)
+    p = agent_pod(t, INSTALLED, [done("a", 0, skipped), running("b", 0.6), running("c", 0.6)])
+    assert [s.state for s in _status(t, p).steps] == ["NotRun", "Waiting", "Waiting"]

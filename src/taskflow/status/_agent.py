@@ -9,7 +9,9 @@ JSON in its container's termination message, not the container's own exit.
   by the pod's containers; the container's own exit code and times stand in, and a step
   that declares results is ``ResultsTooLarge`` (a value is never reported cut).
 * running: the step is ``Running`` only once its command runs, i.e. once the previous step
-  has a state; before that its agent waits (``Waiting``, reason ``WaitingForPreviousStep``).
+  has a state and did not abort; before that its agent waits (``Waiting``, reason
+  ``WaitingForPreviousStep``); after an abort it is about to skip (``Waiting``, then
+  ``NotRun``).
 * until the install container has succeeded, every step waits with its reason.
 """
 
@@ -154,6 +156,16 @@ def _terminated(task: Task, i: int, cs: ContainerStatus, pod: Pod) -> StepStatus
     )
 
 
+def _hands_on(prev: StepStatus) -> bool:
+    """Whether the step after ``prev`` runs its command now: ``prev`` finished and did not
+    abort (after a failure with stopAndFail, or a skip, the next agent skips at once)."""
+    if prev.state != STEP_TERMINATED:
+        return False
+    if prev.reason == STEP_REASON_CONTINUED:
+        return True
+    return prev.exit_code == 0 and prev.reason not in (STEP_REASON_RESULTS, STEP_REASON_TIMED_OUT)
+
+
 def agent_step_statuses(task: Task, pod: Pod) -> list[StepStatus]:
     by_name = {cs.name: cs for cs in pod.status.container_statuses}
     install = next(
@@ -181,7 +193,7 @@ def agent_step_statuses(task: Task, pod: Pod) -> list[StepStatus]:
             out.append(_terminated(task, i, cs, pod))
         elif cs is not None and cs.state.running is not None:
             prev = out[i - 1] if i else None
-            if prev is None or prev.state in (STEP_TERMINATED, STEP_NOT_RUN):
+            if prev is None or _hands_on(prev):
                 started = prev.finished_at if prev is not None and prev.finished_at else None
                 out.append(
                     StepStatus(
