@@ -105,6 +105,15 @@ def e2e(session: nox.Session) -> None:
 
 
 @nox.session(python=PYTHON)
+def images(session: nox.Session) -> None:
+    """Build the operator and agent images, push them to $TASKFLOW_TEST_REGISTRY (or
+    `-- --registry HOST:PORT`) and print `operator=REF` and `agent=REF`. Root, buildah."""
+    _debian_packages(session, *NODE_PACKAGES)
+    _install(session)
+    session.run("python", "-m", "tests.e2e.images", "all", *session.posargs)
+
+
+@nox.session(python=PYTHON)
 def demo(session: nox.Session) -> None:
     """The main job on the local cluster: full cluster up, operator image, `helm install`,
     the seed's example-taskflow, `kubectl get tasks`. Tear down: `nox -s cluster -- down`."""

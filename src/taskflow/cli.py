@@ -85,11 +85,19 @@ def _seconds(text: str) -> float:
     return x
 
 
+#: Settings fields that are not durations (each has its own flag in ``run``'s "executor").
+NON_DURATION_SETTINGS = ("default_executor", "agent_image")
+
+
 def _settings_fields() -> list[tuple[str, Any]]:
-    """(name, default) of every Settings field: all of them are durations in seconds."""
+    """(name, default) of every duration (seconds) among the Settings fields."""
     from taskflow.settings import Settings
 
-    return [(f.name, f.default) for f in msgspec.structs.fields(Settings)]
+    return [
+        (f.name, f.default)
+        for f in msgspec.structs.fields(Settings)
+        if f.name not in NON_DURATION_SETTINGS
+    ]
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -220,6 +228,22 @@ def build_parser() -> argparse.ArgumentParser:
             help=f"{SETTINGS_HELP.get(name, name.replace('_', ' '))} (default: {shown})",
         )
 
+    executor = run.add_argument_group("executor (how a Task's steps run)")
+    executor.add_argument(
+        "--default-executor",
+        choices=("agent", "kubelet"),
+        default="kubelet",
+        help="the executor of a Task without spec.executor whose steps use no timeout, "
+        "onError or results (default: %(default)s)",
+    )
+    executor.add_argument(
+        "--agent-image",
+        default="",
+        metavar="REF",
+        help="the image holding /taskflow-agent, installed into agent pods "
+        f"(default: taskflow/agent:{__version__})",
+    )
+
     obs = run.add_argument_group("serving and logging")
     obs.add_argument(
         "--bind-address",
@@ -323,7 +347,9 @@ def run_config(args: argparse.Namespace) -> Any:
             name: getattr(args, f"setting_{name}")
             for name, _ in _settings_fields()
             if hasattr(args, f"setting_{name}")
-        }
+        },
+        default_executor=args.default_executor,
+        agent_image=args.agent_image,
     )
     return OperatorConfig(
         namespaces=tuple(dict.fromkeys(args.namespaces)),

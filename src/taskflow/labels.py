@@ -10,6 +10,9 @@ TASK_NAME_LABEL: Final = "api.practice.com/task"
 TASK_UID_LABEL: Final = "api.practice.com/task-uid"
 #: which attempt of the Task the pod runs (1 = the first run; spec.retries adds more)
 ATTEMPT_LABEL: Final = "api.practice.com/attempt"
+#: on pods of the agent executor only (value ``agent``): the status reads their steps from
+#: the agent's termination messages (kubelet pods carry no such label, as before)
+EXECUTOR_LABEL: Final = "api.practice.com/executor"
 
 #: Label selector matching every pod taskflow created (the engine's pod watch uses it).
 MANAGED_BY_SELECTOR: Final = f"{MANAGED_BY_LABEL}={MANAGED_BY_VALUE}"

@@ -34,9 +34,10 @@ from taskflow.api.task import (
     Task,
     TaskStatus,
 )
-from taskflow.render import RenderError, render_pod
+from taskflow.render import ImageLookupError, RenderError, render_pod
 from taskflow.settings import Settings
 from taskflow.status import (
+    IMAGE_LOOKUP_FAILED,
     INVALID_POD_SPEC,
     INVALID_SPEC,
     PROBLEM_REASONS,
@@ -108,6 +109,9 @@ def plan(task: Task, pod: Pod | None, *, now: datetime, settings: Settings) -> P
     if pod is None and not (old is not None and old.pod_name) and stop is None:
         try:
             create = render_pod(task, settings, current_attempt(old))
+        except ImageLookupError as e:
+            status = invalid_status(task, IMAGE_LOOKUP_FAILED, str(e), now=now)
+            return _finish(old, status, ())
         except RenderError as e:
             status = invalid_status(task, INVALID_SPEC, f"the Task cannot run: {e}", now=now)
             return _finish(old, status, ())

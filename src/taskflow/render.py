@@ -18,17 +18,28 @@
 * ``terminationMessagePolicy`` defaults to ``FallbackToLogsOnError`` so that a failing step's
   last log lines reach the Task's status; ``enableServiceLinks`` is off (a step's environment
   does not depend on which Services happen to exist in the namespace).
+
+That is the ``kubelet`` executor. The ``agent`` executor (:func:`executor_of`) renders the pod
+of docs/agent.md instead (:func:`agent_pod`, below).
 """
 
 from __future__ import annotations
 
+import re
+from decimal import Decimal
 from typing import Any, Final
 
 import msgspec
 
+from taskflow import __version__
+from taskflow.api.executor import agent_problem, executor_of, result_path
 from taskflow.api.task import (
+    AGENT_STEP_FIELDS,
     API_VERSION,
+    EXECUTOR_AGENT,
+    INSTALL_CONTAINER,
     KIND,
+    ON_ERROR_STOP,
     SCRIPTS_DIR,
     SCRIPTS_VOLUME,
     WORKSPACE_DIR,
@@ -39,6 +50,7 @@ from taskflow.api.task import (
 from taskflow.api.validate import spec_problem
 from taskflow.labels import (
     ATTEMPT_LABEL,
+    EXECUTOR_LABEL,
     MANAGED_BY_LABEL,
     MANAGED_BY_VALUE,
     TASK_NAME_LABEL,
@@ -55,6 +67,11 @@ DEFAULT_TERMINATION_MESSAGE_POLICY: Final = "FallbackToLogsOnError"
 
 class RenderError(ValueError):
     """The Task cannot be turned into a pod (only for Tasks the CRD schema would reject)."""
+
+
+class ImageLookupError(RenderError):
+    """A step under the agent needs its image's ENTRYPOINT/CMD, which taskflow cannot read
+    (yet): the Task ends ``Failure/ImageLookupFailed`` before any pod exists."""
 
 
 def pod_labels(task: Task, attempt: int = 1) -> dict[str, str]:
@@ -86,7 +103,8 @@ def _mounts_workspace(mounts: list[dict[str, Any]]) -> bool:
 
 def _container(step: Step) -> dict[str, Any]:
     c: dict[str, Any] = msgspec.to_builtins(step)
-    c.pop("script", None)
+    for field in ("script", *AGENT_STEP_FIELDS):  # taskflow's fields, not the container's
+        c.pop(field, None)
     mounts: list[dict[str, Any]] = list(c.get("volumeMounts", []))
     if step.script is not None:
         c["command"] = [script_path(step.name)]
@@ -104,34 +122,52 @@ def render_pod(
 ) -> dict[str, Any]:
     """The core/v1 Pod manifest for ``task``'s ``attempt`` (a dict ready to POST).
 
-    Raises :class:`RenderError` for the Tasks :func:`spec_problem` describes.
+    Raises :class:`RenderError` for the Tasks :func:`spec_problem` and
+    :func:`~taskflow.api.executor.agent_problem` describe.
     """
-    del settings  # nothing in the pod depends on the settings (yet)
-    if (problem := spec_problem(task)) is not None:
+    problem = spec_problem(task) or agent_problem(task, settings.default_executor)
+    if problem is not None:
         raise RenderError(problem)
+    if executor_of(task, settings.default_executor) == EXECUTOR_AGENT:
+        return agent_pod(task, settings, attempt)
     spec = task.spec
     steps = spec.steps
 
     containers = [_container(s) for s in steps]
+    pod_spec: dict[str, Any] = {"restartPolicy": "Never", "enableServiceLinks": False}
+    if len(containers) > 1:
+        pod_spec["initContainers"] = containers[:-1]
+    pod_spec["containers"] = containers[-1:]
+    scripts = {s.name: s.script for s in steps if s.script is not None}
+    return assemble(task, attempt, pod_spec, scripts)
+
+
+def assemble(
+    task: Task, attempt: int, pod_spec: dict[str, Any], scripts: dict[str, str]
+) -> dict[str, Any]:
+    """The pod around ``pod_spec``'s containers (both executors): metadata, the volumes
+    (template, workspace, scripts; ``pod_spec``'s own ones after them), the deadline and
+    the pod template's fields."""
+    spec = task.spec
     tpl = spec.pod_template
 
     volumes: list[dict[str, Any]] = list(tpl.volumes) if tpl else []
     volumes.append({"name": WORKSPACE_VOLUME, "emptyDir": {}})
-    scripts = [s for s in steps if s.script is not None]
-    annotations = {script_annotation(s.name): normalize_script(s.script or "") for s in scripts}
+    annotations = {script_annotation(n): normalize_script(text) for n, text in scripts.items()}
     if scripts:
         items = [
             {
-                "path": s.name,
+                "path": name,
                 "fieldRef": {
                     "apiVersion": "v1",
-                    "fieldPath": f"metadata.annotations['{script_annotation(s.name)}']",
+                    "fieldPath": f"metadata.annotations['{script_annotation(name)}']",
                 },
                 "mode": SCRIPT_MODE,
             }
-            for s in scripts
+            for name in scripts
         ]
         volumes.append({"name": SCRIPTS_VOLUME, "downwardAPI": {"items": items}})
+    volumes.extend(pod_spec.pop("volumes", []))
 
     meta: dict[str, Any] = {"name": pod_name(task.metadata.name, attempt)}
     if task.metadata.namespace:
@@ -150,10 +186,6 @@ def render_pod(
         }
     ]
 
-    pod_spec: dict[str, Any] = {"restartPolicy": "Never", "enableServiceLinks": False}
-    if len(containers) > 1:
-        pod_spec["initContainers"] = containers[:-1]
-    pod_spec["containers"] = containers[-1:]
     pod_spec["volumes"] = volumes
     if spec.active_deadline_seconds is not None:
         pod_spec["activeDeadlineSeconds"] = spec.active_deadline_seconds
@@ -163,3 +195,199 @@ def render_pod(
         pod_spec.update(tpl_dict)
 
     return {"apiVersion": "v1", "kind": "Pod", "metadata": meta, "spec": pod_spec}
+
+
+# --- the agent executor (docs/agent.md) ------------------------------------------------------
+# Task -> Pod for the ``agent`` executor (pure; the contract is docs/agent.md).
+#
+# * An init container (:data:`INSTALL_CONTAINER`, the agent image) copies the agent into the
+#   emptyDir ``taskflow-bin``; every step is a regular container (all start together) whose
+#   command is ``/taskflow/bin/taskflow-agent step ... -- ARGV``: the agent waits for the
+#   previous step's state, runs ARGV (the step's command + args, exactly), and writes its own
+#   state to its run directory and to the termination message (``terminationMessagePolicy:
+#   File``), which is where :mod:`taskflow.status` reads it.
+# * One emptyDir per step (``taskflow-run-<index>``) at ``/taskflow/run/<step>``: read-write in
+#   that step, read-only in every later one, absent in earlier ones, so a step can only write
+#   its own state and results.
+# * ``$(results.NAME.path)`` in command, args, env values and the script becomes the step's
+#   result file here; ``$(steps.STEP.results.NAME)`` is left for the agent (run time).
+# * Requests: all containers exist at once, so their requests would be summed; the steps'
+#   ``cpu``/``memory`` move to the pod-level ``spec.resources`` as the per-resource maximum
+#   (a request: the largest; a limit: the largest, only when every step sets one). Pod-level
+#   resources are beta and on by default since Kubernetes 1.34 (``PodLevelResources``); an API
+#   server without the feature drops the field, and the pod then requests nothing for them.
+#   Other resources (ephemeral storage, extended resources) stay on their containers.
+# * A step without ``command`` (nor ``script``) would need its image's ENTRYPOINT/CMD read
+#   from the registry, which is not implemented: :class:`ImageLookupError`.
+
+BIN_VOLUME: Final = "taskflow-bin"
+BIN_DIR: Final = "/taskflow/bin"
+AGENT: Final = f"{BIN_DIR}/taskflow-agent"
+RUN_DIR: Final = "/taskflow/run"
+RUN_VOLUME_PREFIX: Final = "taskflow-run-"
+TERMINATION_PATH: Final = "/dev/termination-log"
+#: resources the pod-level ``spec.resources`` takes (Kubernetes 1.34)
+POD_LEVEL_RESOURCES: Final = ("cpu", "memory")
+
+_RESULT_PATH_REF: Final = re.compile(r"[$][(]results[.]([A-Za-z0-9_-]+)[.]path[)]")
+
+
+def agent_image(settings: Settings) -> str:
+    """``--agent-image``, else ``taskflow/agent:<this operator's version>``."""
+    return settings.agent_image or f"taskflow/agent:{__version__}"
+
+
+def run_volume(index: int) -> str:
+    return f"{RUN_VOLUME_PREFIX}{index}"
+
+
+def _paths(text: str, step: Step) -> str:
+    """``$(results.R.path)`` of a result the step declares -> its file."""
+    declared = {r.name for r in step.results}
+    return _RESULT_PATH_REF.sub(
+        lambda m: result_path(step.name, m[1]) if m[1] in declared else m[0], text
+    )
+
+
+def _agent_command(step: Step, prev: str | None, termination_path: str) -> list[str]:
+    cmd = [AGENT, "step", "--name", step.name]
+    if prev is not None:
+        cmd += ["--prev", prev]
+    if step.timeout is not None:
+        cmd += ["--timeout", step.timeout]
+    if step.on_error is not None and step.on_error != ON_ERROR_STOP:
+        cmd += ["--on-error", step.on_error]
+    for r in step.results:
+        cmd += ["--result", r.name]
+    if step.script is not None:
+        cmd += ["--script", script_path(step.name)]
+    cmd += ["--termination-path", termination_path, "--"]
+    argv = [] if step.script is not None else list(step.command)
+    return cmd + [_paths(a, step) for a in argv + list(step.args)]
+
+
+def _step_container(steps: list[Step], i: int) -> dict[str, Any]:
+    step = steps[i]
+    if step.script is None and not step.command:
+        raise ImageLookupError(
+            f"step {step.name}: the agent executor needs the step's command, and reading "
+            f"the ENTRYPOINT/CMD of image {step.image!r} from its registry is not "
+            "supported yet; set command (and args), or use executor: kubelet"
+        )
+    c = _container(step)  # the step verbatim + scripts and workspace mounts
+    path = step.termination_message_path or TERMINATION_PATH
+    c["command"] = _agent_command(step, steps[i - 1].name if i else None, path)
+    c.pop("args", None)
+    if "env" in c:
+        c["env"] = [
+            {**e, "value": _paths(e["value"], step)} if isinstance(e.get("value"), str) else e
+            for e in c["env"]
+        ]
+    c["volumeMounts"] = [
+        *c.get("volumeMounts", []),
+        {"name": BIN_VOLUME, "mountPath": BIN_DIR, "readOnly": True},
+        *(
+            {"name": run_volume(j), "mountPath": f"{RUN_DIR}/{s.name}", "readOnly": True}
+            for j, s in enumerate(steps[:i])
+        ),
+        {"name": run_volume(i), "mountPath": f"{RUN_DIR}/{step.name}"},
+    ]
+    # the agent's state is the message; logs are never a stand-in for it
+    c["terminationMessagePolicy"] = "File"
+    resources = c.pop("resources", None) or {}
+    kept = {
+        kind: {k: v for k, v in (resources.get(kind) or {}).items() if k not in POD_LEVEL_RESOURCES}
+        for kind in ("requests", "limits")
+    }
+    kept = {k: v for k, v in kept.items() if v}
+    if "claims" in resources:
+        kept["claims"] = resources["claims"]
+    if kept:
+        c["resources"] = kept
+    return c
+
+
+_SUFFIX: Final = {
+    "n": Decimal("1e-9"),
+    "u": Decimal("1e-6"),
+    "m": Decimal("1e-3"),
+    "": Decimal(1),
+    "k": Decimal("1e3"),
+    "M": Decimal("1e6"),
+    "G": Decimal("1e9"),
+    "T": Decimal("1e12"),
+    "P": Decimal("1e15"),
+    "E": Decimal("1e18"),
+    "Ki": Decimal(2**10),
+    "Mi": Decimal(2**20),
+    "Gi": Decimal(2**30),
+    "Ti": Decimal(2**40),
+    "Pi": Decimal(2**50),
+    "Ei": Decimal(2**60),
+}
+_QUANTITY: Final = re.compile(r"^([+-]?[0-9.]+)([eE][+-]?[0-9]+|[numkMGTPE]i?|)$")
+
+
+def quantity(text: str | int | float) -> Decimal:
+    """A Kubernetes quantity's value (``500m`` -> 0.5, ``1Gi`` -> 1073741824)."""
+    m = _QUANTITY.match(str(text).strip())
+    if m is None or m[2] in ("ni", "ui", "mi", "ki"):
+        raise ValueError(f"not a quantity: {text!r}")
+    number, suffix = Decimal(m[1]), m[2]
+    if suffix[:1] in ("e", "E"):
+        return number * Decimal(10) ** int(suffix[1:])
+    return number * _SUFFIX[suffix]
+
+
+def pod_resources(steps: list[Step]) -> dict[str, Any] | None:
+    """The pod-level ``resources``: per resource the largest step's request/limit."""
+    requests: dict[str, str] = {}
+    limits: dict[str, str] = {}
+    for name in POD_LEVEL_RESOURCES:
+        reqs, lims = [], []
+        for s in steps:
+            r = s.resources or {}
+            lim = (r.get("limits") or {}).get(name)
+            # a container's missing request defaults to its limit
+            req = (r.get("requests") or {}).get(name, lim)
+            if req is not None:
+                reqs.append(str(req))
+            lims.append(None if lim is None else str(lim))
+        if reqs:
+            requests[name] = max(reqs, key=quantity)
+        if lims and all(x is not None for x in lims):
+            limits[name] = max((x for x in lims if x is not None), key=quantity)
+    out: dict[str, Any] = {}
+    if requests:
+        out["requests"] = requests
+    if limits:
+        out["limits"] = limits
+    return out or None
+
+
+def agent_pod(task: Task, settings: Settings, attempt: int) -> dict[str, Any]:
+    steps = list(task.spec.steps)
+    containers = [_step_container(steps, i) for i in range(len(steps))]
+    install = {
+        "name": INSTALL_CONTAINER,
+        "image": agent_image(settings),
+        "command": ["/taskflow-agent", "install", BIN_DIR],
+        "volumeMounts": [{"name": BIN_VOLUME, "mountPath": BIN_DIR}],
+        "terminationMessagePolicy": DEFAULT_TERMINATION_MESSAGE_POLICY,
+    }
+    pod_spec: dict[str, Any] = {
+        "restartPolicy": "Never",
+        "enableServiceLinks": False,
+        "initContainers": [install],
+        "containers": containers,
+        "volumes": [
+            {"name": BIN_VOLUME, "emptyDir": {}},
+            *({"name": run_volume(i), "emptyDir": {}} for i in range(len(steps))),
+        ],
+    }
+    if (resources := pod_resources(steps)) is not None:
+        pod_spec["resources"] = resources
+    scripts = {s.name: _paths(s.script, s) for s in steps if s.script is not None}
+    pod = assemble(task, attempt, pod_spec, scripts)
+    pod["metadata"]["labels"][EXECUTOR_LABEL] = EXECUTOR_AGENT
+    return pod

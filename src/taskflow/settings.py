@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 import msgspec
 
 
@@ -24,6 +26,12 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     #: A finished Task without ``spec.ttlSecondsAfterFinished`` is deleted this long after it
     #: finished. None = kept.
     default_ttl_after_finished: float | None = None
+    #: The executor of a Task without ``spec.executor`` whose steps use no agent-only field.
+    #: kubelet until the agent has run the seed's examples on a real node in CI.
+    default_executor: Literal["agent", "kubelet"] = "kubelet"
+    #: The image whose ``/taskflow-agent`` is installed into agent pods; "" = the one
+    #: released with the operator (:func:`taskflow.render.agent_image`).
+    agent_image: str = ""
 
     def __post_init__(self) -> None:
         timeouts = (

@@ -13,6 +13,10 @@ Command line (root; needs ``buildah`` and ``mmdebstrap``)::
     python -m tests.e2e.images base                 # build the base (cached)
     python -m tests.e2e.images operator             # base + operator image
     python -m tests.e2e.images operator --push 127.0.0.1:5000/taskflow/operator:dev
+    python -m tests.e2e.images agent                # base + the static agent image
+    python -m tests.e2e.images static               # an image holding one static binary
+    python -m tests.e2e.images all --registry 127.0.0.1:5000   # operator + agent, pushed;
+                                                    # prints operator=REF and agent=REF
 """
 
 from __future__ import annotations
@@ -34,6 +38,28 @@ CONTAINERFILE = ROOT / "Containerfile"
 
 BASE_TAG = "localhost/taskflow/python-base:3.11"
 OPERATOR_TAG = "localhost/taskflow/operator:dev"
+AGENT_TAG = "localhost/taskflow/agent:dev"
+STATIC_TAG = "localhost/taskflow/static-step:dev"
+#: the one program of the static test image: prints its arguments, one per line, and
+#: writes the last one to the file named by the one before it when there are 3 or more
+STATIC_SOURCE = r"""
+#include <fcntl.h>
+#include <string.h>
+#include <unistd.h>
+int main(int argc, char **argv) {
+    for (int i = 1; i < argc; i++) {
+        write(1, argv[i], strlen(argv[i]));
+        write(1, "\n", 1);
+    }
+    if (argc >= 4) {
+        int fd = open(argv[argc - 2], O_WRONLY | O_CREAT | O_TRUNC, 0644);
+        if (fd < 0) return 3;
+        write(fd, argv[argc - 1], strlen(argv[argc - 1]));
+        close(fd);
+    }
+    return 0;
+}
+"""
 DEBIAN_SUITE = "bookworm"
 DEBIAN_MIRRORS = (
     "deb http://deb.debian.org/debian bookworm main",
@@ -263,6 +289,54 @@ def build_operator(
     return BuiltImage(tag=tag, size_bytes=size, seconds=seconds)
 
 
+def build_agent(
+    *,
+    base: str = BASE_TAG,
+    tag: str = AGENT_TAG,
+    builder: Builder | None = None,
+    context_dir: Path = ROOT,
+) -> BuiltImage:
+    """Build the Containerfile's ``agent`` target (its build stage apt-installs gcc and
+    libpython3-dev into ``base``: needs the Debian mirrors the first time; cached after)."""
+    if base == BASE_TAG:
+        build_python_base(base)
+    started = time.monotonic()
+    build_args = {"PYTHON_BASE": base, "VERSION": version()}
+    (builder or buildah_build)(context_dir, context_dir / "Containerfile", "agent", tag, build_args)
+    seconds = time.monotonic() - started
+    size = image_size(tag)
+    _log(f"{tag}: built in {seconds:.0f}s, {size / 1e6:.1f} MB")
+    return BuiltImage(tag=tag, size_bytes=size, seconds=seconds)
+
+
+def build_static_image(tag: str = STATIC_TAG) -> BuiltImage:
+    """An image with nothing but ``/step`` (a static C program, :data:`STATIC_SOURCE`): no
+    shell, no libc. Needs ``gcc`` and ``libc6-dev`` (static libc) on this machine."""
+    require_tools("buildah", "gcc")
+    started = time.monotonic()
+    with tempfile.TemporaryDirectory(prefix="taskflow-static-") as tmp:
+        source, binary = Path(tmp) / "step.c", Path(tmp) / "step"
+        source.write_text(STATIC_SOURCE)
+        _run(["gcc", "-static", "-Os", "-s", "-o", str(binary), str(source)])
+        ctr = _run(["buildah", "from", "scratch"], capture=True).strip()
+        try:
+            _run(["buildah", "add", "--chmod", "0555", ctr, str(binary), "/step"])
+            _run(["buildah", "config", "--entrypoint", '["/step"]', "--user", "65532", ctr])
+            _run(["buildah", "commit", "--rm", ctr, tag])
+        except BaseException:
+            subprocess.run(["buildah", "rm", ctr], capture_output=True, check=False)
+            raise
+    return BuiltImage(tag=tag, size_bytes=image_size(tag), seconds=time.monotonic() - started)
+
+
+def push_versioned(tag: str, registry: str, repository: str) -> str:
+    """Push a local image as ``registry/repository:<version>-<id12>``; returns that ref."""
+    ident = image_id(tag)  # pushed by ID: the tag may be rebuilt meanwhile by someone else
+    ref = f"{registry}/{repository}:{version()}-{ident[:12]}"
+    push(ident, ref)
+    return ref
+
+
 def push(tag: str, destination: str) -> None:
     """Push a local image to ``host:port/repo:tag`` over plain HTTP (the test registry)."""
     _run(["buildah", "push", "--tls-verify=false", tag, f"docker://{destination}"])
@@ -270,7 +344,13 @@ def push(tag: str, destination: str) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m tests.e2e.images", description=__doc__)
-    parser.add_argument("what", choices=["base", "operator"])
+    parser.add_argument("what", choices=["base", "operator", "agent", "static", "all"])
+    parser.add_argument(
+        "--registry",
+        default=os.environ.get("TASKFLOW_TEST_REGISTRY"),
+        metavar="HOST:PORT",
+        help="with 'all': push there (default: $TASKFLOW_TEST_REGISTRY)",
+    )
     parser.add_argument("--force", action="store_true", help="rebuild the base image")
     parser.add_argument("--base", default=BASE_TAG, help="PYTHON_BASE for the Containerfile")
     parser.add_argument("--tag", default=OPERATOR_TAG)
@@ -278,8 +358,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     opts = parser.parse_args(argv)
     os.environ.setdefault("BUILDAH_ISOLATION", "chroot")
     try:
+        if opts.what == "all":
+            if not opts.registry:
+                parser.error("'all' needs --registry or TASKFLOW_TEST_REGISTRY")
+            operator = build_operator(base=opts.base).tag
+            agent = build_agent(base=opts.base).tag
+            print(f"operator={push_versioned(operator, opts.registry, 'taskflow/operator')}")
+            print(f"agent={push_versioned(agent, opts.registry, 'taskflow/agent')}")
+            return 0
         if opts.what == "base":
             result = build_python_base(opts.base, force=opts.force)
+        elif opts.what == "agent":
+            result = build_agent(base=opts.base, tag=AGENT_TAG).tag
+        elif opts.what == "static":
+            result = build_static_image().tag
         else:
             if opts.force and opts.base == BASE_TAG:
                 build_python_base(opts.base, force=True)

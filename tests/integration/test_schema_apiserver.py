@@ -275,7 +275,54 @@ INVALID: list[tuple[str, dict[str, Any], list[str]]] = [
         ["spec.retries", "less than or equal to 10"],
     ),
     ("negative-ttl", task_body("x", ok("a"), ttlSecondsAfterFinished=-1), ["spec.ttlSeconds"]),
+    (
+        "unknown-executor",
+        task_body("x", ok("a"), executor="docker"),
+        ["spec.executor", 'Unsupported value: "docker"'],
+    ),
+    *(
+        (
+            f"kubelet-with-{field}",
+            task_body("x", ok("a"), ok("b", **{field: value}), executor="kubelet"),
+            ["timeout, onError and results of a step need executor: agent"],
+        )
+        for field, value in (
+            ("timeout", "30s"),
+            ("onError", "continue"),
+            ("results", [{"name": "digest"}]),
+        )
+    ),
+    (
+        "step-timeout-not-a-duration",
+        task_body("x", ok("a", timeout="soon")),
+        ["spec.steps[0].timeout", '"soon" is not a duration'],
+    ),
+    (
+        "bad-on-error",
+        task_body("x", ok("a", onError="ignore")),
+        ["spec.steps[0].onError", 'Unsupported value: "ignore"'],
+    ),
+    (
+        "bad-result-name",
+        task_body("x", ok("a", results=[{"name": "a.b"}])),
+        ["spec.steps[0].results[0].name"],
+    ),
+    (
+        "duplicate-result-names",
+        task_body("x", ok("a", results=[{"name": "r"}, {"name": "r"}])),
+        ["result names must be unique within a step"],
+    ),
 ]
+
+
+def test_agent_fields_are_accepted_with_the_agent_or_no_executor(kube: Kube) -> None:
+    steps = (
+        ok("a", timeout="1m30s", onError="continue", results=[{"name": "d", "description": "x"}]),
+        ok("b", command=["echo", "$(steps.a.results.d)"]),
+    )
+    for executor in ({"executor": "agent"}, {}):
+        body = task_body("agent-fields", *steps, **executor)
+        assert kube.create_task(body, dry_run=True)["spec"] == body["spec"]
 
 
 @pytest.mark.parametrize(
@@ -356,3 +403,26 @@ def test_any_task_the_schema_accepts_renders_to_a_pod_the_server_accepts(
     created = kube.create_pod(pod)
     assert created["metadata"]["name"] == pod["metadata"]["name"]
     assert created["metadata"].get("annotations", {}) == pod["metadata"].get("annotations", {})
+
+
+def test_agent_pods_are_accepted_by_the_api_server(kube: Kube) -> None:
+    from taskflow.settings import Settings
+
+    body = task_body(
+        "agent-pod",
+        ok("a", command=["sh", "-c", "echo x > $(results.r.path)"], results=[{"name": "r"}],
+           resources={"requests": {"cpu": "1", "memory": "64Mi"}, "limits": {"memory": "1Gi"}}),
+        ok("b", script="echo $(steps.a.results.r)", timeout="30s", onError="continue",
+           resources={"requests": {"cpu": "500m", "ephemeral-storage": "1Gi"}}),
+        *(ok(f"s{i}", command=["true"]) for i in range(60)),
+        executor="agent",
+        podTemplate={"securityContext": {"runAsUser": 65532, "runAsNonRoot": True}},
+    )  # fmt: skip
+    created = kube.create_task(body, dry_run=True)
+    task = decode_task(created | {"metadata": {"name": "agent-pod", "uid": str(uuid.uuid4())}})
+    pod = kube.create_pod(render_pod(task, Settings(agent_image="reg.local/agent:1")))
+    spec = pod["spec"]
+    assert [c["name"] for c in spec["initContainers"]] == ["taskflow-install"]
+    assert len(spec["containers"]) == 62
+    # pod-level resources (PodLevelResources, on by default in 1.34) are kept: max, not sum
+    assert spec["resources"] == {"requests": {"cpu": "1", "memory": "64Mi"}}

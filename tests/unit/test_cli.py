@@ -93,6 +93,10 @@ def test_run_all_flags() -> None:
             "10",
             "--resync-period",
             "0",
+            "--default-executor",
+            "agent",
+            "--agent-image",
+            "registry.example/taskflow/agent@sha256:" + "0" * 64,
         ]
     )
     cfg = cli.run_config(args)
@@ -108,7 +112,12 @@ def test_run_all_flags() -> None:
     assert cfg.bind_address == "127.0.0.1:0"
     assert cfg.stream_failure_threshold == 10
     assert cfg.resync_period == 0
-    assert cfg.settings == Settings(image_pull_timeout=60, config_error_timeout=30)
+    assert cfg.settings == Settings(
+        image_pull_timeout=60,
+        config_error_timeout=30,
+        default_executor="agent",
+        agent_image="registry.example/taskflow/agent@sha256:" + "0" * 64,
+    )
     assert args.log_format == "json"
     assert args.log_level == "debug"
 
@@ -122,6 +131,7 @@ def test_run_all_flags() -> None:
         ["run", "--log-format", "xml"],
         ["run", "--qps", "-1"],
         ["run", "--resync-period", "-5"],
+        ["run", "--default-executor", "docker"],
         ["render"],
     ],
 )
@@ -160,6 +170,8 @@ def test_help_mentions_every_flag(capsys: pytest.CaptureFixture[str]) -> None:
         "--log-format",
         "--log-level",
         "--image-pull-timeout",
+        "--default-executor",
+        "--agent-image",
     ):
         assert flag in text
 

@@ -208,7 +208,9 @@ def test_every_pod_template_and_status_field_is_in_the_schema() -> None:
         "message",
         "startedAt",
         "finishedAt",
+        "results",
     }
+    assert set(step["properties"]["results"]["items"]["properties"]) == {"name", "value"}
 
 
 def test_step_excludes_what_init_containers_reject() -> None:

@@ -33,6 +33,8 @@ MAX_STEPS: Final = 64
 MAX_SCRIPT_CHARS: Final = 60_000
 MAX_VOLUMES: Final = 64
 MAX_MOUNTS: Final = 64
+MAX_RESULTS: Final = 16
+RESULT_NAME_PATTERN: Final = r"^[A-Za-z0-9_-]+$"
 DNS_LABEL_PATTERN: Final = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
 
 # --- names and paths taskflow adds to the pod (reserved for users) ---
@@ -41,6 +43,23 @@ SCRIPTS_VOLUME: Final = "taskflow-scripts"
 WORKSPACE_VOLUME: Final = "taskflow-workspace"
 SCRIPTS_DIR: Final = "/taskflow/scripts"
 WORKSPACE_DIR: Final = "/workspace"
+
+# --- executors (docs/agent.md) ---
+#: the agent pod's init container that installs the agent (a step may not use the name)
+INSTALL_CONTAINER: Final = "taskflow-install"
+EXECUTOR_AGENT: Final = "agent"
+EXECUTOR_KUBELET: Final = "kubelet"
+EXECUTORS: Final = (EXECUTOR_AGENT, EXECUTOR_KUBELET)
+ON_ERROR_CONTINUE: Final = "continue"
+ON_ERROR_STOP: Final = "stopAndFail"
+#: the step fields only the agent can honour (the kubelet has no per-step timeout, no
+#: continue-on-error and no results)
+AGENT_STEP_FIELDS: Final = ("timeout", "onError", "results")
+#: ``$(steps.STEP.results.NAME)``, as the agent substitutes it (CEL's RE2 and Python's re
+#: read it alike; ``[$]``/``[(]`` rather than backslash escapes, which CEL literals refuse)
+RESULT_REF_PATTERN: Final = (
+    r"[$][(]steps[.]([a-z0-9]([-a-z0-9]*[a-z0-9])?)[.]results[.]([A-Za-z0-9_-]+)[)]"
+)
 
 # --- status words (the STATUS column keeps the seed's words) ---
 PENDING: Final = "Pending"
@@ -108,6 +127,34 @@ StepName = Annotated[
         )
     ),
 ]
+
+
+Duration = Annotated[
+    str,
+    msgspec.Meta(max_length=64),
+    _rules(
+        _rule(
+            f"self.matches('{DURATION_PATTERN}')",
+            f"must be {DURATION_HINT}",
+            f"'\"' + self + '\" is not {DURATION_HINT}'",
+        )
+    ),
+]
+
+
+class StepResult(msgspec.Struct, rename="camel", omit_defaults=True, kw_only=True):
+    """A result a step declares (executor agent)."""
+
+    name: Annotated[
+        str,
+        msgspec.Meta(
+            min_length=1,
+            max_length=63,
+            pattern=RESULT_NAME_PATTERN,
+            description="Letters, digits, '-' and '_'.",
+        ),
+    ]
+    description: Annotated[str, msgspec.Meta(max_length=1024)] | None = None
 
 
 class Step(msgspec.Struct, rename="camel", omit_defaults=True, kw_only=True):
@@ -186,6 +233,46 @@ class Step(msgspec.Struct, rename="camel", omit_defaults=True, kw_only=True):
     stdin: bool | None = None
     stdin_once: bool | None = None
     tty: bool | None = None
+    # --- agent executor only (docs/agent.md) ---
+    timeout: (
+        Annotated[
+            Duration,
+            _doc(
+                "executor agent: stop the step's command after this long (SIGTERM, SIGKILL "
+                "after the pod's grace period); the Task ends in Failure with reason "
+                "StepTimeout."
+            ),
+        ]
+        | None
+    ) = None
+    on_error: (
+        Annotated[
+            Literal["continue", "stopAndFail"],
+            _doc(
+                "executor agent: what a failure of this step does. stopAndFail (the "
+                "default): later steps do not run and the Task fails. continue: later steps "
+                "run and the Task can still succeed; the real exit code is in the step's "
+                "status."
+            ),
+        ]
+        | None
+    ) = None
+    results: Annotated[
+        list[StepResult],
+        msgspec.Meta(max_length=MAX_RESULTS),
+        _doc(
+            "executor agent: small values this step writes to the file $(results.NAME.path); "
+            "later steps use them as $(steps.STEP.results.NAME) in command, args, env values "
+            "and scripts; they also reach status.steps[].results. A step's results and its "
+            "status fields must fit in the termination message (4096 bytes; 12 KiB per pod)."
+        ),
+        _rules(
+            _rule(
+                "self.all(r, self.exists_one(q, q.name == r.name))",
+                "result names must be unique within a step",
+            )
+        ),
+    ] = []
 
 
 class PodTemplate(msgspec.Struct, rename="camel", omit_defaults=True, kw_only=True):
@@ -271,23 +358,23 @@ Steps = Annotated[
 ]
 
 
-Duration = Annotated[
-    str,
-    msgspec.Meta(max_length=64),
-    _rules(
-        _rule(
-            f"self.matches('{DURATION_PATTERN}')",
-            f"must be {DURATION_HINT}",
-            f"'\"' + self + '\" is not {DURATION_HINT}'",
-        )
-    ),
-]
-
-
 class TaskSpec(msgspec.Struct, rename="camel", omit_defaults=True, kw_only=True):
     """What to run. Immutable except ``cancel``: delete and re-create the Task to change it."""
 
     steps: Steps
+    executor: (
+        Annotated[
+            Literal["agent", "kubelet"],
+            _doc(
+                "How the steps run. kubelet: as the pod's init containers, one after "
+                "another (no per-step timeout, onError or results). agent: all steps start "
+                "together and a small helper in each container hands off to the next in "
+                "milliseconds (docs/agent.md). Unset: agent when a step uses timeout, "
+                "onError or results, else the operator's --default-executor."
+            ),
+        ]
+        | None
+    ) = None
     pod_template: PodTemplate | None = None
     active_deadline_seconds: (
         Annotated[
@@ -369,13 +456,29 @@ def _unchanged_except(*mutable: str) -> str:
     )
 
 
+AGENT_FIELDS_MESSAGE: Final = (
+    "timeout, onError and results of a step need executor: agent (spec.executor is kubelet)"
+)
+
 SPEC_RULES: Final = _rules(
     _rule(_unchanged_except("cancel"), SPEC_IMMUTABLE_MESSAGE),
+    _rule(
+        "!has(self.executor) || self.executor != 'kubelet' || "
+        "self.steps.all(s, !has(s.timeout) && !has(s.onError) && !has(s.results))",
+        AGENT_FIELDS_MESSAGE,
+    ),
     _rule(
         "!has(oldSelf.cancel) || !oldSelf.cancel || (has(self.cancel) && self.cancel)",
         CANCEL_FINAL_MESSAGE,
     ),
 )
+
+
+class ResultValue(msgspec.Struct, rename="camel", omit_defaults=True, kw_only=True):
+    """A result's value (the file's text exactly as the step wrote it)."""
+
+    name: str
+    value: str
 
 
 class StepStatus(msgspec.Struct, rename="camel", omit_defaults=True, kw_only=True):
@@ -394,6 +497,9 @@ class StepStatus(msgspec.Struct, rename="camel", omit_defaults=True, kw_only=Tru
     message: str | None = None
     started_at: Annotated[str, _datetime] | None = None
     finished_at: Annotated[str, _datetime] | None = None
+    results: Annotated[
+        list[ResultValue], _doc("The step's results (executor agent), as it wrote them.")
+    ] = []
 
 
 class Condition(msgspec.Struct, rename="camel", omit_defaults=True, kw_only=True):

@@ -32,6 +32,12 @@ Failure reasons (condition ``Succeeded=False``; the message names the step):
 ``InvalidPodSpec``            the API server rejected the pod (:func:`reconcile.rejected`)
 ``InvalidSpec``               the Task cannot be decoded (:func:`reconcile.undecodable`)
 ``TimedOut``                  ``spec.timeout`` (or the default) passed since creation
+``StepTimeout``               (agent) a step ran past its own ``timeout``
+``ResultsTooLarge``           (agent) a step's results do not fit its termination message
+                              (4096 bytes; the kubelet's 12 KiB per pod, shared by the
+                              pod's containers)
+``ImageLookupFailed``         (agent) a step without ``command``: its image's ENTRYPOINT
+                              would have to be read from the registry (not supported yet)
 ============================  ====================================================
 
 A Task with ``spec.cancel`` ends ``Cancelled`` (condition reason ``Cancelled``). Cancel and
@@ -62,6 +68,7 @@ from taskflow.status._reasons import (
     DEADLINE_EXCEEDED,
     EVICTED,
     FAILURE_REASONS,
+    IMAGE_LOOKUP_FAILED,
     IMAGE_PULL_FAILED,
     INVALID_POD_SPEC,
     INVALID_SPEC,
@@ -78,8 +85,10 @@ from taskflow.status._reasons import (
     REASON_STOPPING,
     REASON_SUCCEEDED,
     REASON_UNSCHEDULABLE,
+    RESULTS_TOO_LARGE,
     RETRYABLE_REASONS,
     STEP_FAILED,
+    STEP_TIMEOUT,
     TIMED_OUT,
 )
 from taskflow.status._stop import (
@@ -97,6 +106,7 @@ __all__ = [
     "DEADLINE_EXCEEDED",
     "EVICTED",
     "FAILURE_REASONS",
+    "IMAGE_LOOKUP_FAILED",
     "IMAGE_PULL_FAILED",
     "INVALID_POD_SPEC",
     "INVALID_SPEC",
@@ -114,8 +124,10 @@ __all__ = [
     "REASON_STOPPING",
     "REASON_SUCCEEDED",
     "REASON_UNSCHEDULABLE",
+    "RESULTS_TOO_LARGE",
     "RETRYABLE_REASONS",
     "STEP_FAILED",
+    "STEP_TIMEOUT",
     "STOP_DEADLINE",
     "TIMED_OUT",
     "Evaluation",

@@ -8,6 +8,7 @@ from typing import Final
 
 import msgspec
 
+from taskflow.api.executor import agent_problem
 from taskflow.api.pod import Pod
 from taskflow.api.task import (
     CANCELLED,
@@ -71,7 +72,8 @@ def evaluate(task: Task, pod: Pod | None, *, now: datetime, settings: Settings) 
     if old is not None and old.finished:
         return Evaluation(status=old)
     now = utc(now)
-    if (problem := spec_problem(task)) is not None:
+    problem = spec_problem(task) or agent_problem(task, settings.default_executor)
+    if problem is not None:
         ev = Evaluation(status=invalid_status(task, INVALID_SPEC, problem, now=now))
     elif pod is None and (stop := stop_of(task, now, settings)) is not None:
         ev = Evaluation(status=_stopped_without_pod(task, old, stop, now))

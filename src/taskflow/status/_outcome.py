@@ -22,6 +22,7 @@ from taskflow.api.task import (
     Task,
 )
 from taskflow.settings import Settings
+from taskflow.status._agent import STEP_REASON_RESULTS, STEP_REASON_TIMED_OUT
 from taskflow.status._clock import format_duration, parse_time, utc
 from taskflow.status._reasons import (
     CONFIG_RETRY,
@@ -42,7 +43,9 @@ from taskflow.status._reasons import (
     REASON_STOPPING,
     REASON_SUCCEEDED,
     REASON_UNSCHEDULABLE,
+    RESULTS_TOO_LARGE,
     STEP_FAILED,
+    STEP_TIMEOUT,
 )
 from taskflow.status._steps import became_current, current_step, is_failed
 from taskflow.status._stop import pod_stopped, stop_of
@@ -74,6 +77,13 @@ def _step_failure(task: Task, pod: Pod, steps: list[StepStatus], i: int) -> tupl
         and s.exit_code in (137, 143)
     ):
         return DEADLINE_EXCEEDED, _deadline_message(task, label)
+    if s.reason == STEP_REASON_TIMED_OUT:
+        return (
+            STEP_TIMEOUT,
+            f"{label} timed out ({s.message or 'its timeout'}; exit code {s.exit_code})",
+        )
+    if s.reason == STEP_REASON_RESULTS:
+        return RESULTS_TOO_LARGE, f"{label}: its results do not fit: {s.message}"
     if s.reason == "OOMKilled":
         return OOM_KILLED, (
             f"{label} was killed for exceeding its memory limit (OOMKilled, "

@@ -16,6 +16,12 @@ POD_DELETED: Final = "PodDeleted"
 INVALID_POD_SPEC: Final = "InvalidPodSpec"
 INVALID_SPEC: Final = "InvalidSpec"
 TIMED_OUT: Final = "TimedOut"
+#: executor agent: a step ran past its own timeout
+STEP_TIMEOUT: Final = "StepTimeout"
+#: executor agent: a step's results do not fit its termination message
+RESULTS_TOO_LARGE: Final = "ResultsTooLarge"
+#: executor agent: a step without command needs its image's ENTRYPOINT/CMD (not read yet)
+IMAGE_LOOKUP_FAILED: Final = "ImageLookupFailed"
 FAILURE_REASONS: Final = (
     STEP_FAILED,
     OOM_KILLED,
@@ -28,10 +34,19 @@ FAILURE_REASONS: Final = (
     INVALID_POD_SPEC,
     INVALID_SPEC,
     TIMED_OUT,
+    STEP_TIMEOUT,
+    RESULTS_TOO_LARGE,
+    IMAGE_LOOKUP_FAILED,
 )
 #: failures a new attempt may cure (spec.retries); the rest would fail the same way again,
 #: or were decided by the user (a timeout)
-RETRYABLE_REASONS: Final = frozenset(FAILURE_REASONS) - {INVALID_POD_SPEC, INVALID_SPEC, TIMED_OUT}
+RETRYABLE_REASONS: Final = frozenset(FAILURE_REASONS) - {
+    INVALID_POD_SPEC,
+    INVALID_SPEC,
+    TIMED_OUT,
+    RESULTS_TOO_LARGE,
+    IMAGE_LOOKUP_FAILED,
+}
 
 # --- other condition reasons ---
 REASON_PENDING: Final = "Pending"

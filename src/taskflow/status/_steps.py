@@ -13,10 +13,18 @@ from taskflow.api.task import (
     StepStatus,
     Task,
 )
+from taskflow.status._agent import (
+    STEP_REASON_CONTINUED,
+    STEP_REASON_RESULTS,
+    agent_step_statuses,
+    is_agent_pod,
+)
 from taskflow.status._clock import kubelet_time, parse_time, utc
 
 
 def step_statuses(task: Task, pod: Pod) -> list[StepStatus]:
+    if is_agent_pod(pod):
+        return agent_step_statuses(task, pod)
     by_name: dict[str, ContainerStatus] = {}
     for cs in [*pod.status.init_container_statuses, *pod.status.container_statuses]:
         by_name[cs.name] = cs
@@ -65,11 +73,15 @@ def progress(steps: list[StepStatus]) -> str:
 
 
 def _ok(s: StepStatus) -> bool:
-    return s.state == STEP_TERMINATED and s.exit_code == 0
+    """Finished without failing the Task (a failure with onError continue counts as ok)."""
+    return s.state == STEP_TERMINATED and not is_failed(s)
 
 
 def is_failed(s: StepStatus) -> bool:
-    return s.state == STEP_TERMINATED and s.exit_code != 0
+    """Finished and failing the Task."""
+    if s.state != STEP_TERMINATED or s.reason == STEP_REASON_CONTINUED:
+        return False
+    return s.exit_code != 0 or s.reason == STEP_REASON_RESULTS
 
 
 def current_step(steps: list[StepStatus]) -> int | None:

@@ -1,0 +1,242 @@
+"""Step hand-off on the real node: 20 no-op steps under the agent executor, the kubelet
+executor and the two raw-pod floors, in the same run; and the hand-off between 1 s steps from
+the agent's own timestamps.
+
+    flock /work/e2e.lock env KUBECONFIG=... python benchmarks/handoff_bench.py \\
+        --registry 127.0.0.1:35000 [--runs 3] [--steps 20]
+
+Deploys the operator with Helm into taskflow-system (so: only under the machine's e2e lock),
+with the agent image built and pushed by the e2e harness; then, one after another, ``--runs``
+times each (median reported):
+
+* ``agent``: a Task, ``executor: agent``, ``--steps`` busybox steps running ``true``;
+* ``kubelet``: the same Task with ``executor: kubelet`` (init containers);
+* ``raw-init``: a bare pod, the steps as init containers but the last (the kubelet's floor);
+* ``raw-parallel``: a bare pod, the steps as regular containers started together, each
+  waiting for the previous one's file in a shared emptyDir with a 10 ms shell poll.
+
+Wall time = from the create request to the moment a 100 ms poll sees the Task (or pod)
+finished, on this machine's clock: what a user waits, operator included for the Tasks.
+Hand-off: a Task of ``--chain`` ``sleep 1`` steps; next step's ``startedAt`` minus the previous
+step's ``finishedAt`` (the agents' millisecond timestamps in ``status.steps``).
+
+Prints a table and ``BENCH key=value`` lines.
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+NS = "taskflow-bench-handoff"
+BUSYBOX = "busybox:1.28"
+POLL = 0.1
+DEADLINE = 300.0
+
+
+def kubectl(*args: str, stdin: str | None = None) -> str:
+    proc = subprocess.run(
+        ["kubectl", *args], input=stdin, capture_output=True, text=True, check=False
+    )
+    if proc.returncode != 0:
+        raise RuntimeError(f"kubectl {' '.join(args)}: {proc.stderr.strip()}")
+    return proc.stdout
+
+
+def apply(obj: dict[str, Any]) -> None:
+    kubectl("create", "-f", "-", stdin=json.dumps(obj))
+
+
+def get(kind: str, name: str) -> dict[str, Any]:
+    out: dict[str, Any] = json.loads(kubectl("get", kind, name, "-n", NS, "-o", "json"))
+    return out
+
+
+def wait(what: str, done: Callable[[], bool]) -> float:
+    """Seconds until ``done()``, polled every POLL seconds (bounded by DEADLINE)."""
+    started = time.monotonic()
+    while not done():
+        if time.monotonic() - started > DEADLINE:
+            raise TimeoutError(f"{what}: not done within {DEADLINE:.0f}s")
+        time.sleep(POLL)
+    return time.monotonic() - started
+
+
+def task(name: str, executor: str, steps: list[dict[str, Any]]) -> dict[str, Any]:
+    return {
+        "apiVersion": "api.practice.com/v1alpha1",
+        "kind": "Task",
+        "metadata": {"name": name, "namespace": NS},
+        "spec": {"executor": executor, "steps": steps},
+    }
+
+
+def noop_steps(n: int) -> list[dict[str, Any]]:
+    return [{"name": f"s{i:02d}", "image": BUSYBOX, "command": ["true"]} for i in range(n)]
+
+
+def run_task(obj: dict[str, Any]) -> tuple[float, dict[str, Any]]:
+    name = obj["metadata"]["name"]
+    started = time.monotonic()
+    apply(obj)
+    last: dict[str, Any] = {}
+
+    def finished() -> bool:
+        last.update(get("task", name))
+        return (last.get("status") or {}).get("status") in ("Successful", "Failure")
+
+    wait(name, finished)
+    seconds = time.monotonic() - started
+    if last["status"]["status"] != "Successful":
+        raise RuntimeError(f"{name}: {json.dumps(last['status'])}")
+    return seconds, last
+
+
+def raw_pod(name: str, n: int, parallel: bool) -> dict[str, Any]:
+    mounts = [{"name": "done", "mountPath": "/done"}]
+    if parallel:
+        containers = []
+        for i in range(n):
+            wait_prev = f"while [ ! -f /done/{i - 1} ]; do sleep 0.01; done; " if i else ""
+            containers.append(
+                {
+                    "name": f"s{i:02d}",
+                    "image": BUSYBOX,
+                    "command": ["sh", "-c", f"{wait_prev}true; touch /done/{i}"],
+                    "volumeMounts": mounts,
+                }
+            )
+        spec: dict[str, Any] = {"containers": containers}
+    else:
+        steps = [{"name": f"s{i:02d}", "image": BUSYBOX, "command": ["true"]} for i in range(n)]
+        spec = {"initContainers": steps[:-1], "containers": steps[-1:]}
+    spec |= {"restartPolicy": "Never", "volumes": [{"name": "done", "emptyDir": {}}]}
+    return {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": name, "namespace": NS},
+        "spec": spec,
+    }
+
+
+def run_pod(obj: dict[str, Any]) -> float:
+    name = obj["metadata"]["name"]
+    started = time.monotonic()
+    apply(obj)
+
+    def finished() -> bool:
+        phase: str | None = get("pod", name)["status"].get("phase")
+        if phase == "Failed":
+            raise RuntimeError(f"pod {name} failed")
+        return phase == "Succeeded"
+
+    wait(name, finished)
+    return time.monotonic() - started
+
+
+def _ms(text: str) -> datetime:
+    return datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+
+def handoffs(status: dict[str, Any]) -> list[float]:
+    steps = status["steps"]
+    return [
+        (_ms(b["startedAt"]) - _ms(a["finishedAt"])).total_seconds() * 1000
+        for a, b in itertools.pairwise(steps)
+    ]
+
+
+def deploy_operator(kubeconfig: str, registry: str) -> str:
+    from tests.cluster.fixtures import FullCluster
+    from tests.e2e import deploy, images
+
+    cluster = FullCluster(kubeconfig, registry)
+    # this branch's CRD (helm never upgrades crds/; the Tasks here use spec.executor)
+    kubectl("apply", "--server-side", "--force-conflicts", "-f", str(ROOT / "charts/taskflow/crds"))
+    operator = deploy.build_and_push(registry)
+    agent = images.push_versioned(images.build_agent().tag, registry, "taskflow/agent")
+    proc = deploy.helm_install(cluster, operator, extra=("--set", f"agent.image={agent}"))
+    if proc.returncode != 0:
+        raise RuntimeError(f"helm install failed: {proc.stdout}{proc.stderr}")
+    return agent
+
+
+def uninstall(kubeconfig: str, registry: str) -> None:
+    from tests.cluster.fixtures import FullCluster
+
+    FullCluster(kubeconfig, registry).helm(
+        "uninstall", "taskflow", "-n", "taskflow-system", check=False
+    )
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--registry", default=os.environ.get("TASKFLOW_TEST_REGISTRY"))
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--steps", type=int, default=20)
+    parser.add_argument("--chain", type=int, default=11)
+    parser.add_argument("--no-deploy", action="store_true", help="the operator is installed")
+    opts = parser.parse_args()
+    kubeconfig = os.environ.get("KUBECONFIG")
+    if not kubeconfig or not opts.registry:
+        parser.error("needs KUBECONFIG and --registry (or TASKFLOW_TEST_REGISTRY)")
+    os.environ.setdefault("BUILDAH_ISOLATION", "chroot")
+    if not opts.no_deploy:
+        print(f"agent image: {deploy_operator(kubeconfig, opts.registry)}", file=sys.stderr)
+    kubectl("delete", "namespace", NS, "--ignore-not-found", "--wait=true")
+    kubectl("create", "namespace", NS)
+    walls: dict[str, list[float]] = {"agent": [], "kubelet": [], "raw-init": [], "raw-parallel": []}
+    try:
+        # warm-up: images on the node, the operator's informers
+        run_task(task("warm", "agent", noop_steps(2)))
+        for r in range(opts.runs):
+            n = opts.steps
+            walls["agent"].append(run_task(task(f"agent-{r}", "agent", noop_steps(n)))[0])
+            walls["kubelet"].append(run_task(task(f"kubelet-{r}", "kubelet", noop_steps(n)))[0])
+            walls["raw-init"].append(run_pod(raw_pod(f"raw-init-{r}", n, parallel=False)))
+            walls["raw-parallel"].append(run_pod(raw_pod(f"raw-par-{r}", n, parallel=True)))
+            done = ", ".join(f"{k} {v[-1]:.1f}s" for k, v in walls.items())
+            print(f"run {r + 1}: {done}", file=sys.stderr, flush=True)
+        chain = [
+            {"name": f"s{i:02d}", "image": BUSYBOX, "command": ["sleep", "1"]}
+            for i in range(opts.chain)
+        ]
+        _, chained = run_task(task("chain", "agent", chain))
+        gaps = handoffs(chained["status"])
+    finally:
+        kubectl("delete", "namespace", NS, "--ignore-not-found", "--wait=false")
+        if not opts.no_deploy:
+            uninstall(kubeconfig, opts.registry)
+    floor = statistics.median(walls["raw-parallel"])
+    print(f"\n{opts.steps} no-op steps, median of {opts.runs} (create -> seen finished)")
+    print(f"{'variant':<14}{'median s':>10}{'runs':>24}{'x parallel floor':>18}")
+    for name, values in walls.items():
+        med = statistics.median(values)
+        runs = " ".join(f"{v:.1f}" for v in values)
+        print(f"{name:<14}{med:>10.1f}{runs:>24}{med / floor:>18.2f}")
+        print(f"BENCH handoff_{name.replace('-', '_')}_s={med:.2f}")
+    print(f"BENCH agent_vs_parallel_floor={statistics.median(walls['agent']) / floor:.2f}")
+    print(
+        f"\nhand-off between {opts.chain} 'sleep 1' steps (agent timestamps): "
+        f"median {statistics.median(gaps):.0f} ms, max {max(gaps):.0f} ms"
+    )
+    print(f"BENCH handoff_1s_steps_median_ms={statistics.median(gaps):.1f}")
+    print(f"BENCH handoff_1s_steps_max_ms={max(gaps):.1f}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

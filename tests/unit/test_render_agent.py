@@ -1,0 +1,366 @@
+"""The agent executor's pod (docs/agent.md) and the choice of executor."""
+
+from __future__ import annotations
+
+import json
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from taskflow.api import decode_task
+from taskflow.api.executor import agent_problem, executor_of
+from taskflow.api.task import INSTALL_CONTAINER
+from taskflow.render import (
+    ImageLookupError,
+    RenderError,
+    pod_resources,
+    quantity,
+    render_pod,
+)
+from taskflow.settings import Settings
+from tests.unit.builders import step, task
+
+AGENT = Settings(default_executor="agent", agent_image="reg.local/agent@sha256:" + "1" * 64)
+KUBELET = Settings(default_executor="kubelet")
+BIN = "/taskflow/bin/taskflow-agent"
+SEED = Path(__file__).parent.parent / "data" / "seed"
+
+
+def _containers(pod: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {c["name"]: c for c in pod["spec"]["containers"]}
+
+
+def _mounts(c: dict[str, Any]) -> dict[str, tuple[str, bool]]:
+    return {m["mountPath"]: (m["name"], bool(m.get("readOnly"))) for m in c["volumeMounts"]}
+
+
+# --- which executor ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("spec", "steps", "settings", "expected"),
+    [
+        ({}, [step("a", command=["x"])], KUBELET, "kubelet"),
+        ({}, [step("a", command=["x"])], AGENT, "agent"),
+        ({"executor": "kubelet"}, [step("a", command=["x"])], AGENT, "kubelet"),
+        ({"executor": "agent"}, [step("a", command=["x"])], KUBELET, "agent"),
+        ({}, [step("a", command=["x"], timeout="1s")], KUBELET, "agent"),
+        ({}, [step("a", command=["x"], onError="continue")], KUBELET, "agent"),
+        ({}, [step("a", command=["x"], results=[{"name": "r"}])], KUBELET, "agent"),
+    ],
+)
+def test_executor_of(
+    spec: dict[str, Any], steps: list[dict[str, Any]], settings: Settings, expected: str
+) -> None:
+    assert executor_of(task(*steps, **spec), settings.default_executor) == expected
+
+
+@pytest.mark.parametrize("fname", sorted(p.name for p in SEED.glob("*.yaml")))
+def test_kubelet_pods_do_not_depend_on_agent_settings(fname: str) -> None:
+    t = decode_task(yaml.safe_load((SEED / fname).read_text()) | {"metadata": {"name": "x"}})
+    assert json.dumps(render_pod(t, KUBELET)) == json.dumps(
+        render_pod(t, Settings(agent_image="elsewhere/agent:1"))
+    )
+    assert "taskflow-agent" not in json.dumps(render_pod(t, KUBELET))
+
+
+# --- the pod ----------------------------------------------------------------------------------
+
+
+def test_install_container_and_step_commands() -> None:
+    t = task(
+        step("a", command=["sh", "-c", "echo  two  spaces"], args=["--x", "$(HOME)"]),
+        step("b", command=["make"], timeout="1m30s", onError="continue"),
+        step("c", script="echo hi", args=["p"], results=[{"name": "r1"}, {"name": "r2"}]),
+        executor="agent",
+    )
+    pod = render_pod(t, AGENT)
+    spec = pod["spec"]
+    assert spec["initContainers"] == [
+        {
+            "name": INSTALL_CONTAINER,
+            "image": AGENT.agent_image,
+            "command": ["/taskflow-agent", "install", "/taskflow/bin"],
+            "volumeMounts": [{"name": "taskflow-bin", "mountPath": "/taskflow/bin"}],
+            "terminationMessagePolicy": "FallbackToLogsOnError",
+        }
+    ]
+    cs = _containers(pod)
+    assert list(cs) == ["a", "b", "c"]  # all regular containers, in spec order
+    tail = ["--termination-path", "/dev/termination-log", "--"]
+    assert cs["a"]["command"] == [
+        BIN,
+        "step",
+        "--name",
+        "a",
+        *tail,
+        "sh",
+        "-c",
+        "echo  two  spaces",
+        "--x",
+        "$(HOME)",
+    ]
+    assert cs["b"]["command"] == [
+        BIN,
+        "step",
+        "--name",
+        "b",
+        "--prev",
+        "a",
+        "--timeout",
+        "1m30s",
+        "--on-error",
+        "continue",
+        *tail,
+        "make",
+    ]
+    assert cs["c"]["command"] == [
+        BIN,
+        "step",
+        "--name",
+        "c",
+        "--prev",
+        "b",
+        "--result",
+        "r1",
+        "--result",
+        "r2",
+        "--script",
+        "/taskflow/scripts/c",
+        *tail,
+        "p",
+    ]
+    for c in cs.values():
+        assert "args" not in c
+        assert c["terminationMessagePolicy"] == "File"
+        assert not {"timeout", "onError", "results"} & set(c)
+    assert pod["metadata"]["annotations"] == {"script.api.practice.com/c": "#!/bin/sh\necho hi"}
+
+
+def test_run_directories_rw_in_own_step_ro_later_absent_earlier() -> None:
+    t = task(*(step(n, command=["true"]) for n in "abc"), executor="agent")
+    pod = render_pod(t, AGENT)
+    cs = _containers(pod)
+    run = {
+        name: {p: v for p, v in _mounts(c).items() if p.startswith("/taskflow/run/")}
+        for name, c in cs.items()
+    }
+    assert run == {
+        "a": {"/taskflow/run/a": ("taskflow-run-0", False)},
+        "b": {
+            "/taskflow/run/a": ("taskflow-run-0", True),
+            "/taskflow/run/b": ("taskflow-run-1", False),
+        },
+        "c": {
+            "/taskflow/run/a": ("taskflow-run-0", True),
+            "/taskflow/run/b": ("taskflow-run-1", True),
+            "/taskflow/run/c": ("taskflow-run-2", False),
+        },
+    }
+    for c in cs.values():
+        assert _mounts(c)["/taskflow/bin"] == ("taskflow-bin", True)
+        assert _mounts(c)["/workspace"] == ("taskflow-workspace", False)
+    names = [v["name"] for v in pod["spec"]["volumes"]]
+    assert names == [
+        "taskflow-workspace",
+        "taskflow-bin",
+        "taskflow-run-0",
+        "taskflow-run-1",
+        "taskflow-run-2",
+    ]
+
+
+def test_result_paths_are_substituted_at_render_time() -> None:
+    t = task(
+        step(
+            "a",
+            command=["sh", "-c", "echo x > $(results.out.path); echo $(results.other.path)"],
+            args=["$(results.out.path)"],
+            env=[{"name": "P", "value": "at $(results.out.path)"}, {"name": "Q", "valueFrom": {}}],
+            results=[{"name": "out"}],
+        ),
+        step(
+            "b",
+            script="cat $(results.r.path) $(steps.a.results.out)",
+            results=[{"name": "r"}],
+        ),
+    )
+    pod = render_pod(t, KUBELET)  # results make it an agent Task
+    cs = _containers(pod)
+    assert cs["a"]["command"][-3:] == [
+        "-c",
+        "echo x > /taskflow/run/a/results/out; echo $(results.other.path)",  # undeclared: kept
+        "/taskflow/run/a/results/out",
+    ]
+    assert cs["a"]["env"] == [
+        {"name": "P", "value": "at /taskflow/run/a/results/out"},
+        {"name": "Q", "valueFrom": {}},
+    ]
+    assert pod["metadata"]["annotations"]["script.api.practice.com/b"] == (
+        "#!/bin/sh\ncat /taskflow/run/b/results/r $(steps.a.results.out)"  # the agent's part
+    )
+
+
+def test_a_step_without_command_cannot_run_under_the_agent_yet() -> None:
+    t = task(step("a", command=["true"]), step("b", args=["10"]), executor="agent")
+    with pytest.raises(ImageLookupError, match=r"set command .* or use executor: kubelet"):
+        render_pod(t, KUBELET)
+    assert render_pod(task(step("b", args=["10"])), KUBELET)  # the kubelet runs ENTRYPOINT
+
+
+@pytest.mark.parametrize(
+    ("steps", "executor", "problem"),
+    [
+        ([step("a", command=["x"], timeout="1s")], "kubelet", "need executor: agent"),
+        ([step(INSTALL_CONTAINER, command=["x"])], "agent", "taken by the agent's install"),
+        (
+            [step("a", command=["echo", "$(steps.zz.results.r)"])],
+            "agent",
+            "step a: $(steps.zz.results.r) names no step of this Task",
+        ),
+        (
+            [step("a", command=["$(steps.b.results.r)"]), step("b", command=["x"])],
+            "agent",
+            "names a step that has not run before it",
+        ),
+        (
+            [step("a", command=["$(steps.a.results.r)"], results=[{"name": "r"}])],
+            "agent",
+            "names a step that has not run before it",
+        ),
+        (
+            [
+                step("a", command=["x"], results=[{"name": "r"}]),
+                step("b", env=[{"name": "E", "value": "$(steps.a.results.q)"}], command=["y"]),
+            ],
+            "agent",
+            "step b: $(steps.a.results.q): step a declares no result 'q'",
+        ),
+        (
+            [
+                step("a", command=["x"], results=[{"name": "r"}]),
+                step("b", script="$(steps.a.results.s)"),
+            ],
+            "agent",
+            "declares no result 's'",
+        ),
+    ],
+)
+def test_spec_problems_of_the_agent(
+    steps: list[dict[str, Any]], executor: str, problem: str
+) -> None:
+    t = task(*steps, executor=executor)
+    assert problem in (agent_problem(t, AGENT.default_executor) or "")
+    with pytest.raises(RenderError):
+        render_pod(t, AGENT)
+
+
+def test_valid_references_and_lookalikes_pass() -> None:
+    t = task(
+        step("a", command=["x"], results=[{"name": "r"}]),
+        step("b", command=["$(steps.a.results.r)", "$(date)", "$(steps.A.results.r)"]),
+        executor="agent",
+    )
+    assert agent_problem(t, AGENT.default_executor) is None
+    # under the kubelet the same text is only text
+    k = task(step("a", command=["echo", "$(steps.zz.results.r)"]), executor="kubelet")
+    assert agent_problem(k, AGENT.default_executor) is None
+
+
+# --- requests: max, not sum ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "value"),
+    [
+        ("1", Decimal(1)),
+        ("500m", Decimal("0.5")),
+        ("1.5", Decimal("1.5")),
+        ("64Mi", Decimal(64 * 2**20)),
+        ("1G", Decimal(10**9)),
+        ("1e3", Decimal(1000)),
+        ("2E-3", Decimal("0.002")),
+        (2, Decimal(2)),
+    ],
+)
+def test_quantity(text: str | int, value: Decimal) -> None:
+    assert quantity(text) == value
+
+
+@pytest.mark.parametrize("text", ["", "lots", "1mi", "1 Gi"])
+def test_quantity_rejects(text: str) -> None:
+    with pytest.raises(ValueError, match="not a quantity"):
+        quantity(text)
+
+
+def _res(**kw: Any) -> dict[str, Any]:
+    return {"resources": kw}
+
+
+@pytest.mark.parametrize(
+    ("resources", "expected"),
+    [
+        ([{}, {}], None),
+        (
+            [
+                _res(requests={"cpu": "500m", "memory": "1Gi"}),
+                _res(requests={"cpu": "2", "memory": "64Mi"}),
+            ],
+            {"requests": {"cpu": "2", "memory": "1Gi"}},
+        ),
+        # a limit only when every step has one (else a step without one would be capped)
+        (
+            [_res(limits={"memory": "128Mi"}), _res(requests={"memory": "64Mi"})],
+            {"requests": {"memory": "128Mi"}},
+        ),
+        (
+            [_res(limits={"memory": "128Mi"}), _res(limits={"memory": "1G"})],
+            {"requests": {"memory": "1G"}, "limits": {"memory": "1G"}},
+        ),
+        ([_res(requests={"ephemeral-storage": "1Gi"}), {}], None),
+    ],
+)
+def test_pod_level_resources_are_the_max(
+    resources: list[dict[str, Any]], expected: dict[str, Any] | None
+) -> None:
+    t = task(*(step(f"s{i}", command=["x"], **r) for i, r in enumerate(resources)))
+    assert pod_resources(list(t.spec.steps)) == expected
+
+
+def test_containers_keep_only_what_the_pod_level_cannot_take() -> None:
+    t = task(
+        step("a", command=["x"], **_res(requests={"cpu": "1", "ephemeral-storage": "1Gi"})),
+        step("b", command=["x"], **_res(limits={"cpu": "2"})),
+        executor="agent",
+    )
+    pod = render_pod(t, AGENT)
+    cs = _containers(pod)
+    assert cs["a"]["resources"] == {"requests": {"ephemeral-storage": "1Gi"}}
+    assert "resources" not in cs["b"]
+    assert pod["spec"]["resources"] == {"requests": {"cpu": "2"}}
+
+
+def test_reconcile_ends_a_commandless_agent_task_image_lookup_failed() -> None:
+    from taskflow.reconcile import plan
+    from tests.unit.builders import SETTINGS, at
+
+    t = task(step("a", command=["true"]), step("b", args=["10"]), executor="agent")
+    p = plan(t, None, now=at(0), settings=SETTINGS)
+    assert p.create_pod is None
+    assert p.status is not None
+    assert p.status.status == "Failure"
+    cond = p.status.condition()
+    assert cond is not None
+    assert cond.reason == "ImageLookupFailed"
+    assert "step b" in (cond.message or "")
+    assert "executor: kubelet" in (cond.message or "")
+
+
+def test_the_default_agent_image_is_the_operators_version() -> None:
+    from taskflow import __version__
+
+    pod = render_pod(task(step("a", command=["x"]), executor="agent"), KUBELET)
+    assert pod["spec"]["initContainers"][0]["image"] == f"taskflow/agent:{__version__}"
