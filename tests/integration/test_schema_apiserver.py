@@ -66,11 +66,17 @@ class Kube:
 
         return self.run(go)
 
-    def patch_task(self, name: str, patch: dict[str, Any]) -> dict[str, Any]:
+    def patch_task(
+        self, name: str, patch: dict[str, Any], *, subresource: str = ""
+    ) -> dict[str, Any]:
         async def go(api: client.ApiClient) -> dict[str, Any]:
-            out: dict[str, Any] = await _any(
-                client.CustomObjectsApi(api)
-            ).patch_namespaced_custom_object(
+            objs = _any(client.CustomObjectsApi(api))
+            call = (
+                objs.patch_namespaced_custom_object_status
+                if subresource == "status"
+                else objs.patch_namespaced_custom_object
+            )
+            out: dict[str, Any] = await call(
                 GROUP,
                 VERSION,
                 self.namespace,
@@ -349,6 +355,19 @@ def test_spec_is_immutable_but_metadata_is_not(kube: Kube) -> None:
         assert "spec is immutable except spec.cancel" in (info.value.body or ""), change
     patched = kube.patch_task("immutable", {"metadata": {"labels": {"team": "x"}}})
     assert patched["metadata"]["labels"] == {"team": "x"}
+
+
+def test_a_final_status_word_cannot_be_changed_by_anyone(kube: Kube) -> None:
+    kube.create_task(task_body("final", ok("a")))
+    kube.patch_task("final", {"status": {"status": "Running"}}, subresource="status")
+    kube.patch_task("final", {"status": {"status": "Failure"}}, subresource="status")
+    for word in ("Running", "Successful", None):
+        with pytest.raises(ApiException) as info:
+            kube.patch_task("final", {"status": {"status": word}}, subresource="status")
+        assert info.value.status == 422
+        assert "a finished Task's status cannot change" in (info.value.body or ""), word
+    # other status fields (e.g. a reader's annotations of it) are not frozen by this rule
+    kube.patch_task("final", {"status": {"progress": "1/1"}}, subresource="status")
 
 
 def test_cancel_is_the_one_change_allowed_and_cannot_be_undone(kube: Kube) -> None:

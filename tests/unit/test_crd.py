@@ -26,7 +26,7 @@ from taskflow.api.schema import (
     structural_errors,
     walk,
 )
-from taskflow.api.task import CANCEL_FINAL_MESSAGE, SPEC_IMMUTABLE_MESSAGE
+from taskflow.api.task import CANCEL_FINAL_MESSAGE, FINAL_STATUS_MESSAGE, SPEC_IMMUTABLE_MESSAGE
 
 ROOT = Path(__file__).resolve().parents[2]
 SWAGGER = Path.home() / "go/pkg/mod/k8s.io/kubernetes@v1.34.4/api/openapi-spec/swagger.json"
@@ -315,6 +315,7 @@ def test_cel_rules_have_messages() -> None:
     by_message = {r["message"]: path for path, r in rules}
     assert by_message[SPEC_IMMUTABLE_MESSAGE] == ".spec"
     assert by_message[CANCEL_FINAL_MESSAGE] == ".spec"
+    assert by_message[FINAL_STATUS_MESSAGE] == ".status"
     assert by_message["must be a duration such as 30s, 10m or 1h30m"] == ".spec.timeout"
     assert by_message["step names must be unique"] == ".spec.steps"
     assert by_message["a step has either script or command, not both"] == ".spec.steps[]"

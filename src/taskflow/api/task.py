@@ -526,6 +526,20 @@ class AttemptStatus(msgspec.Struct, rename="camel", omit_defaults=True, kw_only=
     steps: Annotated[list[StepStatus], _doc("The steps of that attempt, in spec order.")] = []
 
 
+FINAL_STATUS_MESSAGE: Final = (
+    "a finished Task's status cannot change: Successful, Failure and Cancelled are final"
+)
+_FINAL_WORDS: Final = "[" + ", ".join(f"'{w}'" for w in (SUCCESSFUL, FAILURE, CANCELLED)) + "]"
+#: Another writer (a script, a second operator) cannot reopen or flip a finished Task.
+STATUS_RULES: Final = _rules(
+    _rule(
+        f"!has(oldSelf.status) || !(oldSelf.status in {_FINAL_WORDS}) || "
+        "(has(self.status) && self.status == oldSelf.status)",
+        FINAL_STATUS_MESSAGE,
+    )
+)
+
+
 class TaskStatus(msgspec.Struct, rename="camel", omit_defaults=True, kw_only=True):
     """Observed state of a Task. Never changes again once ``status`` is Successful, Failure
     or Cancelled."""
@@ -593,4 +607,4 @@ class Task(msgspec.Struct, rename="camel", omit_defaults=True, kw_only=True):
     kind: str = KIND
     metadata: ObjectMeta = msgspec.field(default_factory=ObjectMeta)
     spec: Annotated[TaskSpec, SPEC_RULES]
-    status: TaskStatus | None = None
+    status: Annotated[TaskStatus, STATUS_RULES] | None = None
