@@ -85,7 +85,7 @@ def handoff(kubeconfig: str, quick: bool) -> list[Metric]:
 
 
 async def cluster_parts(
-    kubeconfig: str, parts: Sequence[str], quick: bool, within: float
+    kubeconfig: str, parts: Sequence[str], sizes: dict[str, int], within: float
 ) -> tuple[dict[str, list[Metric]], list[str]]:
     from taskflow.engine.kube import connect
 
@@ -107,7 +107,7 @@ async def cluster_parts(
         }
         for part in parts:
             if part in runners:
-                n = SIZES[part][0 if quick else 1]
+                n = sizes[part]
                 started = time.monotonic()
                 results[part] = await runners[part](n)
                 print(f"{part}: N={n}, {time.monotonic() - started:.0f} s", file=sys.stderr)
@@ -141,10 +141,23 @@ def main(argv: Sequence[str] | None = None) -> int:
         default=ROOT / ".bench" / "results.json",
         help="results of earlier --only runs, merged into the page (default: %(default)s)",
     )
+    parser.add_argument(
+        "--size",
+        action="append",
+        default=[],
+        metavar="PART=N",
+        help="override a part's N (e.g. scale=5000 when 10k is too slow here)",
+    )
     parser.add_argument("--agent-image", help="REGISTRY/REPO:TAG of a pushed agent image")
     parser.add_argument("--timeout", type=float, default=540, help="per wait, seconds")
     opts = parser.parse_args(argv)
     parts = opts.only or list(PARTS)
+    sizes = {part: both[0 if opts.quick else 1] for part, both in SIZES.items()}
+    for item in opts.size:
+        part, _, n = item.partition("=")
+        if part not in SIZES or not n.isdigit():
+            parser.error(f"--size {item!r}: want PART=N, PART one of {', '.join(SIZES)}")
+        sizes[part] = int(n)
     docs = opts.docs or (None if opts.quick else ROOT / "docs" / "benchmarks.md")
 
     session = None
@@ -160,7 +173,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if "handoff" in parts and kubeconfig:
             results["handoff"] = handoff(kubeconfig, opts.quick)
         if kubeconfig:
-            got, notes = asyncio.run(cluster_parts(kubeconfig, parts, opts.quick, opts.timeout))
+            got, notes = asyncio.run(cluster_parts(kubeconfig, parts, sizes, opts.timeout))
             results.update(got)
         if "agent" in parts:
             image = None

@@ -6,6 +6,8 @@ operator marks the Task Successful). Also how long the API server took to take t
 from __future__ import annotations
 
 import asyncio
+import subprocess
+import sys
 import time
 from datetime import UTC, datetime
 
@@ -25,15 +27,16 @@ async def run(kube: Kube, kubeconfig: str, n: int, within: float) -> list[Metric
         with operator(kubeconfig, ns) as op:
             await op.wait_ready()
             idle = await settled_rss(op)
-            start = time.monotonic()
+            create_s = 0.0  # creating and waiting only, not the RSS readings between
             made = 0
             for size in sizes:
                 docs = [kubeops.one_step_task(f"t-{i:05d}", pinned=True) for i in range(made, size)]
+                start = time.monotonic()
                 await kubeops.create_all(kube, kubeops.TASKS.format(ns=ns), docs)
                 made = size
                 await _wait_states(kube, ns, size, {"Pending"}, within, op)
+                create_s += time.monotonic() - start
                 rss.append(await settled_rss(op))
-            create_s = time.monotonic() - start
             start = time.monotonic()
             at = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
             patches = [
@@ -50,6 +53,14 @@ async def run(kube: Kube, kubeconfig: str, n: int, within: float) -> list[Metric
     k = [f"{s / 1000:g}k" if s >= 1000 else str(s) for s in sizes]
     miss = f"; {rss[2] / GOAL_MB:.2f}x the goal" if rss[2] > GOAL_MB else ""
     return [
+        Metric("rss.python_mb", "python alone (peak RSS)", import_rss_mb(""), "MB"),
+        Metric(
+            "rss.k8s_client_import_mb",
+            "python + import kubernetes_asyncio.client (peak RSS)",
+            import_rss_mb("kubernetes_asyncio.client"),
+            "MB",
+            "what bounds the operator's floor",
+        ),
         Metric("rss.idle_mb", "operator RSS, ready, no Tasks", idle, "MB"),
         Metric(
             "rss.tasks_1k_mb", f"operator RSS, {k[0]} Tasks + pods cached (Pending)", rss[0], "MB"
@@ -78,6 +89,16 @@ async def run(kube: Kube, kubeconfig: str, n: int, within: float) -> list[Metric
             f"{n / finish_s:.0f} Tasks/s",
         ),
     ]
+
+
+def import_rss_mb(module: str) -> float:
+    """Peak RSS of a fresh interpreter that imports ``module`` ("" = none): what the
+    operator's process holds before any Task (kubernetes-asyncio's client loads every model
+    class of the API)."""
+    code = f"import resource{', ' + module if module else ''}; "
+    code += "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    return int(out.stdout) * 1024 / 1e6
 
 
 async def _wait_states(
