@@ -4,6 +4,7 @@ watching only the bench's namespace; its resident set read from /proc."""
 from __future__ import annotations
 
 import asyncio
+import signal
 import socket
 import subprocess
 import sys
@@ -18,6 +19,8 @@ from pathlib import Path
 # The bench measures the engine's own ceiling, not its client-side politeness: no --qps
 # limit (the default 50/s would bound every rate below at ~25 Tasks/s).
 OPERATOR_ARGS = ("--qps", "0", "--log-level", "warning")
+EXTRA_ARGS: list[str] = []  # run.py's --operator-arg (e.g. --workers=16), for experiments
+PROFILES: list[Path] = []  # run.py's --profile DIR: py-spy samples each operator run here
 
 
 def rss_mb(pid: int) -> float:
@@ -68,19 +71,41 @@ class Operator:
         return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
 
 
+def _py_spy(pid: int, name: str) -> subprocess.Popen[bytes] | None:
+    """``py-spy record`` of the operator into the --profile directory (collapsed stacks:
+    one ``frame;frame;... count`` line per stack), if one was asked for."""
+    if not PROFILES:
+        return None
+    out = PROFILES[0] / f"{name}.txt"
+    argv = ["py-spy", "record", "--pid", str(pid), "--rate", "50", "--format", "raw"]
+    argv += ["--output", str(out), "--nonblocking"]
+    return subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
 @contextmanager
 def operator(kubeconfig: str, namespace: str) -> Iterator[Operator]:
     """Run the operator for ``namespace`` until the block ends (SIGTERM, then SIGKILL)."""
     port = _free_port()
     argv = [sys.executable, "-m", "taskflow", "run", "--kubeconfig", kubeconfig]
-    argv += ["--namespace", namespace, "--bind-address", f"127.0.0.1:{port}", *OPERATOR_ARGS]
+    argv += [
+        "--namespace",
+        namespace,
+        "--bind-address",
+        f"127.0.0.1:{port}",
+        *OPERATOR_ARGS,
+        *EXTRA_ARGS,
+    ]
     with tempfile.TemporaryDirectory(prefix="bench-operator-") as tmp:
         log = Path(tmp) / "operator.log"
         with log.open("wb") as out:
             proc = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT)
+        spy = _py_spy(proc.pid, namespace)
         try:
             yield Operator(proc, port, log)
         finally:
+            if spy is not None:
+                spy.send_signal(signal.SIGINT)  # py-spy writes its file on SIGINT
+                spy.wait(timeout=60)
             proc.terminate()
             try:
                 proc.wait(timeout=15)

@@ -32,7 +32,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from . import agent, burst, kubeops, latency, scale
+from . import agent, burst, kubeops, latency, operator_proc, scale
 from .report import Metric, bench_lines, markdown, text_table
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -148,6 +148,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         metavar="PART=N",
         help="override a part's N (e.g. scale=5000 when 10k is too slow here)",
     )
+    parser.add_argument(
+        "--operator-arg",
+        action="append",
+        default=[],
+        metavar="ARG",
+        help="extra argument of the operator under test, e.g. --operator-arg=--workers=16",
+    )
+    parser.add_argument(
+        "--profile",
+        type=Path,
+        metavar="DIR",
+        help="sample the operator with py-spy (pip install py-spy) into DIR/<namespace>.txt",
+    )
     parser.add_argument("--agent-image", help="REGISTRY/REPO:TAG of a pushed agent image")
     parser.add_argument("--timeout", type=float, default=540, help="per wait, seconds")
     opts = parser.parse_args(argv)
@@ -160,6 +173,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         sizes[part] = int(n)
     docs = opts.docs or (None if opts.quick else ROOT / "docs" / "benchmarks.md")
 
+    operator_proc.EXTRA_ARGS[:] = opts.operator_arg
+    if opts.profile:
+        opts.profile.mkdir(parents=True, exist_ok=True)
+        operator_proc.PROFILES[:] = [opts.profile]
     session = None
     kubeconfig = opts.kubeconfig
     if kubeconfig is None and set(parts) - {"agent"}:
@@ -189,6 +206,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     facts = machine()
     facts["size"] = "quick (CI smoke test, not for quoting)" if opts.quick else "full"
+    facts["operator"] = " ".join(
+        ["python -m taskflow run", *operator_proc.OPERATOR_ARGS, *opts.operator_arg]
+    )
     if opts.only and not opts.quick:
         # Parts run one at a time (each under the machine's lock) add up to the page.
         saved = _load(opts.results)
