@@ -32,7 +32,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from . import agent, burst, kubeops, latency, operator_proc, scale
+from . import agent, burst, goals, kubeops, latency, operator_proc, scale
 from .report import Metric, bench_lines, markdown, text_table
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -223,6 +223,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             if p in saved
         ] + [n for p in PARTS if p in saved for n in saved[p]["notes"]]
     metrics = [m for part in PARTS for m in results.get(part, [])]
+    notes += goals.notes({m.key: m.value for m in metrics})
     if "handoff" in parts and not results.get("handoff"):
         notes.append(f"{HANDOFF_MODULE} is not in this tree: no handoff rows")
     print(text_table(metrics))

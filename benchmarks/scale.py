@@ -53,6 +53,7 @@ async def run(kube: Kube, kubeconfig: str, n: int, within: float) -> list[Metric
     k = [f"{s / 1000:g}k" if s >= 1000 else str(s) for s in sizes]
     miss = f"; {rss[2] / GOAL_MB:.2f}x the goal" if rss[2] > GOAL_MB else ""
     return [
+        Metric("scale.tasks", "Tasks (and pods) in the scale run", n, "Tasks"),
         Metric("rss.python_mb", "python alone", import_rss_mb(""), "MB"),
         Metric(
             "rss.k8s_client_import_mb",

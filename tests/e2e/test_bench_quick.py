@@ -32,6 +32,7 @@ KEYS = [
     "rss.tasks_5k_mb",
     "rss.tasks_10k_mb",
     "rss.tasks_10k_finished_mb",
+    "scale.tasks",
     "scale.create_s",
     "scale.finish_s",
     "agent.start_ms",
