@@ -119,9 +119,33 @@ async def namespace(kube: Kube, prefix: str) -> AsyncIterator[str]:
     body = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}}
     await kube.request("POST", "/api/v1/namespaces", body=msgspec.json.encode(body))
     try:
+        await _wait_populated(kube, name)
         yield name
     finally:
         await kube.request("DELETE", f"/api/v1/namespaces/{name}")
+
+
+async def _wait_populated(kube: Kube, ns: str) -> None:
+    """Wait for what controllers add to a new namespace: the ``default`` ServiceAccount
+    (pods are refused without it) and the ``kube-root-ca.crt`` ConfigMap (the kubelet
+    retries, with back-off, a pod's token volume until it exists): else whichever part runs
+    first in the namespace pays for it."""
+    paths = [
+        f"/api/v1/namespaces/{ns}/serviceaccounts/default",
+        f"/api/v1/namespaces/{ns}/configmaps/kube-root-ca.crt",
+    ]
+
+    async def populated() -> bool:
+        try:
+            for path in paths:
+                await kube.request("GET", path)
+        except ApiError as exc:
+            if exc.status != 404:
+                raise
+            return False
+        return True
+
+    await wait_until(populated, f"namespace {ns} populated", within=60, interval=0.2)
 
 
 async def wait_until(
