@@ -14,19 +14,14 @@ RSS = "inotify: RSS per waiter, median (MB)"
 PSS = "inotify: PSS per waiter, mean of {n} (MB)"
 
 
-def run(runs: int, waiters: int, image: tuple[str, str, str] | None) -> list[Metric]:
-    """``image``: (registry host:port, repository, tag) of a pushed agent image, if any."""
+def run(runs: int, waiters: int, image: str | None) -> list[Metric]:
+    """``image``: a built agent image, ``localhost/...`` (buildah's storage: uncompressed
+    size) or ``HOST:PORT/REPO:TAG`` in a plain-HTTP registry (compressed, as pushed)."""
     binary = agent_bench.cached_binary()
     with tempfile.TemporaryDirectory(prefix="bench-agent-") as tmp:
         start = agent_bench.startup(binary, runs, Path(tmp))
         idle = agent_bench.idle(binary, waiters, "inotify", Path(tmp))
-    image_mb: float | None = None
-    note = "no agent image given (--agent-image): see agent.binary_mb"
-    if image is not None:
-        from tests.e2e.images import registry_image_size
-
-        image_mb = registry_image_size(*image) / 1e6
-        note = f"{image[1]}:{image[2]}, compressed, as pushed"
+    image_mb, how = _image_mb(image) if image else (None, "")
     return [
         Metric(
             "agent.start_ms",
@@ -42,9 +37,26 @@ def run(runs: int, waiters: int, image: tuple[str, str, str] | None) -> list[Met
             f"PSS {idle[PSS.format(n=waiters)]:.2f} MB (shared pages split)",
         ),
         Metric(
-            "agent.image_mb", "agent image size", image_mb, "MB", note=note if not image_mb else ""
+            "agent.image_mb",
+            f"agent image {image} ({how})" if image else "agent image",
+            image_mb,
+            "MB",
+            note="" if image else "no --agent-image given: see agent.binary_mb",
         ),
         Metric(
-            "agent.binary_mb", "static taskflow-agent executable", binary.stat().st_size / 1e6, "MB"
+            "agent.binary_mb",
+            "static taskflow-agent executable",
+            binary.stat().st_size / 1e6,
+            "MB",
         ),
     ]
+
+
+def _image_mb(image: str) -> tuple[float, str]:
+    from tests.e2e import images
+
+    if image.startswith("localhost/"):
+        return images.image_size(image) / 1e6, "uncompressed, buildah"
+    host, _, rest = image.partition("/")
+    repo, _, tag = rest.rpartition(":")
+    return images.registry_image_size(host, repo, tag) / 1e6, "compressed, as pushed"

@@ -161,7 +161,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         metavar="DIR",
         help="sample the operator with py-spy (pip install py-spy) into DIR/<namespace>.txt",
     )
-    parser.add_argument("--agent-image", help="REGISTRY/REPO:TAG of a pushed agent image")
+    parser.add_argument(
+        "--agent-image",
+        help="agent image to size: localhost/REPO:TAG (buildah) or HOST:PORT/REPO:TAG (registry)",
+    )
     parser.add_argument("--timeout", type=float, default=540, help="per wait, seconds")
     opts = parser.parse_args(argv)
     parts = opts.only or list(PARTS)
@@ -193,13 +196,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             got, notes = asyncio.run(cluster_parts(kubeconfig, parts, sizes, opts.timeout))
             results.update(got)
         if "agent" in parts:
-            image = None
-            if opts.agent_image:
-                host, _, rest = opts.agent_image.partition("/")
-                repo, _, tag = rest.rpartition(":")
-                image = (host, repo, tag)
             runs = 5 if opts.quick else 20
-            results["agent"] = agent.run(runs, runs, image)
+            results["agent"] = agent.run(runs, runs, opts.agent_image)
     finally:
         if session is not None:
             session.close()
