@@ -12,7 +12,7 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -83,7 +83,7 @@ def _py_spy(pid: int, name: str) -> subprocess.Popen[bytes] | None:
 
 
 @contextmanager
-def operator(kubeconfig: str, namespace: str) -> Iterator[Operator]:
+def operator(kubeconfig: str, namespace: str, extra: Sequence[str] = ()) -> Iterator[Operator]:
     """Run the operator for ``namespace`` until the block ends (SIGTERM, then SIGKILL)."""
     port = _free_port()
     argv = [sys.executable, "-m", "taskflow", "run", "--kubeconfig", kubeconfig]

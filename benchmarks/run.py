@@ -216,7 +216,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         opts.results.write_text(json.dumps(saved, indent=1))
         results = {p: [Metric(**m) for m in saved[p]["metrics"]] for p in PARTS if p in saved}
         notes = [
-            f"{p}: run {saved[p]['facts']['date']} at {saved[p]['facts']['commit']}"
+            f"{p}: run {saved[p]['facts']['date']} at {saved[p]['facts']['commit']}, operator "
+            f"`{saved[p]['facts'].get('operator', '?')}`"
             for p in PARTS
             if p in saved
         ] + [n for p in PARTS if p in saved for n in saved[p]["notes"]]
