@@ -23,6 +23,7 @@ import importlib
 import json
 import os
 import platform
+import signal
 import subprocess
 import sys
 import time
@@ -181,6 +182,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument("--timeout", type=float, default=540, help="per wait, seconds")
     opts = parser.parse_args(argv)
+    # `timeout`/a CI runner's SIGTERM unwinds like Ctrl-C: the operator child is stopped and
+    # the bench's namespace deleted (finally blocks), not left behind.
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
     parts = opts.only or list(PARTS)
     sizes = {part: both[0 if opts.quick else 1] for part, both in SIZES.items()}
     for item in opts.size:
