@@ -63,8 +63,8 @@ NODE_PACKAGES = ("tests/cluster/apt-packages.txt", "tests/e2e/apt-packages.txt")
 def lint(session: nox.Session) -> None:
     """ruff (lint + format check) and mypy --strict."""
     _install(session)
-    session.run("ruff", "check", "src", "tests", "noxfile.py")
-    session.run("ruff", "format", "--check", "src", "tests", "noxfile.py")
+    session.run("ruff", "check", "src", "tests", "benchmarks", "noxfile.py")
+    session.run("ruff", "format", "--check", "src", "tests", "benchmarks", "noxfile.py")
     session.run("mypy")
 
 
@@ -121,6 +121,17 @@ def demo(session: nox.Session) -> None:
     _install(session)
     session.run("python", "-m", "tests.cluster", "up", "--tier", "full")
     session.run("python", "-m", "tests.e2e.deploy", *session.posargs)
+
+
+@nox.session(python=PYTHON)
+def bench(session: nox.Session) -> None:
+    """Performance against floors and ceilings (docs/benchmarks.md), not a default session:
+    `nox -s bench` (full sizes, writes docs/benchmarks.md), `nox -s bench -- --quick` (tiny
+    sizes, < 3 min), `-- --only scale` (one part). Uses $KUBECONFIG or the running harness
+    cluster, else starts the harness's full tier and stops it afterwards."""
+    _debian_packages(session, *NODE_PACKAGES)
+    _install(session)
+    session.run("python", "-m", "benchmarks.run", *session.posargs)
 
 
 @nox.session(python=PYTHON)

@@ -1,0 +1,1 @@
+"""taskflow benchmarks; `nox -s bench` runs :mod:`benchmarks.run`."""

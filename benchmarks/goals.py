@@ -1,0 +1,43 @@
+"""The issue's goals, checked against one run's values: a note for each goal missed (by how
+much, and what bounds it, from the run's own floor measurements). Pure."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+BURST_RATIO = 0.8  # burst.tasks_per_s >= 0.8x burst.raw_pods_per_s
+RSS_10K_MB = 120.0  # rss.tasks_10k_mb < 120 MB
+FULL_SCALE = 10_000
+
+
+def notes(v: Mapping[str, float | None]) -> list[str]:
+    out: list[str] = []
+    r = v.get("burst.ratio")
+    if r is not None and r < BURST_RATIO:
+        out.append(
+            f"burst misses its goal: Tasks/s is {r:.2f}x the raw pods/s (goal >= "
+            f"{BURST_RATIO}x), {1 - r / BURST_RATIO:.0%} short."
+        )
+    n, idle, top = v.get("scale.tasks"), v.get("rss.idle_mb"), v.get("rss.tasks_10k_mb")
+    if n and idle is not None and top is not None:
+        per_task_kb = (top - idle) / n * 1000
+        at_10k = top if n >= FULL_SCALE else idle + per_task_kb * FULL_SCALE / 1000
+        how = "measured" if n >= FULL_SCALE else f"extrapolated linearly from {n:.0f} Tasks"
+        if at_10k >= RSS_10K_MB:
+            floor = v.get("rss.k8s_client_import_mb")
+            python = v.get("rss.python_mb")
+            why = (
+                f"; of the idle {idle:.0f} MB, {floor:.0f} MB is a bare python ({python:.0f} MB) "
+                "importing kubernetes_asyncio.client (every API model class)"
+                if floor is not None and python is not None
+                else ""
+            )
+            out.append(
+                f"rss at 10k Tasks misses its goal: {at_10k:.0f} MB ({how}) against < "
+                f"{RSS_10K_MB:.0f} MB, {at_10k - RSS_10K_MB:.0f} MB ({at_10k / RSS_10K_MB:.2f}x) "
+                f"over. It is the idle process plus {per_task_kb:.1f} KB per Task and its pod"
+                f"{why}. benchmarks/scale_profile.py shows where the per-Task part goes."
+            )
+        elif n < FULL_SCALE:
+            out.append(f"rss at 10k Tasks: {at_10k:.0f} MB, {how}.")
+    return out

@@ -1,0 +1,41 @@
+"""benchmarks/goals.py: notes for the goals a run misses (pure)."""
+
+from __future__ import annotations
+
+import pytest
+from benchmarks.goals import notes
+
+FLOORS = {"rss.python_mb": 11.0, "rss.k8s_client_import_mb": 75.0}
+
+
+def test_goals_met_give_no_notes() -> None:
+    run = {"burst.ratio": 0.95, "scale.tasks": 10_000, "rss.idle_mb": 40.0}
+    assert notes({**run, "rss.tasks_10k_mb": 100.0}) == []
+
+
+def test_burst_short_of_its_goal_says_by_how_much() -> None:
+    (note,) = notes({"burst.ratio": 0.6})
+    assert "0.60x" in note
+    assert "25% short" in note
+
+
+def test_rss_over_its_goal_names_the_floor_and_the_per_task_cost() -> None:
+    run = {"scale.tasks": 10_000, "rss.idle_mb": 85.0, "rss.tasks_10k_mb": 185.0, **FLOORS}
+    (note,) = notes(run)
+    assert "185 MB (measured)" in note
+    assert "65 MB (1.54x) over" in note
+    assert "10.0 KB per Task" in note
+    assert "75 MB is a bare python (11 MB)" in note
+
+
+@pytest.mark.parametrize(("top", "over"), [(95.0, True), (88.0, False)])
+def test_a_smaller_run_is_extrapolated_to_10k(top: float, over: bool) -> None:
+    (note,) = notes({"scale.tasks": 1000, "rss.idle_mb": 85.0, "rss.tasks_10k_mb": top})
+    assert "extrapolated linearly from 1000 Tasks" in note
+    assert ("misses its goal" in note) is over
+    if over:
+        assert "185 MB" in note
+
+
+def test_missing_values_give_no_notes() -> None:
+    assert notes({"burst.ratio": None, "rss.tasks_10k_mb": 300.0}) == []
