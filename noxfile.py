@@ -136,7 +136,8 @@ def bench(session: nox.Session) -> None:
 
 @nox.session(python=PYTHON)
 def crd(session: nox.Session) -> None:
-    """Regenerate charts/taskflow/crds/ from `taskflow crd` (tests/chart/test_chart.py checks)."""
+    """Regenerate the chart's generated files: crds/ from `taskflow crd`, the admission policy
+    template from `taskflow policy` (tests/chart/test_chart.py checks both)."""
     _install(session)
     session.run("python", "-m", "tests.e2e.chart", "write-crd")
 

@@ -1,4 +1,5 @@
-"""The ``taskflow`` command: ``run`` the operator, print the ``crd``, ``render`` a Task's pod."""
+"""The ``taskflow`` command: ``run`` the operator, print the ``crd`` and the admission
+``policy``, ``render`` a Task's pod."""
 
 from __future__ import annotations
 
@@ -266,6 +267,14 @@ def build_parser() -> argparse.ArgumentParser:
         "Apply it with: taskflow crd | kubectl apply -f -",
     )
 
+    sub.add_parser(
+        "policy",
+        help="print the ValidatingAdmissionPolicy for result references (YAML)",
+        description="Print the ValidatingAdmissionPolicy and its binding that reject a Task "
+        "whose $(steps.STEP.results.NAME) references cannot resolve, at apply. "
+        "Apply it with: taskflow policy | kubectl apply -f -",
+    )
+
     render = sub.add_parser(
         "render",
         help="print the pod the operator would create for a Task (no cluster needed)",
@@ -288,6 +297,13 @@ def cmd_crd(out: TextIO) -> int:
     from taskflow.api.crd import crd_yaml
 
     out.write(crd_yaml())
+    return 0
+
+
+def cmd_policy(out: TextIO) -> int:
+    from taskflow.api.policy import admission_policy_yaml
+
+    out.write(admission_policy_yaml())
     return 0
 
 
@@ -445,6 +461,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return cmd_run(args)
     if args.command == "crd":
         return cmd_crd(sys.stdout)
+    if args.command == "policy":
+        return cmd_policy(sys.stdout)
     if args.command == "render":
         return cmd_render(args.filename, sys.stdout, sys.stderr)
     parser.print_help(sys.stderr)

@@ -33,6 +33,13 @@ def test_crd_in_chart_is_byte_identical_to_taskflow_crd() -> None:
     )
 
 
+def test_admission_policy_in_chart_is_taskflow_policy_guarded() -> None:
+    actual = chart.POLICY_PATH.read_bytes()
+    assert actual == chart.policy_template(), (
+        f"{chart.POLICY_PATH.relative_to(chart.ROOT)} is stale: regenerate it with `nox -s crd`"
+    )
+
+
 def test_crd_directory_holds_only_the_task_crd() -> None:
     files = sorted(p.name for p in chart.CRD_PATH.parent.iterdir())
     assert files == [chart.CRD_PATH.name]

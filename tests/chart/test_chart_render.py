@@ -276,3 +276,17 @@ def test_executor_and_agent_image_reach_taskflow_run(helm: str, default_objects:
         chart.helm_template(helm=helm, set_values={"executor": "docker"})
     with pytest.raises(RuntimeError, match="image"):
         chart.helm_template(helm=helm, set_values={"agent.image": "a b"})
+
+
+def test_admission_policy_is_installed_unless_turned_off(
+    helm: str, default_objects: Objects
+) -> None:
+    policy = _one(default_objects, "ValidatingAdmissionPolicy")
+    binding = _one(default_objects, "ValidatingAdmissionPolicyBinding")
+    assert binding["spec"]["policyName"] == policy["metadata"]["name"]
+    assert binding["spec"]["validationActions"] == ["Deny"]
+    # too many references for its budget: let the operator's own check fail the Task
+    assert policy["spec"]["failurePolicy"] == "Ignore"
+    objects = chart.helm_template(helm=helm, set_values={"admissionPolicy": "false"})
+    assert not _kinds(objects, "ValidatingAdmissionPolicy")
+    assert not _kinds(objects, "ValidatingAdmissionPolicyBinding")

@@ -237,7 +237,7 @@ def test_a_step_without_command_cannot_run_under_the_agent_yet() -> None:
                 step("b", env=[{"name": "E", "value": "$(steps.a.results.q)"}], command=["y"]),
             ],
             "agent",
-            "step b: $(steps.a.results.q): step a declares no result 'q'",
+            "step b: $(steps.a.results.q): step a declares no result q",
         ),
         (
             [
@@ -245,7 +245,7 @@ def test_a_step_without_command_cannot_run_under_the_agent_yet() -> None:
                 step("b", script="$(steps.a.results.s)"),
             ],
             "agent",
-            "declares no result 's'",
+            "declares no result s",
         ),
     ],
 )

@@ -1,11 +1,13 @@
 """Which executor runs a Task, and the checks of the agent executor's fields (pure).
 
 ``$(steps.STEP.results.NAME)`` references: the agent substitutes them at run time
-(docs/agent.md); here they are checked before any pod exists, so that a reference to an
-unknown step, to a later step or to a result the step does not declare fails the Task at
-once (``InvalidSpec``) instead of in the middle of a run.
+(docs/agent.md). The admission policy (:mod:`taskflow.api.policy`) refuses bad ones at
+apply; here they are checked again before any pod exists, for a Task the policy let
+through (past its cost budget, or no policy installed), so that a reference to an unknown
+step, to a later step or to a result the step does not declare fails the Task at once
+(``InvalidSpec``) instead of in the middle of a run.
 
-Why not CEL at apply: the CRD's cost estimate multiplies the largest possible text of a step
+Why not the CRD's CEL: its cost estimate multiplies the largest possible text of a step
 (every ``command``/``args`` item, ``env`` value and ``script`` at its maximum size) by the
 64 steps and the regex; any rule that scans them all is estimated far past the API server's
 limit of 10,000,000 per rule, whatever the rule does per reference.
@@ -92,7 +94,7 @@ def reference_problem(task: Task) -> str | None:
             if j >= i:
                 return f"step {step.name}: {ref} names a step that has not run before it"
             if all(r.name != result for r in steps[j].results):
-                return f"step {step.name}: {ref}: step {name} declares no result {result!r}"
+                return f"step {step.name}: {ref}: step {name} declares no result {result}"
     return None
 
 
