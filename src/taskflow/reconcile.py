@@ -1,11 +1,11 @@
 """Decide what to do for one Task (pure): the :class:`Plan` the engine's writer applies.
 
 Order of application for the engine: ``create_pod`` first (409 -> adopt if the existing pod
-carries our task-UID label); then ``events``; only when every event is recorded (or was
-already: 409) write ``status`` (merge-patch on ``/status``, it already names the pod). If the
-create is rejected (422/400) apply :func:`rejected` instead; if it is refused for now (403)
-apply :func:`create_refused` and retry with backoff; on any other error retry later without
-writing status.
+carries our task-UID label, else apply :func:`name_taken`: wait for the name); then
+``events``; only when every event is recorded (or was already: 409) write ``status``
+(merge-patch on ``/status``, it already names the pod). If the create is rejected (422/400)
+apply :func:`rejected` instead; if it is refused for now (403) apply :func:`create_refused`
+and retry with backoff; on any other error retry later without writing status.
 
 Events are derived from the transition between the old and the new status alone, so a
 reconcile that changes nothing says nothing, and a reconcile whose events could not all be
@@ -44,7 +44,9 @@ from taskflow.status import (
     RETRYABLE_REASONS,
     current_attempt,
     evaluate,
+    gave_up_waiting,
     invalid_status,
+    name_wait_status,
     needs_stop,
     parse_time,
     refused_status,
@@ -105,8 +107,14 @@ def plan(task: Task, pod: Pod | None, *, now: datetime, settings: Settings) -> P
     if old is not None and old.finished:
         return _after_finish(task, old, now, settings)
     stop = stop_of(task, now, settings)
+    unborn = pod is None and not (old is not None and old.pod_name)
+    if unborn and not task.spec.cancel:
+        # its timeout ended a wait for the pod's name: say so, not just "timed out"
+        given_up = gave_up_waiting(task, now=now, settings=settings)
+        if given_up is not None:
+            return Plan(status=given_up, events=tuple(transition_events(task, old, given_up)))
     create: dict[str, Any] | None = None
-    if pod is None and not (old is not None and old.pod_name) and stop is None:
+    if unborn and stop is None:
         try:
             create = render_pod(task, settings, current_attempt(old))
         except ImageLookupError as e:
@@ -209,6 +217,25 @@ def rejected(task: Task, message: str, *, now: datetime) -> Plan:
         task, INVALID_POD_SPEC, f"the API server rejected the pod: {message.strip()}", now=now
     )
     return _finish(task.status, status, ())
+
+
+def name_taken(
+    task: Task, holder: Pod, *, going_away: bool, now: datetime, settings: Settings
+) -> Plan:
+    """The pod's name is held by ``holder``, a pod that is not this Task's (409 on create;
+    ``going_away``: it is being deleted, or its Task is gone). The Task waits ``Pending``
+    (reason ``WaitingForOldPod`` / ``PodNameTaken``, a Warning event the first time) and
+    tries again after ``requeue_after``; past its timeout (or a cap) it ends ``Failure`` with
+    that reason (see status/_name_wait.py)."""
+    old = task.status
+    if old is not None and old.finished:
+        return Plan()
+    ev = name_wait_status(task, holder, going_away=going_away, now=now, settings=settings)
+    return Plan(
+        status=None if ev.status == old else ev.status,
+        events=tuple(transition_events(task, old, ev.status)),
+        requeue_after=None if ev.status.finished else ev.requeue_after,
+    )
 
 
 def create_refused(task: Task, message: str, *, now: datetime) -> Plan:

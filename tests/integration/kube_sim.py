@@ -269,6 +269,11 @@ async def kubelet(admin: Kube, pod: Obj, phase: str, states: dict[str, tuple[Any
     }
     if init:
         status["initContainerStatuses"] = statuses(init)
+    await write_pod_status(admin, pod, status)
+
+
+async def write_pod_status(admin: Kube, pod: Obj, status: Obj) -> None:
+    """Merge ``status`` into the pod's status (the ``pods/status`` subresource)."""
     meta = pod["metadata"]
     await admin.request(
         "PATCH",
@@ -276,6 +281,20 @@ async def kubelet(admin: Kube, pod: Obj, phase: str, states: dict[str, tuple[Any
         body=enc.encode({"status": status}),
         content_type=MERGE,
     )
+
+
+def api_calls(op: Operator, verb: str, resource: str) -> float:
+    """Requests the operator sent (whatever their answer), from its metrics."""
+    total = 0.0
+    for metric in op.metrics.registry.collect():
+        for s in metric.samples:
+            if (
+                s.name == "taskflow_api_requests_total"
+                and s.labels["verb"] == verb
+                and s.labels["resource"] == resource
+            ):
+                total += s.value
+    return total
 
 
 async def sa_kubeconfig(admin: Kube, kubeconfig: str, ns: str, name: str, path: Path) -> str:

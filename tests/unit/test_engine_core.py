@@ -364,10 +364,9 @@ async def test_adopted_pod_requeues_without_writing() -> None:
     assert not w.events
 
 
-@pytest.mark.parametrize("outcome", [Created.CONFLICT, Created.REJECTED])
-async def test_refused_create_fails_the_task_with_the_message(outcome: Created) -> None:
+async def test_rejected_create_fails_the_task_with_the_message() -> None:
     r, w, _ = reconciler(task_dict(step("a")))
-    w.create_result = CreateResult(outcome, message='pods "demo-pod" is forbidden: nope')
+    w.create_result = CreateResult(Created.REJECTED, message='pods "demo-pod" is invalid: nope')
     await r.reconcile(UID)
     (status,) = w.statuses
     assert status.status == "Failure"
@@ -376,6 +375,25 @@ async def test_refused_create_fails_the_task_with_the_message(outcome: Created) 
     assert cond.reason == "InvalidPodSpec"
     assert "nope" in (cond.message or "")
     assert [e.reason for e in w.events] == ["Failed"]
+
+
+@pytest.mark.parametrize(
+    ("outcome", "reason"),
+    [(Created.CONFLICT, "PodNameTaken"), (Created.BUSY, "WaitingForOldPod")],
+)
+async def test_a_name_held_by_another_pod_waits_pending_and_backs_off(
+    outcome: Created, reason: str
+) -> None:
+    r, w, _ = reconciler(task_dict(step("a")))
+    w.create_result = CreateResult(outcome, pod("demo-pod", "p", "someone-else"))
+    assert await r.reconcile(UID) == (ReconcileResult.REQUEUE_AFTER, 1.0)
+    (status,) = w.statuses
+    assert (status.status, status.pod_name) == ("Pending", None)
+    cond = status.condition()
+    assert cond is not None
+    assert cond.reason == reason
+    assert "demo-pod" in (cond.message or "")
+    assert [e.reason for e in w.events] == [reason]
 
 
 async def test_create_refused_for_now_stays_pending_and_is_retried() -> None:

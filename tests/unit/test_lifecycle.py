@@ -307,6 +307,19 @@ def test_a_deleted_pod_is_retried() -> None:
     assert p.status.attempts[0].reason == "PodDeleted"
 
 
+def test_a_pod_that_ended_without_reporting_its_steps_is_retried() -> None:
+    t = make(retries=1)
+    t = advance(t, plan(t, None, now=at(0), settings=SETTINGS))
+    p = plan(t, pod(t, phase="Succeeded"), now=at(5), settings=SETTINGS)
+    assert p.create_pod is not None
+    assert p.create_pod["metadata"]["name"] == "demo-pod-2"
+    assert p.status is not None
+    (first,) = p.status.attempts
+    assert first.reason == "PodFailed"
+    assert "reported no result for step a (1/3)" in (first.message or "")
+    assert "Retrying" in reasons(p)
+
+
 def test_no_retry_for_a_timeout_or_a_rejected_pod() -> None:
     t = make(retries=3, timeout="5s")
     assert plan(t, None, now=at(0), settings=SETTINGS).create_pod is None

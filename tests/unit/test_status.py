@@ -433,6 +433,41 @@ CASES = [
         message_has=("OutOfcpu", "enough cpu"),
         states=["NotRun"] * 3,
     ),
+    # a terminal pod without (or with stale) container statuses: nothing will change any
+    # more, so the Task ends instead of waiting for steps that never report
+    Case(
+        "pod-succeeded-without-container-statuses",
+        pod_kw={"phase": "Succeeded"},
+        status="Failure",
+        reason="PodFailed",
+        message_has=("phase Succeeded", "no result for step a (1/3)"),
+        states=["NotRun"] * 3,
+        completion=ts(100),
+    ),
+    Case(
+        "pod-succeeded-with-a-stale-running-step",
+        init=[terminated("a", 0, 5, 8), running("b", 9)],
+        main=[waiting("c", "PodInitializing")],
+        pod_kw={"phase": "Succeeded", "reason": "NodeLost", "message": "node gone"},
+        status="Failure",
+        reason="PodFailed",
+        message_has=("phase Succeeded, NodeLost: node gone", "step b (2/3)"),
+        states=["Terminated", "Terminated", "NotRun"],
+        progress="2/3",
+    ),
+    Case(
+        "pod-failed-node-affinity-never-started",
+        pod_kw={
+            "phase": "Failed",
+            "start": None,
+            "reason": "NodeAffinity",
+            "message": "Pod Predicate NodeAffinity failed",
+        },
+        status="Failure",
+        reason="PodFailed",
+        message_has=("NodeAffinity: Pod Predicate NodeAffinity failed",),
+        states=["NotRun"] * 3,
+    ),
     Case(
         "pod-being-deleted",
         init=[terminated("a", 0, 5, 8), running("b", 9)],

@@ -25,8 +25,6 @@ from taskflow.status import current_attempt, parse_time
 
 log = logging.getLogger("taskflow.reconcile")
 
-#: Seconds between create attempts while the pod of a deleted same-named Task goes away.
-BUSY_RETRY = 1.0
 #: Seconds before a reconcile skipped for lack of leadership is tried again.
 NOT_LEADING_RETRY = 1.0
 
@@ -126,9 +124,19 @@ class Reconciler:
                 elif result.outcome is Created.ADOPTED:
                     tlog.info("adopted existing pod %s", _pod_name(plan.create_pod))
                     return ReconcileResult.REQUEUE, None  # plan again, now with the pod
-                elif result.outcome is Created.BUSY:
-                    tlog.info("%s; retrying in %gs", result.message, BUSY_RETRY)
-                    return ReconcileResult.REQUEUE_AFTER, BUSY_RETRY
+                elif result.outcome in (Created.BUSY, Created.CONFLICT) and result.pod is not None:
+                    tlog.info(
+                        "pod name %s is held by a pod that is not ours (%s)",
+                        _pod_name(plan.create_pod),
+                        result.outcome.value,
+                    )
+                    plan = reconcile.name_taken(
+                        entry,
+                        result.pod,
+                        going_away=result.outcome is Created.BUSY,
+                        now=now,
+                        settings=self.settings,
+                    )
                 elif result.outcome is Created.REFUSED:
                     tlog.warning("pod refused for now: %s", result.message)
                     refused = reconcile.create_refused(entry, result.message, now=now)

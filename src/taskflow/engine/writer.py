@@ -1,6 +1,7 @@
 """Every write the operator makes, and nothing else (see the RBAC table in docs/design.md).
 
-* ``POST pods`` (409 -> ``GET pods/<name>``: adopt it if labelled with our Task UID);
+* ``POST pods`` (409 -> ``GET pods/<name>``: adopt it if labelled with our Task UID, else
+  report it);
 * ``PATCH tasks/<name>/status`` as a JSON merge patch, only when the status changed, with
   the cached resourceVersion as precondition (a stale cache gets 409 and a retry, never
   overwrites a newer status);
@@ -79,8 +80,8 @@ class TaskRef:
 class Created(enum.Enum):
     CREATED = "created"
     ADOPTED = "adopted"  # it existed already, labelled with our Task UID
-    CONFLICT = "conflict"  # a pod of that name exists and is not ours
-    BUSY = "busy"  # the pod of a deleted Task of the same name is still going away
+    CONFLICT = "conflict"  # a pod of that name exists and is not ours (``pod``)
+    BUSY = "busy"  # a pod of that name that is not ours is going away (``pod``)
     REJECTED = "rejected"  # the API server refused the manifest (400/422)
     REFUSED = "refused"  # refused for now (403: quota, admission policy, permissions)
 
@@ -177,23 +178,11 @@ class Writer:
     async def _adopt(self, task: TaskRef, namespace: str, name: str) -> CreateResult:
         data = await self._send("get", "pods", "GET", PODS.item(namespace, name))
         pod = decode_pod(data)
-        owner = pod.metadata.labels.get(TASK_UID_LABEL)
-        if owner == task.uid:
+        if pod.metadata.labels.get(TASK_UID_LABEL) == task.uid:
             self.cache.put_pod(pod)
             return CreateResult(Created.ADOPTED, pod)
-        if self._going_away(pod, task):
-            return CreateResult(
-                Created.BUSY,
-                message=f'pod "{name}" of a deleted Task "{task.name}" is still being deleted',
-            )
-        whose = f"labelled {TASK_UID_LABEL}={owner}" if owner else f"without label {TASK_UID_LABEL}"
-        return CreateResult(
-            Created.CONFLICT,
-            message=(
-                f'pod "{name}" already exists in namespace "{namespace}" and does not belong '
-                f"to this Task ({whose}); delete it or re-create the Task under another name"
-            ),
-        )
+        # not ours: the pure core says what the Task does about it (reconcile.name_taken)
+        return CreateResult(Created.BUSY if self._going_away(pod, task) else Created.CONFLICT, pod)
 
     def _going_away(self, pod: Pod, task: TaskRef) -> bool:
         """Whether ``pod`` will disappear by itself: it is being deleted, or it belongs to a

@@ -38,6 +38,10 @@ Failure reasons (condition ``Succeeded=False``; the message names the step):
                               pod's containers)
 ``ImageLookupFailed``         (agent) a step without ``command``: its image's ENTRYPOINT
                               would have to be read from the registry (not supported yet)
+``PodNameTaken``              a pod that is not this Task's held the pod's name until
+                              the Task's timeout, or 1 h without one (:mod:`._name_wait`)
+``WaitingForOldPod``          the same for a pod that was going away (being deleted, or
+                              its Task is gone) but did not go
 ============================  ====================================================
 
 A Task with ``spec.cancel`` ends ``Cancelled`` (condition reason ``Cancelled``). Cancel and
@@ -47,6 +51,9 @@ once the pod has stopped, at once when there is no running pod.
 An unschedulable pod stays ``Pending``; the condition carries reason ``Unschedulable`` and
 the scheduler's message. A pod the API server refuses for now (403: a quota, an admission
 policy) leaves the Task ``Pending`` with reason ``FailedCreate`` (:func:`refused_status`).
+A pod name held by another pod leaves it ``Pending`` with reason ``PodNameTaken`` or
+``WaitingForOldPod`` until the name frees or the wait's bound passes
+(:func:`name_wait_status`).
 """
 
 from __future__ import annotations
@@ -63,6 +70,7 @@ from taskflow.status._compute import (
     invalid_status,
     refused_status,
 )
+from taskflow.status._name_wait import gave_up_waiting, name_wait_status
 from taskflow.status._reasons import (
     CONTAINER_CONFIG_ERROR,
     DEADLINE_EXCEEDED,
@@ -72,9 +80,11 @@ from taskflow.status._reasons import (
     IMAGE_PULL_FAILED,
     INVALID_POD_SPEC,
     INVALID_SPEC,
+    NAME_WAIT_REASONS,
     OOM_KILLED,
     POD_DELETED,
     POD_FAILED,
+    POD_NAME_TAKEN,
     PROBLEM_REASONS,
     REASON_CANCELLED,
     REASON_CREATE_CONTAINER_ERROR,
@@ -90,6 +100,7 @@ from taskflow.status._reasons import (
     STEP_FAILED,
     STEP_TIMEOUT,
     TIMED_OUT,
+    WAITING_FOR_OLD_POD,
 )
 from taskflow.status._stop import (
     STOP_DEADLINE,
@@ -111,9 +122,11 @@ __all__ = [
     "INVALID_POD_SPEC",
     "INVALID_SPEC",
     "MAX_CONDITION_MESSAGE",
+    "NAME_WAIT_REASONS",
     "OOM_KILLED",
     "POD_DELETED",
     "POD_FAILED",
+    "POD_NAME_TAKEN",
     "PROBLEM_REASONS",
     "REASON_CANCELLED",
     "REASON_CREATE_CONTAINER_ERROR",
@@ -130,6 +143,7 @@ __all__ = [
     "STEP_TIMEOUT",
     "STOP_DEADLINE",
     "TIMED_OUT",
+    "WAITING_FOR_OLD_POD",
     "Evaluation",
     "Stop",
     "compute_status",
@@ -139,7 +153,9 @@ __all__ = [
     "format_duration",
     "format_start_at",
     "format_time",
+    "gave_up_waiting",
     "invalid_status",
+    "name_wait_status",
     "needs_stop",
     "parse_time",
     "refused_status",

@@ -140,17 +140,25 @@ def _not_created(task: Task, old: TaskStatus | None, now: datetime) -> TaskStatu
 
 def refused_status(task: Task, message: str, *, now: datetime) -> TaskStatus:
     """Still ``Pending``: the API server refused to create the pod for now (403: a quota,
-    an admission policy, missing permissions); the engine retries with backoff. No
-    ``podName``: there is no pod, and a named pod that is absent would mean ``PodDeleted``."""
+    an admission policy, missing permissions); the engine retries with backoff."""
+    return pending_without_pod(
+        task, REASON_FAILED_CREATE, f"cannot create the pod: {message}", now=now
+    )
+
+
+def pending_without_pod(
+    task: Task, reason: str, message: str, *, now: datetime, since: datetime | None = None
+) -> TaskStatus:
+    """``Pending`` with ``reason``: the pod could not be created yet. No ``podName``: there
+    is no pod, and a named pod that is absent would mean ``PodDeleted``. ``since`` sets the
+    condition's ``lastTransitionTime`` (by default it moves only with the condition's
+    status)."""
     old = task.status
+    cond = _condition(old, "Unknown", reason, message, now)
+    if since is not None:
+        cond = msgspec.structs.replace(cond, last_transition_time=format_time(since))
     return msgspec.structs.replace(
-        _carry(old, _not_created(task, old, now)),
-        pod_name=None,
-        conditions=[
-            _condition(
-                old, "Unknown", REASON_FAILED_CREATE, f"cannot create the pod: {message}", now
-            )
-        ],
+        _carry(old, _not_created(task, old, now)), pod_name=None, conditions=[cond]
     )
 
 
@@ -301,7 +309,8 @@ def _finished(
 def invalid_status(
     task: Task | None, reason: str, message: str, *, now: datetime, old: TaskStatus | None = None
 ) -> TaskStatus:
-    """Failure before any pod ran (``InvalidSpec`` / ``InvalidPodSpec``)."""
+    """Failure before any pod ran (``InvalidSpec``, ``InvalidPodSpec``, a pod name that
+    never freed)."""
     if old is None and task is not None:
         old = task.status
     steps = [StepStatus(name=s.name, state=STEP_NOT_RUN) for s in task.spec.steps] if task else []

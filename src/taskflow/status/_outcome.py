@@ -207,6 +207,20 @@ def _natural(
             completion_fallback_now=True,
         )
 
+    if phase == "Succeeded":
+        # every container has ended, yet a step has no result (the pod's container statuses
+        # are missing or stale): nothing will change any more, so say what is known
+        detail = ": ".join(x for x in (pod_reason, pod_message) if x)
+        return Outcome(
+            word=FAILURE,
+            reason=POD_FAILED,
+            message=(
+                f"the pod ended (phase Succeeded{', ' + detail if detail else ''}) but "
+                f"reported no result for {running_label}"
+            ),
+            completion_fallback_now=True,
+        )
+
     s = steps[cur]
     waiting = s.reason if s.state == STEP_WAITING else None
     image = task.spec.steps[cur].image

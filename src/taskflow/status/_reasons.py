@@ -22,6 +22,14 @@ STEP_TIMEOUT: Final = "StepTimeout"
 RESULTS_TOO_LARGE: Final = "ResultsTooLarge"
 #: executor agent: a step without command needs its image's ENTRYPOINT/CMD (not read yet)
 IMAGE_LOOKUP_FAILED: Final = "ImageLookupFailed"
+#: the pod's name is held by a pod that is not this Task's and is not going away (a 409 on
+#: create); Pending while the Task waits for the name, Failure once it gave up
+POD_NAME_TAKEN: Final = "PodNameTaken"
+#: the pod's name is held by a pod that is going away (being deleted, or its Task is gone);
+#: Pending while the Task waits for it, Failure once it gave up
+WAITING_FOR_OLD_POD: Final = "WaitingForOldPod"
+#: reasons of a Task waiting for its pod's name (see status/_blocked.py)
+NAME_WAIT_REASONS: Final = frozenset({POD_NAME_TAKEN, WAITING_FOR_OLD_POD})
 FAILURE_REASONS: Final = (
     STEP_FAILED,
     OOM_KILLED,
@@ -37,15 +45,19 @@ FAILURE_REASONS: Final = (
     STEP_TIMEOUT,
     RESULTS_TOO_LARGE,
     IMAGE_LOOKUP_FAILED,
+    POD_NAME_TAKEN,
+    WAITING_FOR_OLD_POD,
 )
 #: failures a new attempt may cure (spec.retries); the rest would fail the same way again,
-#: or were decided by the user (a timeout)
+#: or were decided by the user (a timeout); a Task gives up waiting for its pod's name only
+#: at its timeout (or the cap), where a timeout never retries either
 RETRYABLE_REASONS: Final = frozenset(FAILURE_REASONS) - {
     INVALID_POD_SPEC,
     INVALID_SPEC,
     TIMED_OUT,
     RESULTS_TOO_LARGE,
     IMAGE_LOOKUP_FAILED,
+    *NAME_WAIT_REASONS,
 }
 
 # --- other condition reasons ---
@@ -68,6 +80,7 @@ PROBLEM_REASONS: Final = frozenset(
         REASON_IMAGE_PULL_BACKOFF,
         REASON_CREATE_CONTAINER_ERROR,
         REASON_FAILED_CREATE,
+        *NAME_WAIT_REASONS,
     }
 )
 
