@@ -409,8 +409,9 @@ class TaskSpec(msgspec.Struct, rename="camel", omit_defaults=True, kw_only=True)
             description=(
                 "How many times to run the Task again, each time in a new pod, after a "
                 "failure its steps caused (StepFailed, OOMKilled, Evicted, PodDeleted, "
-                "ImagePullFailed, ...). Never after Cancelled, TimedOut, InvalidSpec or "
-                "InvalidPodSpec. status.attempts keeps every earlier attempt."
+                "ImagePullFailed, PodFailed, ...). Never after Cancelled, TimedOut, "
+                "InvalidSpec, InvalidPodSpec, ImageLookupFailed, ResultsTooLarge, "
+                "PodNameTaken or WaitingForOldPod. status.attempts keeps every earlier attempt."
             ),
         ),
     ] = 0
