@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from . import agent, burst, goals, kubeops, latency, operator_proc, scale
-from .report import Metric, bench_lines, markdown, text_table
+from .report import Metric, bench_lines, markdown, ratio, text_table
 
 ROOT = Path(__file__).resolve().parents[1]
 PARTS = ("handoff", "burst", "latency", "scale", "agent")
@@ -95,10 +95,39 @@ def handoff(kubeconfig: str, quick: bool) -> list[Metric]:
         return []
     if not hasattr(module, "bench_rows"):  # run on its own: python benchmarks/handoff_bench.py
         return []
-    rows: dict[str, float | None] = dict(module.bench_rows(kubeconfig, quick))
-    return [
-        Metric(key, "from benchmarks/handoff_bench.py", value, "") for key, value in rows.items()
+    v: dict[str, float | None] = dict(module.bench_rows(kubeconfig, quick))
+    runs, steps, chain = module.SIZES[quick]
+    of = f"{steps} no-op steps, median of {runs}"
+    agent_x = ratio(v.get("handoff20.agent_mode_s"), v.get("handoff20.parallel_floor_s"))
+    kubelet_x = ratio(v.get("handoff20.kubelet_mode_s"), v.get("handoff20.init_floor_s"))
+    rows = [
+        ("handoff20.init_floor_s", f"{of}: raw pod, init containers", "s", ""),
+        (
+            "handoff20.parallel_floor_s",
+            f"{of}: raw pod, regular containers chaining done files (10 ms poll)",
+            "s",
+            "",
+        ),
+        (
+            "handoff20.kubelet_mode_s",
+            f"{of}: Task, executor kubelet",
+            "s",
+            f"<= 1.1x init floor; here {kubelet_x:.2f}x" if kubelet_x else "<= 1.1x init floor",
+        ),
+        (
+            "handoff20.agent_mode_s",
+            f"{of}: Task, executor agent",
+            "s",
+            f"<= 1.3x parallel floor; here {agent_x:.2f}x" if agent_x else "<= 1.3x",
+        ),
+        (
+            "handoff.agent_long_step_ms",
+            f"agent: median gap between {chain} `sleep 1` steps (its timestamps)",
+            "ms",
+            "<= 10 ms",
+        ),
     ]
+    return [Metric(key, label, v.get(key), unit, goal) for key, label, unit, goal in rows]
 
 
 async def cluster_parts(
