@@ -23,7 +23,8 @@ async def main():
 
 host, headers = asyncio.run(main())
 loaded = [m for m in sys.modules if m.startswith("kubernetes_asyncio.")]
-print(json.dumps({"host": host, "auth": headers.get("authorization", headers.get("Authorization")), "loaded": loaded}))
+auth = {k.lower(): v for k, v in headers.items()}.get("authorization")
+print(json.dumps({"host": host, "auth": auth, "loaded": loaded}))
 """
 
 LATER_USERS = """
