@@ -246,3 +246,23 @@ def test_memory_of_finished_tasks_stays_small() -> None:
         tracemalloc.stop()
     # whole, each would hold two copies of its 55 kB script (spec + last-applied)
     assert per_task < 5_000, per_task
+
+
+def test_a_cached_pod_keeps_what_decisions_read_not_its_scripts() -> None:
+    doc = pod_doc("p1", "4")
+    doc["metadata"]["annotations"] = {"api.practice.com/script-a": SCRIPT}
+    doc["metadata"]["ownerReferences"] = [
+        {"apiVersion": "api.practice.com/v1alpha1", "kind": "Task", "name": "t", "uid": "t1"}
+    ]
+    doc["metadata"]["finalizers"] = ["example.com/keep"]
+    doc["status"] = {"phase": "Running"}
+    cache = Cache()
+    assert cache.put_pod(decode_pod(doc), from_watch=True)
+    pod = cache.pod_for("t1")
+    assert pod is not None
+    assert (pod.metadata.annotations, pod.metadata.owner_references) == ({}, [])
+    assert pod.metadata.finalizers == []
+    assert pod.metadata.labels == {TASK_UID_LABEL: "t1"}
+    assert (pod.metadata.name, pod.metadata.resource_version) == ("p1-pod", "4")
+    assert [c.name for c in pod.spec.containers] == ["c"]
+    assert pod.status.phase == "Running"

@@ -17,7 +17,9 @@ Two races between write-through and the streams are closed here:
 
 A finished Task never changes again, so only what is still read of it is kept (see
 :func:`slim`): 10k finished Tasks with 50,000-character scripts hold 31 MiB of heap
-instead of 563 MiB (``benchmarks/cache_memory_bench.py``).
+instead of 563 MiB (``benchmarks/cache_memory_bench.py``). Of a pod, what no decision reads
+of a cached one is not kept either (see :func:`slim_pod`): its annotations carry the agent's
+step scripts.
 """
 
 from __future__ import annotations
@@ -254,6 +256,19 @@ def slim(entry: TaskEntry) -> TaskEntry:
     return msgspec.structs.replace(entry, metadata=meta, spec=spec)
 
 
+def slim_pod(pod: Pod) -> Pod:
+    """What the cache keeps of a pod: all but its annotations (where the agent executor's
+    step scripts ride, up to 60,000 characters each), owner references and finalizers.
+    Decisions read a cached pod's labels, spec and status; the writer checks owners on a pod
+    it fetches itself, never on a cached one. About 0.4 KB of 2.7 KB for a bare one-step
+    pod (``benchmarks/scale.py``), and each script's size for agent pods."""
+    meta = pod.metadata
+    if not (meta.annotations or meta.owner_references or meta.finalizers):
+        return pod
+    meta = msgspec.structs.replace(meta, annotations={}, owner_references=[], finalizers=[])
+    return msgspec.structs.replace(pod, metadata=meta)
+
+
 class Cache:
     """Tasks by UID and Pods by UID (indexed by their Task's UID).
 
@@ -371,7 +386,7 @@ class Cache:
             return False
         old_owner = _owner(old) if old is not None else None
         owner = _owner(pod)
-        self.pods[uid] = pod
+        self.pods[uid] = slim_pod(pod)
         if old_owner is not None and old_owner != owner:
             self._unindex(old_owner, uid)
             self.on_change(old_owner)
