@@ -44,11 +44,12 @@ def notes(v: Mapping[str, float | None]) -> list[str]:
         at_10k = top if n >= FULL_SCALE else idle + per_task_kb * FULL_SCALE / 1000
         how = "measured" if n >= FULL_SCALE else f"extrapolated linearly from {n:.0f} Tasks"
         if at_10k >= RSS_10K_MB:
-            floor = v.get("rss.k8s_client_import_mb")
+            floor = v.get("rss.imports_mb")
             python = v.get("rss.python_mb")
             why = (
                 f"; of the idle {idle:.0f} MB, {floor:.0f} MB is a bare python ({python:.0f} MB) "
-                "importing kubernetes_asyncio.client (every API model class)"
+                "importing what the operator imports (aiohttp, msgspec, uvloop, prometheus_client, "
+                "kubernetes-asyncio's loader)"
                 if floor is not None and python is not None
                 else ""
             )
