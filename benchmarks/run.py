@@ -1,6 +1,6 @@
 """`nox -s bench`: taskflow against its floors and ceilings, side by side, on this machine.
 
-    python -m benchmarks.run --quick                 # tiny sizes, < 3 min (CI: e2e tier)
+    python -m benchmarks.run --quick                 # tiny sizes, a few minutes (CI: e2e tier)
     python -m benchmarks.run                         # full sizes, writes docs/benchmarks.md
     python -m benchmarks.run --only scale            # one part; merged into the saved results
 
@@ -185,7 +185,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--quick", action="store_true", help="tiny sizes (CI), < 3 min")
+    parser.add_argument("--quick", action="store_true", help="tiny sizes (CI), a few minutes")
     parser.add_argument(
         "--kubeconfig",
         default=os.environ.get("KUBECONFIG") or None,
