@@ -7,8 +7,10 @@
 Clusters: --kubeconfig / $KUBECONFIG if given (the harness's points at 127.0.0.1), else the
 running harness cluster, else the harness starts one (and stops it afterwards): the full tier
 when a part needs a node, else the control-plane tier. ``latency`` and ``scale`` run on
---control-plane-kubeconfig when given (a control-plane tier: no scheduler, no kubelet; in its
-own network namespace, it can run beside the full tier's), else on the same cluster.
+--control-plane-kubeconfig when given (a control-plane tier: no scheduler, no kubelet), else
+on the same cluster. Every harness cluster answers on 127.0.0.1:6443, so one process reaches
+only one of them: here the control-plane parts run with ``--only latency --only scale``
+inside the network namespace of their own control-plane tier, and the page merges the parts.
 Prints the table, then one ``BENCH key=value`` line per number, and writes the docs page.
 
 Parts: ``handoff`` and ``burst`` (full tier), ``latency`` and ``scale`` (pods pinned to no
