@@ -127,8 +127,9 @@ def demo(session: nox.Session) -> None:
 def bench(session: nox.Session) -> None:
     """Performance against floors and ceilings (docs/benchmarks.md), not a default session:
     `nox -s bench` (full sizes, writes docs/benchmarks.md), `nox -s bench -- --quick` (tiny
-    sizes, < 3 min), `-- --only scale` (one part). Uses $KUBECONFIG or the running harness
-    cluster, else starts the harness's full tier and stops it afterwards."""
+    sizes, a few minutes), `-- --only scale` (one part), `-- --control-plane-kubeconfig K`
+    (latency and scale on K). Uses $KUBECONFIG or the running harness cluster, else starts
+    the harness's full tier and stops it afterwards."""
     _debian_packages(session, *NODE_PACKAGES)
     _install(session)
     session.run("python", "-m", "benchmarks.run", *session.posargs)

@@ -20,7 +20,8 @@ finished, on this machine's clock: what a user waits, operator included for the 
 Hand-off: a Task of ``--chain`` ``sleep 1`` steps; next step's ``startedAt`` minus the previous
 step's ``finishedAt`` (the agents' millisecond timestamps in ``status.steps``).
 
-Prints a table and ``BENCH key=value`` lines.
+Prints a table and ``BENCH key=value`` lines. ``python -m benchmarks.run`` takes the same
+numbers as its ``handoff20.*``/``handoff.*`` rows from :func:`bench_rows`.
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ import statistics
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -45,11 +46,15 @@ NS = "taskflow-bench-handoff"
 BUSYBOX = "busybox:1.28"
 POLL = 0.1
 DEADLINE = 300.0
+# bench_rows()'s (runs, steps, chain) by --quick: the runner's table says them
+SIZES = {False: (3, 20, 11), True: (1, 5, 3)}
+KUBECONFIG: list[str] = []  # bench_rows()'s cluster; else kubectl's own ($KUBECONFIG)
 
 
 def kubectl(*args: str, stdin: str | None = None) -> str:
+    flags = [f"--kubeconfig={k}" for k in KUBECONFIG]
     proc = subprocess.run(
-        ["kubectl", *args], input=stdin, capture_output=True, text=True, check=False
+        ["kubectl", *flags, *args], input=stdin, capture_output=True, text=True, check=False
     )
     if proc.returncode != 0:
         raise RuntimeError(f"kubectl {' '.join(args)}: {proc.stderr.strip()}")
@@ -182,6 +187,65 @@ def uninstall(kubeconfig: str, registry: str) -> None:
     )
 
 
+Walls = dict[str, list[float]]
+
+
+def measure(
+    kubeconfig: str, registry: str, runs: int, steps: int, chain: int, deploy: bool = True
+) -> tuple[Walls, list[float]]:
+    """Wall seconds per variant (``runs`` each) and the hand-offs (ms) of a ``chain`` of
+    ``sleep 1`` steps; installs the operator with Helm first unless ``deploy`` is false."""
+    os.environ.setdefault("BUILDAH_ISOLATION", "chroot")
+    if deploy:
+        print(f"agent image: {deploy_operator(kubeconfig, registry)}", file=sys.stderr)
+    walls: Walls = {"agent": [], "kubelet": [], "raw-init": [], "raw-parallel": []}
+    try:
+        kubectl("delete", "namespace", NS, "--ignore-not-found", "--wait=true")
+        kubectl("create", "namespace", NS)
+        # warm-up: images on the node, the operator's informers
+        run_task(task("warm", "agent", noop_steps(2)))
+        for r in range(runs):
+            walls["agent"].append(run_task(task(f"agent-{r}", "agent", noop_steps(steps)))[0])
+            walls["kubelet"].append(run_task(task(f"kubelet-{r}", "kubelet", noop_steps(steps)))[0])
+            walls["raw-init"].append(run_pod(raw_pod(f"raw-init-{r}", steps, parallel=False)))
+            walls["raw-parallel"].append(run_pod(raw_pod(f"raw-par-{r}", steps, parallel=True)))
+            done = ", ".join(f"{k} {v[-1]:.1f}s" for k, v in walls.items())
+            print(f"run {r + 1}: {done}", file=sys.stderr, flush=True)
+        sleeps = [
+            {"name": f"s{i:02d}", "image": BUSYBOX, "command": ["sleep", "1"]} for i in range(chain)
+        ]
+        _, chained = run_task(task("chain", "agent", sleeps))
+        gaps = handoffs(chained["status"])
+    finally:
+        kubectl("delete", "namespace", NS, "--ignore-not-found", "--wait=false")
+        if deploy:
+            uninstall(kubeconfig, registry)
+    return walls, gaps
+
+
+def bench_rows(kubeconfig: str, quick: bool) -> Mapping[str, float | None]:
+    """The runner's hook (``benchmarks/run.py``): BENCH key -> value, on the full tier at
+    ``kubeconfig`` with the harness's registry (or $TASKFLOW_TEST_REGISTRY). Quick: one
+    run of 5 steps and a chain of 3 (the keys keep their names; not for quoting)."""
+    from tests.cluster import config
+
+    registry = os.environ.get("TASKFLOW_TEST_REGISTRY") or config.REGISTRY
+    runs, steps, chain = SIZES[quick]
+    KUBECONFIG[:] = [kubeconfig]
+    try:
+        walls, gaps = measure(kubeconfig, registry, runs, steps, chain)
+    finally:
+        KUBECONFIG.clear()
+    med = {name: statistics.median(values) for name, values in walls.items()}
+    return {
+        "handoff20.init_floor_s": med["raw-init"],
+        "handoff20.parallel_floor_s": med["raw-parallel"],
+        "handoff20.kubelet_mode_s": med["kubelet"],
+        "handoff20.agent_mode_s": med["agent"],
+        "handoff.agent_long_step_ms": statistics.median(gaps),
+    }
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--registry", default=os.environ.get("TASKFLOW_TEST_REGISTRY"))
@@ -193,33 +257,9 @@ def main() -> int:
     kubeconfig = os.environ.get("KUBECONFIG")
     if not kubeconfig or not opts.registry:
         parser.error("needs KUBECONFIG and --registry (or TASKFLOW_TEST_REGISTRY)")
-    os.environ.setdefault("BUILDAH_ISOLATION", "chroot")
-    if not opts.no_deploy:
-        print(f"agent image: {deploy_operator(kubeconfig, opts.registry)}", file=sys.stderr)
-    kubectl("delete", "namespace", NS, "--ignore-not-found", "--wait=true")
-    kubectl("create", "namespace", NS)
-    walls: dict[str, list[float]] = {"agent": [], "kubelet": [], "raw-init": [], "raw-parallel": []}
-    try:
-        # warm-up: images on the node, the operator's informers
-        run_task(task("warm", "agent", noop_steps(2)))
-        for r in range(opts.runs):
-            n = opts.steps
-            walls["agent"].append(run_task(task(f"agent-{r}", "agent", noop_steps(n)))[0])
-            walls["kubelet"].append(run_task(task(f"kubelet-{r}", "kubelet", noop_steps(n)))[0])
-            walls["raw-init"].append(run_pod(raw_pod(f"raw-init-{r}", n, parallel=False)))
-            walls["raw-parallel"].append(run_pod(raw_pod(f"raw-par-{r}", n, parallel=True)))
-            done = ", ".join(f"{k} {v[-1]:.1f}s" for k, v in walls.items())
-            print(f"run {r + 1}: {done}", file=sys.stderr, flush=True)
-        chain = [
-            {"name": f"s{i:02d}", "image": BUSYBOX, "command": ["sleep", "1"]}
-            for i in range(opts.chain)
-        ]
-        _, chained = run_task(task("chain", "agent", chain))
-        gaps = handoffs(chained["status"])
-    finally:
-        kubectl("delete", "namespace", NS, "--ignore-not-found", "--wait=false")
-        if not opts.no_deploy:
-            uninstall(kubeconfig, opts.registry)
+    walls, gaps = measure(
+        kubeconfig, opts.registry, opts.runs, opts.steps, opts.chain, not opts.no_deploy
+    )
     floor = statistics.median(walls["raw-parallel"])
     print(f"\n{opts.steps} no-op steps, median of {opts.runs} (create -> seen finished)")
     print(f"{'variant':<14}{'median s':>10}{'runs':>24}{'x parallel floor':>18}")

@@ -299,6 +299,15 @@ class _DeploymentList(msgspec.Struct):
     items: list[_Deployment]
 
 
+class _Items(msgspec.Struct):
+    items: list[msgspec.Raw] = []
+
+
+async def node_count(kube: Kube) -> int:
+    """Nodes the cluster has (0: the control-plane tier)."""
+    return len(msgspec.json.decode(await kube.request("GET", "/api/v1/nodes"), type=_Items).items)
+
+
 async def other_operators(kube: Kube) -> list[str]:
     """Deployments running a taskflow operator over all namespaces (no --namespace): they
     would reconcile the bench's Tasks too, so the report says so."""

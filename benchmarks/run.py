@@ -1,18 +1,22 @@
 """`nox -s bench`: taskflow against its floors and ceilings, side by side, on this machine.
 
-    python -m benchmarks.run --quick                 # tiny sizes, < 3 min (CI: e2e tier)
+    python -m benchmarks.run --quick                 # tiny sizes, a few minutes (CI: e2e tier)
     python -m benchmarks.run                         # full sizes, writes docs/benchmarks.md
     python -m benchmarks.run --only scale            # one part; merged into the saved results
 
-Cluster: --kubeconfig / $KUBECONFIG if given (the harness's points at 127.0.0.1), else the
-running harness cluster, else the harness's full tier is started (and stopped afterwards).
+Clusters: --kubeconfig / $KUBECONFIG if given (the harness's points at 127.0.0.1), else the
+running harness cluster, else the harness starts one (and stops it afterwards): the full tier
+when a part needs a node, else the control-plane tier. ``latency`` and ``scale`` run on
+--control-plane-kubeconfig when given (a control-plane tier: no scheduler, no kubelet), else
+on the same cluster. Every harness cluster answers on 127.0.0.1:6443, so one process reaches
+only one of them: here the control-plane parts run with ``--only latency --only scale``
+inside the network namespace of their own control-plane tier, and the page merges the parts.
 Prints the table, then one ``BENCH key=value`` line per number, and writes the docs page.
 
-Parts: ``burst`` (full tier), ``latency`` and ``scale`` (pods pinned to no node: the
-control-plane tier's behaviour on whichever cluster is up), ``agent`` (no cluster), and
-``handoff``: the rows of :mod:`benchmarks.handoff_bench` when that module is present (its
-hook: ``bench_rows(kubeconfig: str, quick: bool) -> Mapping[str, float | None]``, BENCH key
--> value).
+Parts: ``handoff`` and ``burst`` (full tier), ``latency`` and ``scale`` (pods pinned to no
+node, so the control-plane tier's behaviour on any cluster), ``agent`` (no cluster).
+``handoff`` is the rows of :mod:`benchmarks.handoff_bench` (its hook: ``bench_rows(kubeconfig:
+str, quick: bool) -> Mapping[str, float | None]``, BENCH key -> value).
 """
 
 from __future__ import annotations
@@ -34,10 +38,12 @@ from pathlib import Path
 from typing import Any
 
 from . import agent, burst, goals, kubeops, latency, operator_proc, scale
-from .report import Metric, bench_lines, markdown, text_table
+from .report import Metric, bench_lines, markdown, ratio, text_table
 
 ROOT = Path(__file__).resolve().parents[1]
 PARTS = ("handoff", "burst", "latency", "scale", "agent")
+NODE_PARTS = {"handoff", "burst"}  # need a kubelet: the full tier
+CONTROL_PLANE_PARTS = {"latency", "scale"}
 # (quick, full) sizes; the issue's minimums in full size.
 SIZES = {"burst": (20, 200), "latency": (50, 2000), "scale": (200, 10_000)}
 METHOD = [
@@ -48,8 +54,8 @@ METHOD = [
     "burst: from the first create until a poll (every 0.5 s) sees all N pods Succeeded / all "
     "N Tasks Successful; on the node, from an idle node each time.",
     "latency, scale: pods pinned to a node label no node has, so no kubelet touches them "
-    "(the control-plane tier's behaviour; here on the full tier's API server, as only one "
-    "cluster runs at a time). latency: client send of each create -> the pod's ADDED event "
+    "(the control-plane tier's behaviour; the notes say which cluster served them). "
+    "latency: client send of each create -> the pod's ADDED event "
     "on a watch. scale: RSS from /proc once it is steady (1 % over 1 s), after every Task "
     "has its pod and a Pending status; finished: the bench writes each pod's status "
     "(Succeeded, exit 0) as a kubelet would.",
@@ -95,10 +101,39 @@ def handoff(kubeconfig: str, quick: bool) -> list[Metric]:
         return []
     if not hasattr(module, "bench_rows"):  # run on its own: python benchmarks/handoff_bench.py
         return []
-    rows: dict[str, float | None] = dict(module.bench_rows(kubeconfig, quick))
-    return [
-        Metric(key, "from benchmarks/handoff_bench.py", value, "") for key, value in rows.items()
+    v: dict[str, float | None] = dict(module.bench_rows(kubeconfig, quick))
+    runs, steps, chain = module.SIZES[quick]
+    of = f"{steps} no-op steps, median of {runs}"
+    agent_x = ratio(v.get("handoff20.agent_mode_s"), v.get("handoff20.parallel_floor_s"))
+    kubelet_x = ratio(v.get("handoff20.kubelet_mode_s"), v.get("handoff20.init_floor_s"))
+    rows = [
+        ("handoff20.init_floor_s", f"{of}: raw pod, init containers", "s", ""),
+        (
+            "handoff20.parallel_floor_s",
+            f"{of}: raw pod, regular containers chaining done files (10 ms poll)",
+            "s",
+            "",
+        ),
+        (
+            "handoff20.kubelet_mode_s",
+            f"{of}: Task, executor kubelet",
+            "s",
+            f"<= 1.1x init floor; here {kubelet_x:.2f}x" if kubelet_x else "<= 1.1x init floor",
+        ),
+        (
+            "handoff20.agent_mode_s",
+            f"{of}: Task, executor agent",
+            "s",
+            f"<= 1.3x parallel floor; here {agent_x:.2f}x" if agent_x else "<= 1.3x",
+        ),
+        (
+            "handoff.agent_long_step_ms",
+            f"agent: median gap between {chain} `sleep 1` steps (its timestamps)",
+            "ms",
+            "<= 10 ms",
+        ),
     ]
+    return [Metric(key, label, v.get(key), unit, goal) for key, label, unit, goal in rows]
 
 
 async def cluster_parts(
@@ -117,6 +152,15 @@ async def cluster_parts(
                 "another taskflow operator watching all namespaces ran during this run "
                 f"({', '.join(others)}): it also reconciled the bench's Tasks"
             )
+        ran = sorted(CONTROL_PLANE_PARTS & set(parts), key=PARTS.index)
+        if ran:
+            nodes = await kubeops.node_count(kube)
+            where = (
+                "a control-plane tier (no node, no scheduler, no kubelet)"
+                if nodes == 0
+                else f"a cluster with {nodes} node(s), no kubelet touching the pinned pods"
+            )
+            notes.append(f"{', '.join(ran)}: served by {where}")
         runners: dict[str, Callable[[int], Any]] = {
             "burst": lambda n: burst.run(kube, kubeconfig, n, within),
             "latency": lambda n: latency.run(kube, kubeconfig, n, within),
@@ -143,8 +187,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--quick", action="store_true", help="tiny sizes (CI), < 3 min")
-    parser.add_argument("--kubeconfig", default=os.environ.get("KUBECONFIG") or None)
+    parser.add_argument("--quick", action="store_true", help="tiny sizes (CI), a few minutes")
+    parser.add_argument(
+        "--kubeconfig",
+        default=os.environ.get("KUBECONFIG") or None,
+        help="the cluster (full tier for handoff, burst); default: $KUBECONFIG",
+    )
+    parser.add_argument(
+        "--control-plane-kubeconfig",
+        help="cluster for latency and scale (default: --kubeconfig's), e.g. a control-plane "
+        "tier in its own network namespace",
+    )
     parser.add_argument("--only", action="append", choices=PARTS, help="run only these parts")
     parser.add_argument(
         "--docs",
@@ -206,15 +259,21 @@ def main(argv: Sequence[str] | None = None) -> int:
         from tests.cluster.fixtures import ClusterSession
 
         session = ClusterSession(None)
-        kubeconfig = session.full().kubeconfig
+        if NODE_PARTS & set(parts) or not opts.control_plane_kubeconfig:
+            needs_node = bool(NODE_PARTS & set(parts))
+            kubeconfig = session.full().kubeconfig if needs_node else session.kubeconfig()
+    control_plane = opts.control_plane_kubeconfig or kubeconfig
     try:
         results: dict[str, list[Metric]] = {}
         notes: list[str] = []
         if "handoff" in parts and kubeconfig:
             results["handoff"] = handoff(kubeconfig, opts.quick)
-        if kubeconfig:
-            got, notes = asyncio.run(cluster_parts(kubeconfig, parts, sizes, opts.timeout))
-            results.update(got)
+        for config, group in ((kubeconfig, NODE_PARTS), (control_plane, CONTROL_PLANE_PARTS)):
+            mine = [p for p in parts if p in group and p != "handoff"]
+            if config and mine:
+                got, said = asyncio.run(cluster_parts(config, mine, sizes, opts.timeout))
+                results.update(got)
+                notes += said
         if "agent" in parts:
             runs = 5 if opts.quick else 20
             results["agent"] = agent.run(runs, runs, opts.agent_image)
@@ -240,7 +299,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             f"`{saved[p]['facts'].get('operator', '?')}`"
             for p in PARTS
             if p in saved
-        ] + [n for p in PARTS if p in saved for n in saved[p]["notes"]]
+        ] + list(dict.fromkeys(n for p in PARTS if p in saved for n in saved[p]["notes"]))
     metrics = [m for part in PARTS for m in results.get(part, [])]
     notes += goals.notes({m.key: m.value for m in metrics})
     if "handoff" in parts and not results.get("handoff"):

@@ -56,11 +56,17 @@ async def run(kube: Kube, kubeconfig: str, n: int, within: float) -> list[Metric
         Metric("scale.tasks", "Tasks (and pods) in the scale run", n, "Tasks"),
         Metric("rss.python_mb", "python alone", import_rss_mb(""), "MB"),
         Metric(
-            "rss.k8s_client_import_mb",
-            "python + import kubernetes_asyncio.client",
-            import_rss_mb("kubernetes_asyncio.client"),
+            "rss.imports_mb",
+            "python + the operator's imports (kubernetes-asyncio's loader only)",
+            import_rss_mb(OPERATOR_IMPORTS),
             "MB",
             "what bounds the operator's floor",
+        ),
+        Metric(
+            "rss.k8s_client_import_mb",
+            "python + import kubernetes_asyncio.client (all of it: not done since)",
+            import_rss_mb("import kubernetes_asyncio.client"),
+            "MB",
         ),
         Metric("rss.idle_mb", "operator RSS, ready, no Tasks", idle, "MB"),
         Metric(
@@ -92,12 +98,18 @@ async def run(kube: Kube, kubeconfig: str, n: int, within: float) -> list[Metric
     ]
 
 
-def import_rss_mb(module: str) -> float:
-    """RSS of a fresh interpreter after importing ``module`` ("" = none): what the operator's
-    process holds before any Task (kubernetes-asyncio's client loads every model class of
-    the API). VmRSS, not ru_maxrss: Linux keeps ru_maxrss across exec (the parent's)."""
-    code = f"import pathlib{', ' + module if module else ''}; "
-    code += "print(pathlib.Path('/proc/self/status').read_text())"
+# What `taskflow run` imports before its first Task (taskflow/cli.py's cmd_run and _serve).
+OPERATOR_IMPORTS = (
+    "from taskflow.engine import k8s_import; k8s_import.lean(); import taskflow.cli, "
+    "taskflow.engine.operator, taskflow.engine.kube, taskflow.logs, prometheus_client, uvloop"
+)
+
+
+def import_rss_mb(code: str) -> float:
+    """RSS of a fresh interpreter after running ``code`` (imports; "" = none): what the
+    operator's process holds before any Task. VmRSS, not ru_maxrss: Linux keeps ru_maxrss
+    across exec (the parent's)."""
+    code = f"import pathlib\n{code}\nprint(pathlib.Path('/proc/self/status').read_text())"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     kb = next(int(x.split()[1]) for x in out.stdout.splitlines() if x.startswith("VmRSS:"))
     return kb * 1024 / 1e6

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from benchmarks.goals import notes
 
-FLOORS = {"rss.python_mb": 11.0, "rss.k8s_client_import_mb": 75.0}
+FLOORS = {"rss.python_mb": 11.0, "rss.imports_mb": 75.0}
 
 
 def test_goals_met_give_no_notes() -> None:
@@ -39,3 +39,27 @@ def test_a_smaller_run_is_extrapolated_to_10k(top: float, over: bool) -> None:
 
 def test_missing_values_give_no_notes() -> None:
     assert notes({"burst.ratio": None, "rss.tasks_10k_mb": 300.0}) == []
+
+
+def test_handoff_over_its_goals_says_by_how_much() -> None:
+    run = {
+        "handoff20.agent_mode_s": 7.0,
+        "handoff20.parallel_floor_s": 5.0,
+        "handoff20.kubelet_mode_s": 21.0,
+        "handoff20.init_floor_s": 20.0,
+        "handoff.agent_long_step_ms": 12.5,
+    }
+    agent, gap = notes(run)
+    assert "agent mode takes 1.40x the parallel floor (goal <= 1.3x), 0.5 s over" in agent
+    assert "12.5 ms between 1 s steps (goal <= 10 ms), 2.5 ms over" in gap
+
+
+def test_handoff_within_its_goals_gives_no_notes() -> None:
+    run = {
+        "handoff20.agent_mode_s": 5.2,
+        "handoff20.parallel_floor_s": 5.0,
+        "handoff20.kubelet_mode_s": 21.2,
+        "handoff20.init_floor_s": 21.5,
+        "handoff.agent_long_step_ms": 1.0,
+    }
+    assert notes(run) == []

@@ -11,11 +11,13 @@ import msgspec
 import pytest
 
 from taskflow.api import decode_pod
+from taskflow.api.meta import ObjectMeta
 from taskflow.api.task import Task
 from taskflow.engine.cache import (
     LAST_APPLIED,
     Cache,
     PodHandler,
+    StringPool,
     TaskHandler,
     Tombstones,
     Undecodable,
@@ -246,3 +248,57 @@ def test_memory_of_finished_tasks_stays_small() -> None:
         tracemalloc.stop()
     # whole, each would hold two copies of its 55 kB script (spec + last-applied)
     assert per_task < 5_000, per_task
+
+
+def test_a_cached_pod_keeps_what_decisions_read_not_its_scripts() -> None:
+    doc = pod_doc("p1", "4")
+    doc["metadata"]["annotations"] = {"api.practice.com/script-a": SCRIPT}
+    doc["metadata"]["ownerReferences"] = [
+        {"apiVersion": "api.practice.com/v1alpha1", "kind": "Task", "name": "t", "uid": "t1"}
+    ]
+    doc["metadata"]["finalizers"] = ["example.com/keep"]
+    doc["status"] = {"phase": "Running"}
+    cache = Cache()
+    assert cache.put_pod(decode_pod(doc), from_watch=True)
+    pod = cache.pod_for("t1")
+    assert pod is not None
+    assert (pod.metadata.annotations, pod.metadata.owner_references) == ({}, [])
+    assert pod.metadata.finalizers == []
+    assert pod.metadata.labels == {TASK_UID_LABEL: "t1"}
+    assert (pod.metadata.name, pod.metadata.resource_version) == ("p1-pod", "4")
+    assert [c.name for c in pod.spec.containers] == ["c"]
+    assert pod.status.phase == "Running"
+
+
+def test_cached_objects_share_equal_strings_and_keep_their_values() -> None:
+    cache = Cache()
+    docs = [task_doc(f"t{i}", "3", {"status": "Running", "progress": "0/1"}) for i in (1, 2)]
+    for doc in docs:
+        assert cache.put_task(decode_task(json.dumps(doc).encode()), from_watch=True)
+    for i in (1, 2):
+        assert cache.put_pod(decode_pod(pod_doc(f"p{i}", "4", owner=f"t{i}")), from_watch=True)
+    one, two = cache.task("t1"), cache.task("t2")
+    assert isinstance(one, Task)
+    assert isinstance(two, Task)
+    assert [msgspec.to_builtins(t) for t in (one, two)] == [
+        msgspec.to_builtins(decode_task(json.dumps(d).encode())) for d in docs
+    ]
+    assert one.metadata.namespace is two.metadata.namespace
+    assert one.spec.steps[0].image is two.spec.steps[0].image
+    assert one.status is not None
+    assert two.status is not None
+    assert one.status.status is two.status.status
+    first, second = cache.pod_for("t1"), cache.pod_for("t2")
+    assert first is not None
+    assert second is not None
+    assert first.spec.containers[0].image is second.spec.containers[0].image
+    assert first.metadata.labels[TASK_UID_LABEL] == "t1"
+
+
+def test_the_string_pool_stays_bounded() -> None:
+    pool = StringPool(size=10)
+    for i in range(100):
+        meta = ObjectMeta(name=f"n{i}", namespace=f"ns{i}", labels={"k": f"v{i}"})
+        pool.share(meta)
+        assert (meta.name, meta.namespace, meta.labels) == (f"n{i}", f"ns{i}", {"k": f"v{i}"})
+    assert len(pool._strings) <= 10

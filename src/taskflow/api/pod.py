@@ -1,5 +1,7 @@
 """Read model of core/v1 Pod: only what :mod:`taskflow.status` needs."""
 
+# gc=False: plain data, never in a reference cycle (see taskflow.api.meta).
+
 from __future__ import annotations
 
 from datetime import datetime
@@ -9,16 +11,22 @@ import msgspec
 from taskflow.api.meta import ObjectMeta
 
 
-class ContainerStateWaiting(msgspec.Struct, rename="camel", omit_defaults=True, kw_only=True):
+class ContainerStateWaiting(
+    msgspec.Struct, rename="camel", omit_defaults=True, kw_only=True, gc=False
+):
     reason: str | None = None
     message: str | None = None
 
 
-class ContainerStateRunning(msgspec.Struct, rename="camel", omit_defaults=True, kw_only=True):
+class ContainerStateRunning(
+    msgspec.Struct, rename="camel", omit_defaults=True, kw_only=True, gc=False
+):
     started_at: datetime | None = None
 
 
-class ContainerStateTerminated(msgspec.Struct, rename="camel", omit_defaults=True, kw_only=True):
+class ContainerStateTerminated(
+    msgspec.Struct, rename="camel", omit_defaults=True, kw_only=True, gc=False
+):
     exit_code: int = 0
     signal: int | None = None
     reason: str | None = None
@@ -28,13 +36,13 @@ class ContainerStateTerminated(msgspec.Struct, rename="camel", omit_defaults=Tru
     container_id: str | None = None
 
 
-class ContainerState(msgspec.Struct, rename="camel", omit_defaults=True, kw_only=True):
+class ContainerState(msgspec.Struct, rename="camel", omit_defaults=True, kw_only=True, gc=False):
     waiting: ContainerStateWaiting | None = None
     running: ContainerStateRunning | None = None
     terminated: ContainerStateTerminated | None = None
 
 
-class ContainerStatus(msgspec.Struct, rename="camel", omit_defaults=True, kw_only=True):
+class ContainerStatus(msgspec.Struct, rename="camel", omit_defaults=True, kw_only=True, gc=False):
     name: str
     state: ContainerState = msgspec.field(default_factory=ContainerState)
     last_state: ContainerState = msgspec.field(default_factory=ContainerState)
@@ -46,7 +54,7 @@ class ContainerStatus(msgspec.Struct, rename="camel", omit_defaults=True, kw_onl
     started: bool | None = None
 
 
-class PodCondition(msgspec.Struct, rename="camel", omit_defaults=True, kw_only=True):
+class PodCondition(msgspec.Struct, rename="camel", omit_defaults=True, kw_only=True, gc=False):
     type: str
     status: str
     reason: str | None = None
@@ -54,7 +62,7 @@ class PodCondition(msgspec.Struct, rename="camel", omit_defaults=True, kw_only=T
     last_transition_time: datetime | None = None
 
 
-class PodStatus(msgspec.Struct, rename="camel", omit_defaults=True, kw_only=True):
+class PodStatus(msgspec.Struct, rename="camel", omit_defaults=True, kw_only=True, gc=False):
     phase: str | None = None
     reason: str | None = None
     message: str | None = None
@@ -70,12 +78,12 @@ class PodStatus(msgspec.Struct, rename="camel", omit_defaults=True, kw_only=True
         return None
 
 
-class Container(msgspec.Struct, rename="camel", omit_defaults=True, kw_only=True):
+class Container(msgspec.Struct, rename="camel", omit_defaults=True, kw_only=True, gc=False):
     name: str
     image: str | None = None
 
 
-class PodSpec(msgspec.Struct, rename="camel", omit_defaults=True, kw_only=True):
+class PodSpec(msgspec.Struct, rename="camel", omit_defaults=True, kw_only=True, gc=False):
     init_containers: list[Container] = []
     containers: list[Container] = []
     restart_policy: str | None = None
@@ -83,7 +91,7 @@ class PodSpec(msgspec.Struct, rename="camel", omit_defaults=True, kw_only=True):
     node_name: str | None = None
 
 
-class Pod(msgspec.Struct, rename="camel", omit_defaults=True, kw_only=True):
+class Pod(msgspec.Struct, rename="camel", omit_defaults=True, kw_only=True, gc=False):
     api_version: str = "v1"
     kind: str = "Pod"
     metadata: ObjectMeta = msgspec.field(default_factory=ObjectMeta)

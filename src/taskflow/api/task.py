@@ -7,6 +7,8 @@ the pod verbatim) and carry a :func:`K8sType` marker naming the kubernetes-async
 real schema the CRD gets.
 """
 
+# gc=False: plain data, never in a reference cycle (see taskflow.api.meta).
+
 from __future__ import annotations
 
 from typing import Annotated, Any, ClassVar, Final, Literal
@@ -142,7 +144,7 @@ Duration = Annotated[
 ]
 
 
-class StepResult(msgspec.Struct, rename="camel", omit_defaults=True, kw_only=True):
+class StepResult(msgspec.Struct, rename="camel", omit_defaults=True, kw_only=True, gc=False):
     """A result a step declares (executor agent)."""
 
     name: Annotated[
@@ -157,7 +159,7 @@ class StepResult(msgspec.Struct, rename="camel", omit_defaults=True, kw_only=Tru
     description: Annotated[str, msgspec.Meta(max_length=1024)] | None = None
 
 
-class Step(msgspec.Struct, rename="camel", omit_defaults=True, kw_only=True):
+class Step(msgspec.Struct, rename="camel", omit_defaults=True, kw_only=True, gc=False):
     """One step: a Kubernetes container that runs to completion, plus an optional script.
 
     Steps run one after another in spec order (as the pod's init containers; the last step
@@ -275,7 +277,7 @@ class Step(msgspec.Struct, rename="camel", omit_defaults=True, kw_only=True):
     ] = []
 
 
-class PodTemplate(msgspec.Struct, rename="camel", omit_defaults=True, kw_only=True):
+class PodTemplate(msgspec.Struct, rename="camel", omit_defaults=True, kw_only=True, gc=False):
     """Pod-level settings of the Task's pod."""
 
     k8s_model: ClassVar[str] = "V1PodSpec"
@@ -358,7 +360,7 @@ Steps = Annotated[
 ]
 
 
-class TaskSpec(msgspec.Struct, rename="camel", omit_defaults=True, kw_only=True):
+class TaskSpec(msgspec.Struct, rename="camel", omit_defaults=True, kw_only=True, gc=False):
     """What to run. Immutable except ``cancel``: delete and re-create the Task to change it."""
 
     steps: Steps
@@ -475,14 +477,14 @@ SPEC_RULES: Final = _rules(
 )
 
 
-class ResultValue(msgspec.Struct, rename="camel", omit_defaults=True, kw_only=True):
+class ResultValue(msgspec.Struct, rename="camel", omit_defaults=True, kw_only=True, gc=False):
     """A result's value (the file's text exactly as the step wrote it)."""
 
     name: str
     value: str
 
 
-class StepStatus(msgspec.Struct, rename="camel", omit_defaults=True, kw_only=True):
+class StepStatus(msgspec.Struct, rename="camel", omit_defaults=True, kw_only=True, gc=False):
     """What happened to one step (``status.steps`` lists them in spec order)."""
 
     name: str
@@ -503,7 +505,7 @@ class StepStatus(msgspec.Struct, rename="camel", omit_defaults=True, kw_only=Tru
     ] = []
 
 
-class Condition(msgspec.Struct, rename="camel", omit_defaults=True, kw_only=True):
+class Condition(msgspec.Struct, rename="camel", omit_defaults=True, kw_only=True, gc=False):
     """A condition; taskflow sets ``Succeeded`` (Unknown while running, then True/False)."""
 
     type: str
@@ -513,7 +515,7 @@ class Condition(msgspec.Struct, rename="camel", omit_defaults=True, kw_only=True
     last_transition_time: Annotated[str, _datetime] | None = None
 
 
-class AttemptStatus(msgspec.Struct, rename="camel", omit_defaults=True, kw_only=True):
+class AttemptStatus(msgspec.Struct, rename="camel", omit_defaults=True, kw_only=True, gc=False):
     """An earlier attempt of a Task with ``retries`` (``status.attempts``, oldest first)."""
 
     attempt: Annotated[int, _doc("1 for the first run, 2 for the first retry, ...")]
@@ -541,7 +543,7 @@ STATUS_RULES: Final = _rules(
 )
 
 
-class TaskStatus(msgspec.Struct, rename="camel", omit_defaults=True, kw_only=True):
+class TaskStatus(msgspec.Struct, rename="camel", omit_defaults=True, kw_only=True, gc=False):
     """Observed state of a Task. Never changes again once ``status`` is Successful, Failure
     or Cancelled."""
 
@@ -603,7 +605,7 @@ class TaskStatus(msgspec.Struct, rename="camel", omit_defaults=True, kw_only=Tru
         return None
 
 
-class Task(msgspec.Struct, rename="camel", omit_defaults=True, kw_only=True):
+class Task(msgspec.Struct, rename="camel", omit_defaults=True, kw_only=True, gc=False):
     api_version: str = API_VERSION
     kind: str = KIND
     metadata: ObjectMeta = msgspec.field(default_factory=ObjectMeta)

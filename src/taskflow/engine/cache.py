@@ -17,7 +17,9 @@ Two races between write-through and the streams are closed here:
 
 A finished Task never changes again, so only what is still read of it is kept (see
 :func:`slim`): 10k finished Tasks with 50,000-character scripts hold 31 MiB of heap
-instead of 563 MiB (``benchmarks/cache_memory_bench.py``).
+instead of 563 MiB (``benchmarks/cache_memory_bench.py``). Of a pod, what no decision reads
+of a cached one is not kept either (see :func:`slim_pod`): its annotations carry the agent's
+step scripts.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ from typing import Any
 import msgspec
 
 from taskflow import api
+from taskflow.api.meta import ObjectMeta
 from taskflow.api.pod import Pod
 from taskflow.api.task import FINISHED, Task
 from taskflow.labels import TASK_UID_LABEL
@@ -254,6 +257,66 @@ def slim(entry: TaskEntry) -> TaskEntry:
     return msgspec.structs.replace(entry, metadata=meta, spec=spec)
 
 
+#: Strings the pool holds at most before it starts over (a few hundred KB): bounded whatever
+#: the values, and what repeats (namespaces, images, step names, states) is back at once.
+POOL_SIZE = 4096
+#: ObjectMeta fields unique per object: pooling them would only churn the pool.
+_UNIQUE = frozenset({"name", "generate_name", "uid", "resource_version"})
+
+
+class StringPool:
+    """One copy of each equal string in what the cache holds: every decoded object has its
+    own copy of its namespace, apiVersion, kind, images, step names, states and messages,
+    ~1.5 KB per Task and pod that 10k of them repeat (``benchmarks/scale.py``). Not
+    ``sys.intern``: interned strings are immortal on some Pythons, and resourceVersions
+    would never be freed."""
+
+    def __init__(self, size: int = POOL_SIZE) -> None:
+        self.size = size
+        self._strings: dict[str, str] = {}
+
+    def share(self, obj: msgspec.Struct) -> None:
+        """Replace, in place, each string in ``obj`` (structs, lists and dict values within)
+        by the pool's equal one; the values do not change, only which copy holds them."""
+        unique = _UNIQUE if isinstance(obj, ObjectMeta) else frozenset()
+        for name in obj.__struct_fields__:
+            value = getattr(obj, name)
+            if type(value) is str:
+                if name not in unique:
+                    setattr(obj, name, self._one(value))
+            elif isinstance(value, msgspec.Struct):
+                self.share(value)
+            elif type(value) is list:
+                for i, item in enumerate(value):
+                    if type(item) is str:
+                        value[i] = self._one(item)
+                    elif isinstance(item, msgspec.Struct):
+                        self.share(item)
+            elif type(value) is dict:
+                for key, item in value.items():
+                    if type(item) is str:
+                        value[key] = self._one(item)
+
+    def _one(self, value: str) -> str:
+        got = self._strings.setdefault(value, value)
+        if len(self._strings) > self.size:
+            self._strings.clear()  # start over: the objects keep their strings
+        return got
+
+
+def slim_pod(pod: Pod) -> Pod:
+    """What the cache keeps of a pod: all but its annotations (where the agent executor's
+    step scripts ride, up to 60,000 characters each), owner references and finalizers.
+    Decisions read a cached pod's labels, spec and status; the writer checks owners on a pod
+    it fetches itself, never on a cached one. About 0.4 KB of 2.7 KB for a bare one-step
+    pod (``benchmarks/scale.py``), and each script's size for agent pods."""
+    meta = pod.metadata
+    if not (meta.annotations or meta.owner_references or meta.finalizers):
+        return pod
+    meta = msgspec.structs.replace(meta, annotations={}, owner_references=[], finalizers=[])
+    return msgspec.structs.replace(pod, metadata=meta)
+
+
 class Cache:
     """Tasks by UID and Pods by UID (indexed by their Task's UID).
 
@@ -272,6 +335,7 @@ class Cache:
         self._pods_by_task: dict[str, set[str]] = {}  # task uid -> pod uids
         self.deleted_tasks = Tombstones(tombstones)
         self.deleted_pods = Tombstones(tombstones)
+        self.strings = StringPool()
 
     # -- reads ------------------------------------------------------------------------------
 
@@ -323,7 +387,10 @@ class Cache:
         old = self.tasks.get(uid)
         if old is not None and not is_newer(rv, task_rv(old)):
             return False
-        self.tasks[uid] = slim(entry)
+        entry = slim(entry)
+        if not isinstance(entry, Undecodable):
+            self.strings.share(entry)
+        self.tasks[uid] = entry
         self.on_change(uid)
         return True
 
@@ -371,6 +438,8 @@ class Cache:
             return False
         old_owner = _owner(old) if old is not None else None
         owner = _owner(pod)
+        pod = slim_pod(pod)
+        self.strings.share(pod)
         self.pods[uid] = pod
         if old_owner is not None and old_owner != owner:
             self._unindex(old_owner, uid)

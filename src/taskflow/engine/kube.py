@@ -31,6 +31,7 @@ import anyio
 import msgspec
 
 from taskflow import __version__
+from taskflow.engine import k8s_import
 from taskflow.engine.ratelimit import ExponentialBackoff, TokenBucket
 from taskflow.metrics import Metrics
 
@@ -158,7 +159,7 @@ class Kube:
     async def refresh_credentials(self, interval: float = 60.0) -> None:
         """Keep exec-plugin / gcp kubeconfig tokens fresh (returns at once for other kinds of
         credentials; in-cluster tokens are re-read by kubernetes-asyncio on use)."""
-        from kubernetes_asyncio import config as kconfig
+        kconfig = k8s_import.load()[0]
 
         if self._loader is None:
             return
@@ -285,9 +286,7 @@ async def connect(
 ) -> Kube:
     """Build a :class:`Kube` from a kubeconfig (``--kubeconfig``/``$KUBECONFIG``/~/.kube/config,
     ``--context``) or, failing that inside a pod, from the in-cluster service account."""
-    from kubernetes_asyncio import config as kconfig
-    from kubernetes_asyncio.client import ApiClient, Configuration
-
+    kconfig, Configuration, ApiClient = k8s_import.load()
     cfg = Configuration()
     path = kubeconfig or _default_kubeconfig()
     loader = None
@@ -296,7 +295,7 @@ async def connect(
             config_file=path, context=context, client_configuration=cfg, persist_config=False
         )
     else:
-        kconfig.load_incluster_config(client_configuration=cfg)  # type: ignore[no-untyped-call]
+        kconfig.load_incluster_config(client_configuration=cfg)
     cfg.connection_pool_maxsize = pool_size
     return Kube(ApiClient(configuration=cfg), loader)
 
