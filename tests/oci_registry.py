@@ -16,13 +16,12 @@ import subprocess
 import time
 import urllib.error
 import urllib.request
-import warnings
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Final
 
-import yaml
+from tests.cluster.registry import registry_config
 
 OCI_INDEX: Final = "application/vnd.oci.image.index.v1+json"
 OCI_MANIFEST: Final = "application/vnd.oci.image.manifest.v1+json"
@@ -33,16 +32,6 @@ DOCKER_MANIFEST: Final = "application/vnd.docker.distribution.manifest.v2+json"
 DOCKER_CONFIG: Final = "application/vnd.docker.container.image.v1+json"
 DOCKER_LAYER: Final = "application/vnd.docker.image.rootfs.diff.tar.gzip"
 START_DEADLINE: Final = 20.0  # seconds
-
-
-def bcrypt_hash(password: str) -> str:
-    """An htpasswd bcrypt hash (the registry accepts nothing else), from libc's crypt(3)
-    (libxcrypt on Debian): no new dependency, no apache2-utils."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", DeprecationWarning)
-        import crypt
-
-    return crypt.crypt(password, crypt.mksalt(crypt.METHOD_BLOWFISH, rounds=1 << 4))
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -91,7 +80,7 @@ class Pusher:
             raise RuntimeError(f"blob upload: {status} {body[:200]!r}")
         return digest
 
-    def manifest(self, repo: str, ref: str, doc: dict[str, object]) -> str:
+    def manifest(self, repo: str, ref: str, doc: Mapping[str, object]) -> str:
         body = json.dumps(doc).encode()
         media = str(doc["mediaType"])
         status, _, answer = self._send("PUT", f"{self.base}/v2/{repo}/manifests/{ref}", body, media)
@@ -141,6 +130,48 @@ class Pusher:
         digest = "sha256:" + hashlib.sha256(body).hexdigest()
         self.manifest(repo, tag or digest, doc)
         return digest, len(body)
+
+    def _get(self, url: str, accept: str = "*/*") -> tuple[bytes, str]:
+        req = urllib.request.Request(url, headers={"Accept": accept})
+        with urllib.request.urlopen(req, timeout=self.timeout) as resp:
+            return resp.read(), str(resp.headers.get("Content-Type", ""))
+
+    def derived(
+        self,
+        source: str,
+        repo: str,
+        *,
+        entrypoint: list[str] | None,
+        cmd: list[str] | None,
+        arch: str = "amd64",
+    ) -> tuple[str, int]:
+        """A runnable image: ``source`` (``http://host:port/repo:tag``, no auth; its linux
+        ``arch`` image when it is an index) with its layers copied here and its config's
+        ENTRYPOINT/CMD replaced; pushed by digest. Returns (digest, size)."""
+        base, _, rest = source.removeprefix("http://").partition("/")
+        src_repo, _, ref = rest.rpartition(":")
+        src = f"http://{base}/v2/{src_repo}"
+        accept = ", ".join((OCI_INDEX, DOCKER_LIST, OCI_MANIFEST, DOCKER_MANIFEST))
+        raw, _ = self._get(f"{src}/manifests/{ref}", accept)
+        doc = json.loads(raw)
+        if "manifests" in doc:
+            child = next(
+                m["digest"]
+                for m in doc["manifests"]
+                if m.get("platform", {}).get("architecture") == arch
+            )
+            doc = json.loads(self._get(f"{src}/manifests/{child}", accept)[0])
+        for layer in doc["layers"]:
+            self.blob(repo, self._get(f"{src}/blobs/{layer['digest']}")[0])
+        config = json.loads(self._get(f"{src}/blobs/{doc['config']['digest']}")[0])
+        config.setdefault("config", {})
+        config["config"]["Entrypoint"], config["config"]["Cmd"] = entrypoint, cmd
+        raw_config = json.dumps(config).encode()
+        doc["config"] = {**doc["config"], "digest": self.blob(repo, raw_config)}
+        doc["config"]["size"] = len(raw_config)
+        doc.setdefault("mediaType", OCI_MANIFEST)
+        body = json.dumps(doc).encode()
+        return self.manifest(repo, "sha256:" + hashlib.sha256(body).hexdigest(), doc), len(body)
 
     def index(
         self, repo: str, tag: str, children: list[tuple[str, int, str]], *, docker: bool = False
@@ -202,21 +233,9 @@ def local_registry(
         raise RuntimeError("docker-registry is missing (apt-get install docker-registry)")
     workdir.mkdir(parents=True, exist_ok=True)
     host = f"{addr}:{free_port(addr)}"
-    conf: dict[str, object] = {
-        "version": 0.1,
-        "log": {"level": "warn", "accesslog": {"disabled": True}},
-        "storage": {"filesystem": {"rootdirectory": str(workdir / "data")}},
-        "http": {"addr": host},
-    }
-    if auth is not None:
-        htpasswd = workdir / "htpasswd"
-        htpasswd.write_text(f"{auth[0]}:{bcrypt_hash(auth[1])}\n")
-        conf["auth"] = {"htpasswd": {"realm": "taskflow-test", "path": str(htpasswd)}}
-    (workdir / "config.yml").write_text(yaml.safe_dump(conf))
+    config = registry_config(workdir / "data", host, workdir, auth)
     log = (workdir / "registry.log").open("wb")
-    proc = subprocess.Popen(
-        [binary, "serve", str(workdir / "config.yml")], stdout=log, stderr=subprocess.STDOUT
-    )
+    proc = subprocess.Popen([binary, "serve", str(config)], stdout=log, stderr=subprocess.STDOUT)
     try:
         _ready(host, time.monotonic() + START_DEADLINE)
         yield LocalRegistry(host, auth, proc)

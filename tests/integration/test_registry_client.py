@@ -171,3 +171,17 @@ async def test_bad_reference(client: RegistryClient) -> None:
     got = await client.resolve("Not A Reference", [])
     assert got.error == "invalid repository in image 'Not A Reference'"
     assert client.requests == 0
+
+
+async def test_a_derived_image_across_registries(
+    plain: LocalRegistry, locked: LocalRegistry, client: RegistryClient
+) -> None:
+    """The e2e's helper: a real image's layers and config copied, ENTRYPOINT/CMD replaced."""
+    layer = plain.push.blob("src/img", b"not really a tarball")
+    plain.push.image("src/img", "v1", entrypoint=["/old"], layers=[(layer, 20)])
+    digest, size = locked.push.derived(
+        f"http://{plain.host}/src/img:v1", "dst/img", entrypoint=["/new"], cmd=["c"]
+    )
+    locked.push.index("dst/img", "v1", [(digest, size, AMD)])
+    got = await client.resolve(f"{locked.host}/dst/img:v1", [GOOD])
+    assert got == Resolved(platforms={AMD: ImageCommand(("/new",), ("c",))})
