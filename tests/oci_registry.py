@@ -224,16 +224,22 @@ def _ready(host: str, deadline: float) -> None:
 
 @contextmanager
 def local_registry(
-    workdir: Path, *, auth: tuple[str, str] | None = None, addr: str = "127.0.0.1"
+    workdir: Path,
+    *,
+    auth: tuple[str, str] | None = None,
+    token: dict[str, str] | None = None,
+    storage: Path | None = None,
+    addr: str = "127.0.0.1",
 ) -> Iterator[LocalRegistry]:
-    """A ``docker-registry`` on ``addr`` and a free port (htpasswd auth with ``auth``),
-    stopped at the end."""
+    """A ``docker-registry`` on ``addr`` and a free port (htpasswd auth with ``auth``, token
+    auth with ``token``; ``storage`` shared with another registry if given), stopped at the
+    end."""
     binary = shutil.which("docker-registry")
     if binary is None:
         raise RuntimeError("docker-registry is missing (apt-get install docker-registry)")
     workdir.mkdir(parents=True, exist_ok=True)
     host = f"{addr}:{free_port(addr)}"
-    config = registry_config(workdir / "data", host, workdir, auth)
+    config = registry_config(storage or workdir / "data", host, workdir, auth, token)
     log = (workdir / "registry.log").open("wb")
     proc = subprocess.Popen([binary, "serve", str(config)], stdout=log, stderr=subprocess.STDOUT)
     try:

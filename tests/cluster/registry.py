@@ -23,9 +23,14 @@ def bcrypt_hash(password: str) -> str:
 
 
 def registry_config(
-    storage: Path, addr: str, conf_dir: Path, auth: tuple[str, str] | None = None
+    storage: Path,
+    addr: str,
+    conf_dir: Path,
+    auth: tuple[str, str] | None = None,
+    token: dict[str, str] | None = None,
 ) -> Path:
-    """Write the registry's config (and htpasswd file with ``auth``); returns its path."""
+    """Write the registry's config (and htpasswd file with ``auth``; ``token``: the
+    distribution's token auth: realm, service, issuer, rootcertbundle); returns its path."""
     storage.mkdir(parents=True, exist_ok=True)
     conf_dir.mkdir(parents=True, exist_ok=True)
     conf: dict[str, object] = {
@@ -38,6 +43,8 @@ def registry_config(
         htpasswd = conf_dir / "htpasswd"
         htpasswd.write_text(f"{auth[0]}:{bcrypt_hash(auth[1])}\n")
         conf["auth"] = {"htpasswd": {"realm": "taskflow-test", "path": str(htpasswd)}}
+    elif token is not None:
+        conf["auth"] = {"token": token}
     path = conf_dir / "registry.yml"
     path.write_text(yaml.safe_dump(conf))
     return path

@@ -64,9 +64,7 @@ async def _account(admin: Kube, ns: str, name: str, secrets: list[str]) -> None:
         "metadata": {"name": name},
         "imagePullSecrets": [{"name": s} for s in secrets],
     }
-    await admin.request(
-        "POST", f"/api/v1/namespaces/{ns}/serviceaccounts", body=enc.encode(body)
-    )
+    await admin.request("POST", f"/api/v1/namespaces/{ns}/serviceaccounts", body=enc.encode(body))
 
 
 def _task(ns: str, image: str, **template: Any) -> Any:
@@ -111,4 +109,3 @@ async def test_the_service_accounts_pull_secrets(
     # an account that does not exist: no credentials, no error
     ghost = _task(ns, image, serviceAccountName="ghost")
     assert await resolver.secret_names(ghost) == []
-
