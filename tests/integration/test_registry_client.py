@@ -185,3 +185,20 @@ async def test_a_derived_image_across_registries(
     locked.push.index("dst/img", "v1", [(digest, size, AMD)])
     got = await client.resolve(f"{locked.host}/dst/img:v1", [GOOD])
     assert got == Resolved(platforms={AMD: ImageCommand(("/new",), ("c",))})
+
+
+async def test_a_whole_lookup_is_bounded() -> None:
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(8)
+        host = f"127.0.0.1:{silent.getsockname()[1]}"
+        config = RegistryConfig(request_timeout=5.0, attempts=3, lookup_timeout=0.6)
+        c = RegistryClient(config)
+        try:
+            t0 = time.monotonic()
+            got = await c.resolve(f"{host}/a/b:1", [])
+            took = time.monotonic() - t0
+        finally:
+            await c.close()
+    assert got.error == f"image {host}/a/b:1: no complete answer within 0.6s"
+    assert 0.5 <= took < 3

@@ -74,6 +74,9 @@ class RegistryConfig(msgspec.Struct, frozen=True, kw_only=True):
     max_concurrency: int = 8
     #: seconds a tag's manifest is reused (a tag can move; a digest cannot)
     tag_ttl: float = 30.0
+    #: bounds one image's whole lookup (every request, retry and credential): a reconcile
+    #: worker waits for it
+    lookup_timeout: float = 60.0
 
 
 class LookupFailed(Exception):
@@ -193,6 +196,14 @@ class RegistryClient:
             ref = parse_reference(image)
         except InvalidReference as e:
             return Resolved(error=str(e))
+        limit = self.config.lookup_timeout
+        with anyio.move_on_after(limit):
+            return await self._resolve(image, ref, credentials, arch)
+        return Resolved(error=f"image {image}: no complete answer within {limit:g}s")
+
+    async def _resolve(
+        self, image: str, ref: Reference, credentials: list[Credential], arch: str | None
+    ) -> Resolved:
         refused: LookupFailed | None = None
         tries: list[Credential | None] = [*credentials] or [None]
         for cred in tries:
