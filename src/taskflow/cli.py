@@ -244,6 +244,17 @@ def build_parser() -> argparse.ArgumentParser:
         help="the image holding /taskflow-agent, installed into agent pods "
         f"(default: taskflow/agent:{__version__})",
     )
+    executor.add_argument(
+        "--registry-mirror",
+        dest="registry_mirrors",
+        type=_mirror,
+        action="append",
+        default=[],
+        metavar="HOST=URL",
+        help="read images of registry HOST (docker.io, 127.0.0.1:5000) from URL (with its "
+        "scheme) when looking up an agent step's ENTRYPOINT/CMD; repeatable. Without one: "
+        "https, or http for localhost and 127.0.0.0/8",
+    )
 
     obs = run.add_argument_group("serving and logging")
     obs.add_argument(
@@ -353,9 +364,19 @@ def _literal_dumper() -> Any:
     return Dumper
 
 
+def _mirror(text: str) -> tuple[str, str]:
+    host, eq, url = text.partition("=")
+    if not eq or not host or not url.startswith(("http://", "https://")):
+        raise argparse.ArgumentTypeError(
+            f"{text!r}: want HOST=URL, the URL with http:// or https://"
+        )
+    return host, url
+
+
 def run_config(args: argparse.Namespace) -> Any:
     """The :class:`OperatorConfig` for parsed ``run`` arguments."""
     from taskflow.engine.operator import OperatorConfig
+    from taskflow.engine.registry import RegistryConfig
     from taskflow.settings import Settings
 
     settings = Settings(
@@ -382,6 +403,7 @@ def run_config(args: argparse.Namespace) -> Any:
         stream_failure_threshold=args.stream_failure_threshold,
         resync_period=args.resync_period,
         settings=settings,
+        registry=RegistryConfig(mirrors=dict(args.registry_mirrors)),
     )
 
 

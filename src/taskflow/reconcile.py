@@ -34,7 +34,7 @@ from taskflow.api.task import (
     Task,
     TaskStatus,
 )
-from taskflow.render import ImageLookupError, RenderError, render_pod
+from taskflow.render import ImageLookupError, Images, RenderError, lookups_needed, render_pod
 from taskflow.settings import Settings
 from taskflow.status import (
     IMAGE_LOOKUP_FAILED,
@@ -87,6 +87,9 @@ class Plan(msgspec.Struct, frozen=True):
     requeue_after: float | None = None  # seconds; re-evaluate even without a watch event
     #: delete the Task (its ttlSecondsAfterFinished has passed); its pods go with it
     delete_task: bool = False
+    #: nothing else: the pod is due, but these images' ENTRYPOINT/CMD must be read from
+    #: their registries first; the engine looks them up and plans again with ``images``
+    lookup_images: tuple[str, ...] = ()
 
 
 def _event(
@@ -101,8 +104,21 @@ def _event(
 FINAL_KEY: Final = "final"
 
 
-def plan(task: Task, pod: Pod | None, *, now: datetime, settings: Settings) -> Plan:
-    """What to do for ``task`` given the pod of its current attempt (None when absent)."""
+def _missing(task: Task, settings: Settings, images: Images | None) -> tuple[str, ...]:
+    return tuple(i for i in lookups_needed(task, settings) if i not in (images or {}))
+
+
+def plan(
+    task: Task,
+    pod: Pod | None,
+    *,
+    now: datetime,
+    settings: Settings,
+    images: Images | None = None,
+) -> Plan:
+    """What to do for ``task`` given the pod of its current attempt (None when absent).
+
+    ``images``: the registry's answers to an earlier plan's ``lookup_images``."""
     old = task.status
     if old is not None and old.finished:
         return _after_finish(task, old, now, settings)
@@ -115,8 +131,10 @@ def plan(task: Task, pod: Pod | None, *, now: datetime, settings: Settings) -> P
             return Plan(status=given_up, events=tuple(transition_events(task, old, given_up)))
     create: dict[str, Any] | None = None
     if unborn and stop is None:
+        if missing := _missing(task, settings, images):
+            return Plan(lookup_images=missing)
         try:
-            create = render_pod(task, settings, current_attempt(old))
+            create = render_pod(task, settings, current_attempt(old), images)
         except ImageLookupError as e:
             status = invalid_status(task, IMAGE_LOOKUP_FAILED, str(e), now=now)
             return _finish(old, status, ())
@@ -125,7 +143,9 @@ def plan(task: Task, pod: Pod | None, *, now: datetime, settings: Settings) -> P
             return _finish(old, status, ())
     ev = evaluate(task, pod, now=now, settings=settings)
     if _retries_left(task, ev.status):
-        return _retry(task, ev.status, now, settings)
+        if missing := _missing(task, settings, images):
+            return Plan(lookup_images=missing)
+        return _retry(task, ev.status, now, settings, images)
     return Plan(
         create_pod=create,
         stop_pod=pod.metadata.name if stop and pod is not None and needs_stop(pod) else None,
@@ -145,11 +165,17 @@ def _retries_left(task: Task, status: TaskStatus) -> bool:
     )
 
 
-def _retry(task: Task, failed: TaskStatus, now: datetime, settings: Settings) -> Plan:
+def _retry(
+    task: Task, failed: TaskStatus, now: datetime, settings: Settings, images: Images | None
+) -> Plan:
     """The current attempt failed and retries are left: keep it in ``attempts`` and start the
     next one in a new pod (its name is fixed per attempt: no attempt ever runs twice)."""
     old = task.status
     attempt = current_attempt(failed)
+    try:
+        create = render_pod(task, settings, attempt + 1, images)
+    except ImageLookupError as e:  # the lookup worked for an earlier attempt, not now
+        return _finish(old, invalid_status(task, IMAGE_LOOKUP_FAILED, str(e), now=now), ())
     cond = failed.condition()
     record = AttemptStatus(
         attempt=attempt,
@@ -182,7 +208,7 @@ def _retry(task: Task, failed: TaskStatus, now: datetime, settings: Settings) ->
     )
     events += transition_events(task, failed, nxt)
     return Plan(
-        create_pod=render_pod(task, settings, attempt + 1),
+        create_pod=create,
         status=nxt,
         events=tuple(events),
     )

@@ -26,6 +26,7 @@ of docs/agent.md instead (:func:`agent_pod`, below).
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from decimal import Decimal
 from typing import Any, Final
 
@@ -58,6 +59,7 @@ from taskflow.labels import (
     script_annotation,
 )
 from taskflow.naming import label_value, pod_name
+from taskflow.oci import Resolved, step_argv
 from taskflow.settings import DEFAULT_SETTINGS, Settings
 
 DEFAULT_SHEBANG: Final = "#!/bin/sh\n"
@@ -70,8 +72,13 @@ class RenderError(ValueError):
 
 
 class ImageLookupError(RenderError):
-    """A step under the agent needs its image's ENTRYPOINT/CMD, which taskflow cannot read
-    (yet): the Task ends ``Failure/ImageLookupFailed`` before any pod exists."""
+    """A step under the agent needs its image's ENTRYPOINT/CMD and the registry lookup
+    failed (or was not made): the Task ends ``Failure/ImageLookupFailed`` before any pod
+    exists."""
+
+
+#: image -> the registry's answer for it (the engine looks images up; render only reads)
+Images = Mapping[str, Resolved]
 
 
 def pod_labels(task: Task, attempt: int = 1) -> dict[str, str]:
@@ -118,18 +125,23 @@ def _container(step: Step) -> dict[str, Any]:
 
 
 def render_pod(
-    task: Task, settings: Settings = DEFAULT_SETTINGS, attempt: int = 1
+    task: Task,
+    settings: Settings = DEFAULT_SETTINGS,
+    attempt: int = 1,
+    images: Images | None = None,
 ) -> dict[str, Any]:
     """The core/v1 Pod manifest for ``task``'s ``attempt`` (a dict ready to POST).
 
+    ``images`` answers :func:`lookups_needed` (agent steps without ``command``).
     Raises :class:`RenderError` for the Tasks :func:`spec_problem` and
-    :func:`~taskflow.api.executor.agent_problem` describe.
+    :func:`~taskflow.api.executor.agent_problem` describe, :class:`ImageLookupError` when a
+    needed image is missing from ``images`` or its lookup failed.
     """
     problem = spec_problem(task) or agent_problem(task, settings.default_executor)
     if problem is not None:
         raise RenderError(problem)
     if executor_of(task, settings.default_executor) == EXECUTOR_AGENT:
-        return agent_pod(task, settings, attempt)
+        return agent_pod(task, settings, attempt, images or {})
     spec = task.spec
     steps = spec.steps
 
@@ -217,8 +229,12 @@ def assemble(
 #   resources are beta and on by default since Kubernetes 1.34 (``PodLevelResources``); an API
 #   server without the feature drops the field, and the pod then requests nothing for them.
 #   Other resources (ephemeral storage, extended resources) stay on their containers.
-# * A step without ``command`` (nor ``script``) would need its image's ENTRYPOINT/CMD read
-#   from the registry, which is not implemented: :class:`ImageLookupError`.
+# * A step without ``command`` (nor ``script``) runs what the kubelet would run: its image's
+#   ENTRYPOINT + (args or CMD), read from the registry by the engine beforehand
+#   (:func:`lookups_needed`, passed in as ``images``); a failed lookup is
+#   :class:`ImageLookupError`. The pod is not scheduled yet, so every linux platform of the
+#   image counts: when their commands differ, the agent picks its machine's at run time
+#   (``--arch``).
 
 BIN_VOLUME: Final = "taskflow-bin"
 BIN_DIR: Final = "/taskflow/bin"
@@ -249,7 +265,50 @@ def _paths(text: str, step: Step) -> str:
     )
 
 
-def _agent_command(step: Step, prev: str | None, termination_path: str) -> list[str]:
+def _needs_lookup(step: Step) -> bool:
+    return step.script is None and not step.command
+
+
+def lookups_needed(task: Task, settings: Settings) -> tuple[str, ...]:
+    """The images whose ENTRYPOINT/CMD :func:`render_pod` needs (in step order, once each):
+    none unless the Task runs under the agent and would render."""
+    if spec_problem(task) or agent_problem(task, settings.default_executor):
+        return ()
+    if executor_of(task, settings.default_executor) != EXECUTOR_AGENT:
+        return ()
+    return tuple(dict.fromkeys(s.image for s in task.spec.steps if _needs_lookup(s)))
+
+
+def _platform_argv(step: Step, images: Images) -> list[tuple[str, list[str]]]:
+    """[(platform, argv)] of a step without command: one entry when every platform of its
+    image runs the same, else one per platform."""
+    found = images.get(step.image)
+    if found is None:
+        raise ImageLookupError(
+            f"step {step.name}: image {step.image} has not been looked up (its ENTRYPOINT/"
+            "CMD comes from the registry; `taskflow render` does not read registries)"
+        )
+    if found.error is not None:
+        raise ImageLookupError(f"step {step.name}: {found.error}")
+    out: list[tuple[str, list[str]]] = []
+    for platform, command in sorted(found.platforms.items()):
+        argv = step_argv(list(step.args), command)
+        if argv is None:
+            raise ImageLookupError(
+                f"step {step.name}: image {step.image} ({platform}) has neither ENTRYPOINT "
+                "nor CMD, and the step sets no command"
+            )
+        out.append((platform, argv))
+    if not out:
+        raise ImageLookupError(f"step {step.name}: image {step.image}: no linux platform")
+    if all(argv == out[0][1] for _, argv in out):
+        return out[:1]
+    return out
+
+
+def _agent_command(
+    step: Step, prev: str | None, termination_path: str, images: Images
+) -> list[str]:
     cmd = [AGENT, "step", "--name", step.name]
     if prev is not None:
         cmd += ["--prev", prev]
@@ -261,22 +320,28 @@ def _agent_command(step: Step, prev: str | None, termination_path: str) -> list[
         cmd += ["--result", r.name]
     if step.script is not None:
         cmd += ["--script", script_path(step.name)]
-    cmd += ["--termination-path", termination_path, "--"]
-    argv = [] if step.script is not None else list(step.command)
-    return cmd + [_paths(a, step) for a in argv + list(step.args)]
+    cmd += ["--termination-path", termination_path]
+    if step.script is not None:
+        argv = list(step.args)
+    elif step.command:
+        argv = list(step.command) + list(step.args)
+    else:
+        choices = _platform_argv(step, images)
+        if len(choices) == 1:
+            argv = choices[0][1]
+        else:  # the agent takes its machine's slice of the concatenation
+            argv = []
+            for platform, one in choices:
+                cmd += ["--arch", f"{platform.removeprefix('linux/')}={len(one)}"]
+                argv += one
+    return [*cmd, "--", *(_paths(a, step) for a in argv)]
 
 
-def _step_container(steps: list[Step], i: int) -> dict[str, Any]:
+def _step_container(steps: list[Step], i: int, images: Images) -> dict[str, Any]:
     step = steps[i]
-    if step.script is None and not step.command:
-        raise ImageLookupError(
-            f"step {step.name}: the agent executor needs the step's command, and reading "
-            f"the ENTRYPOINT/CMD of image {step.image!r} from its registry is not "
-            "supported yet; set command (and args), or use executor: kubelet"
-        )
     c = _container(step)  # the step verbatim + scripts and workspace mounts
     path = step.termination_message_path or TERMINATION_PATH
-    c["command"] = _agent_command(step, steps[i - 1].name if i else None, path)
+    c["command"] = _agent_command(step, steps[i - 1].name if i else None, path, images)
     c.pop("args", None)
     if "env" in c:
         c["env"] = [
@@ -365,9 +430,11 @@ def pod_resources(steps: list[Step]) -> dict[str, Any] | None:
     return out or None
 
 
-def agent_pod(task: Task, settings: Settings, attempt: int) -> dict[str, Any]:
+def agent_pod(
+    task: Task, settings: Settings, attempt: int, images: Images | None = None
+) -> dict[str, Any]:
     steps = list(task.spec.steps)
-    containers = [_step_container(steps, i) for i in range(len(steps))]
+    containers = [_step_container(steps, i, images or {}) for i in range(len(steps))]
     install = {
         "name": INSTALL_CONTAINER,
         "image": agent_image(settings),

@@ -16,7 +16,7 @@ import os
 import stat
 import time
 
-from taskflow_agent import _state, _substitute, _supervise, _wait
+from taskflow_agent import _arch, _state, _substitute, _supervise, _wait
 from taskflow_agent._state import State
 from taskflow_agent.cli import StepArgs, fatal
 
@@ -137,6 +137,13 @@ def _wait_prev(args: StepArgs) -> State:
 def _prepare(args: StepArgs, own: str) -> tuple[list[bytes], dict[bytes, bytes]]:
     """The argv and environment to run, references substituted; the script copied when
     it has references."""
+    if args.arches:
+        mine = _arch.machine_platform()
+        picked = _arch.select(args.arches, args.argv, mine)
+        if picked is None:
+            have = ", ".join(p for p, _ in args.arches)
+            raise StepError(f"the image has no command for this machine ({mine}); it has {have}")
+        args.argv = picked
     env = dict(os.environb)
     script: bytes | None = None
     if args.script is not None:

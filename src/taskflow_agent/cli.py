@@ -18,7 +18,8 @@ from taskflow_agent._substitute import is_result_name, is_step_name
 USAGE = """usage: taskflow-agent step --name NAME [--prev NAME] [--timeout DURATION]
          [--grace DURATION] [--on-error continue|stopAndFail] [--result NAME]...
          [--script PATH] [--termination-path PATH] [--run-dir DIR]
-         [--wait auto|inotify|poll] [--poll-interval DURATION] -- ARGV...
+         [--wait auto|inotify|poll] [--poll-interval DURATION]
+         [--arch PLATFORM=N]... -- ARGV...
        taskflow-agent install DIR [--source FILE]"""
 
 ON_ERROR = ("continue", "stopAndFail")
@@ -44,6 +45,8 @@ class StepArgs:
         self.wait = "auto"
         self.poll_interval = 0.05
         self.argv: list[bytes] = []
+        #: (platform, length): ARGV is one argv per platform, this machine's runs
+        self.arches: list[tuple[str, int]] = []
 
 
 class InstallArgs:
@@ -124,6 +127,11 @@ def _parse_step(rest: list[str]) -> StepArgs:
             a.wait = value
         elif flag == "--poll-interval":
             a.poll_interval = _duration(flag, value)
+        elif flag == "--arch":
+            platform, eq, count = value.partition("=")
+            if not (eq and platform and count.isdigit() and int(count) > 0):
+                raise UsageError(f"--arch {value!r}: want PLATFORM=N (amd64=2, arm/v7=1)")
+            a.arches.append((platform, int(count)))
         else:
             raise UsageError(f"unknown option {flag!r}")
     else:
@@ -133,6 +141,8 @@ def _parse_step(rest: list[str]) -> StepArgs:
             raise UsageError(f"{label} {step!r} is not a step name (a DNS label)")
     if a.script is None and not a.argv:
         raise UsageError("no command after '--' (and no --script)")
+    if a.arches and (a.script is not None or sum(n for _, n in a.arches) != len(a.argv)):
+        raise UsageError("--arch lengths must add up to ARGV's (and exclude --script)")
     if a.timeout == 0:
         a.timeout = None  # as Tekton: 0 = no timeout
     return a

@@ -80,5 +80,7 @@ def test_design_rbac_table_parses() -> None:
         ("api.practice.com", "tasks/finalizers"),
         ("", "pods"),
         ("", "events"),
+        ("", "secrets"),
+        ("", "serviceaccounts"),
         ("coordination.k8s.io", "leases"),
     }

@@ -25,7 +25,7 @@ def main(argv: list[str] | None = None) -> int:
     p_restart.add_argument(
         "component",
         help="etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kubelet, "
-        "containerd, kube-proxy or registry",
+        "containerd, kube-proxy, registry or auth-registry",
     )
     p_restart.add_argument("--kill", action="store_true", help="SIGKILL instead of SIGTERM")
     sub.add_parser("down", help="stop everything `up` started and delete its state")

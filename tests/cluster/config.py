@@ -32,6 +32,18 @@ APISERVER_PORT = 6443
 #: loopback only; pods use the `kubernetes` Service (the node address)
 APISERVER_URL = f"https://127.0.0.1:{APISERVER_PORT}"
 REGISTRY = "127.0.0.1:35000"
+#: a second registry, with htpasswd auth (tests of pull secrets and image lookups)
+AUTH_REGISTRY = "127.0.0.1:35002"
+AUTH_REGISTRY_USER = ("taskflow-test", "registry-pass")
+#: both registries listen on every address so that pods (the in-cluster operator) reach
+#: them at the node address; hostsys.guard_port() admits only `lo` and the pod bridge
+REGISTRY_PORTS = (35000, 35002)
+
+
+def node_url(registry: str) -> str:
+    """``127.0.0.1:35000`` -> ``http://10.213.0.1:35000``: the registry as pods reach it."""
+    return f"http://{NODE_IP}:{registry.rsplit(':', 1)[1]}"
+
 
 TIERS = ("control-plane", "full")
 

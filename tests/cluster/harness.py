@@ -26,6 +26,7 @@ STOP_ORDER = (
     "containerd",
     "kube-scheduler",
     "registry",
+    "auth-registry",
     "kube-controller-manager",
     "kube-apiserver",
     "etcd",
@@ -202,13 +203,17 @@ def _save_failure_logs(layout: Layout) -> None:
 #: component -> (what, check) that says it serves again after a restart
 def _ready_checks(layout: Layout) -> dict[str, tuple[str, Callable[[], bool]]]:
     from .kapi import Api
-    from .procs import http_ok
+    from .procs import http_answers, http_ok
 
     api = Api(layout)
     return {
         "etcd": ("etcd /health", lambda: http_ok(f"http://127.0.0.1:{config.ETCD_PORT}/health")),
         "kube-apiserver": ("kube-apiserver /readyz", api.healthy),
         "registry": ("registry", lambda: http_ok(f"http://{config.REGISTRY}/v2/")),
+        "auth-registry": (
+            "auth registry",
+            lambda: http_answers(f"http://{config.AUTH_REGISTRY}/v2/"),
+        ),
         "containerd": (
             "containerd socket",
             lambda: (layout.root / "containerd" / "containerd.sock").exists(),
@@ -302,6 +307,8 @@ def status() -> str:
     lines.append(f"kubeconfig: {layout.admin_kubeconfig}")
     if state.get("tier") == "full":
         lines.append(f"registry: {config.REGISTRY}")
+        user = ":".join(config.AUTH_REGISTRY_USER)
+        lines.append(f"auth registry: {config.AUTH_REGISTRY} (htpasswd {user})")
     return "\n".join(lines)
 
 

@@ -76,16 +76,21 @@ def block_pod_egress() -> None:
 
 
 def guard_apiserver() -> None:
-    """The API server listens on every address; accept only loopback (every host-local
-    connection, whatever its address, arrives on `lo`) and pods (the CNI bridge)."""
-    port = ["INPUT", "-p", "tcp", "--dport", str(config.APISERVER_PORT)]
+    guard_port(config.APISERVER_PORT)
+
+
+def guard_port(number: int) -> None:
+    """A server (the API server, the registries) listens on every address; accept only
+    loopback (every host-local connection, whatever its address, arrives on `lo`) and pods
+    (the CNI bridge)."""
+    port = ["INPUT", "-p", "tcp", "--dport", str(number)]
     tag = ["-m", "comment", "--comment", TAG]
     drop = [*port, "!", "-i", "lo", *tag, "-j", "DROP"]
     pods = [*port, "-i", config.CNI_BRIDGE, *tag, "-j", "ACCEPT"]
     for rule in (drop, pods):  # each goes first: ACCEPT from pods ends up before the DROP
         if _run("iptables", "-C", *rule).returncode != 0:
             subprocess.run(["iptables", "-I", *rule], check=True, capture_output=True)
-    # 0.0.0.0 makes the API server listen on IPv6 too: no pod uses it, so only `lo`
+    # 0.0.0.0 makes a Go server listen on IPv6 too: no pod uses it, so only `lo`
     with contextlib.suppress(FileNotFoundError):
         if _run("ip6tables", "-C", *drop).returncode != 0:
             _run("ip6tables", "-I", *drop)

@@ -13,7 +13,7 @@ from . import config, hostsys, images
 from .binaries import bin_path
 from .kapi import Api
 from .layout import Layout
-from .procs import Procs, http_ok, wait_for
+from .procs import Procs, http_answers, http_ok, wait_for
 from .registry import start_registry
 
 MIRRORED = ("docker.io", "registry.k8s.io", "k8s.gcr.io", "gcr.io", "quay.io", "ghcr.io")
@@ -24,11 +24,15 @@ def _containerd_config(layout: Layout) -> Path:
     base = layout.root / "containerd"
     certs = base / "certs.d"
     local = f"http://{config.REGISTRY}"
-    for host in (*MIRRORED, config.REGISTRY, "_default"):
+    auth = f"http://{config.AUTH_REGISTRY}"  # plain http, itself (not a mirror)
+    for host, url in (
+        *((h, local) for h in (*MIRRORED, config.REGISTRY, "_default")),
+        (config.AUTH_REGISTRY, auth),
+    ):
         d = certs / host
         d.mkdir(parents=True, exist_ok=True)
         (d / "hosts.toml").write_text(
-            f'server = "{local}"\n\n[host."{local}"]\n  capabilities = ["pull", "resolve"]\n'
+            f'server = "{url}"\n\n[host."{url}"]\n  capabilities = ["pull", "resolve"]\n'
         )
     cri = '[plugins."io.containerd.grpc.v1.cri"'
     text = f"""version = 2
@@ -297,12 +301,27 @@ def _dns_available(api: Api) -> bool:
     return bool(dep and dep.get("status", {}).get("availableReplicas", 0) >= 1)
 
 
+def _any(registry: str) -> str:
+    """``127.0.0.1:35000`` -> ``0.0.0.0:35000`` (guarded: loopback and pods only)."""
+    return f"0.0.0.0:{registry.rsplit(':', 1)[1]}"
+
+
 def up(layout: Layout, procs: Procs) -> None:
     """Start tier 2 on a running tier 1; wait for Node Ready and cluster DNS."""
     root = layout.root
     hostsys.make_cgroup_root()
     shutil.copytree(images.ensure_seed(), root / "registry" / "storage", dirs_exist_ok=True)
-    start_registry(procs, root / "registry" / "storage", config.REGISTRY, root / "registry")
+    for port in config.REGISTRY_PORTS:
+        hostsys.guard_port(port)
+    start_registry(procs, root / "registry" / "storage", _any(config.REGISTRY), root / "registry")
+    start_registry(
+        procs,
+        root / "auth-registry" / "storage",
+        _any(config.AUTH_REGISTRY),
+        root / "auth-registry",
+        name="auth-registry",
+        auth=config.AUTH_REGISTRY_USER,
+    )
     _cni_config(layout)
     hostsys.block_pod_egress()
     containerd_conf = _containerd_config(layout)
@@ -326,6 +345,13 @@ def up(layout: Layout, procs: Procs) -> None:
         20,
         procs=procs,
         name="registry",
+    )
+    wait_for(
+        "auth registry",
+        lambda: http_answers(f"http://{config.AUTH_REGISTRY}/v2/"),
+        20,
+        procs=procs,
+        name="auth-registry",
     )
     sock = root / "containerd" / "containerd.sock"
     wait_for("containerd socket", sock.exists, 30, procs=procs, name="containerd")

@@ -10,6 +10,7 @@ import socket
 import ssl
 import subprocess
 import time
+import urllib.error
 import urllib.request
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
@@ -175,3 +176,12 @@ def https_ok(url: str, context: ssl.SSLContext | None = None) -> bool:
 def http_ok(url: str) -> bool:
     with urllib.request.urlopen(url, timeout=2) as resp:
         return int(resp.status) == 200
+
+
+def http_answers(url: str) -> bool:
+    """True once GET url gets any HTTP answer (a registry asking for credentials is up)."""
+    try:
+        with urllib.request.urlopen(url, timeout=2):
+            return True
+    except urllib.error.HTTPError:
+        return True

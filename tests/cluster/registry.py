@@ -1,7 +1,9 @@
-"""The CNCF distribution registry (Debian `docker-registry`) on loopback, plain http."""
+"""The CNCF distribution registry (Debian `docker-registry`), plain http; optionally behind
+htpasswd auth."""
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import yaml
@@ -10,15 +12,52 @@ from .binaries import bin_path
 from .procs import Procs
 
 
-def start_registry(procs: Procs, storage: Path, addr: str, conf_dir: Path) -> None:
+def bcrypt_hash(password: str) -> str:
+    """An htpasswd bcrypt hash (the registry accepts nothing else), from libc's crypt(3)
+    (libxcrypt on Debian): no new dependency, no apache2-utils."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        import crypt
+
+    return crypt.crypt(password, crypt.mksalt(crypt.METHOD_BLOWFISH, rounds=1 << 4))
+
+
+def registry_config(
+    storage: Path,
+    addr: str,
+    conf_dir: Path,
+    auth: tuple[str, str] | None = None,
+    token: dict[str, str] | None = None,
+) -> Path:
+    """Write the registry's config (and htpasswd file with ``auth``; ``token``: the
+    distribution's token auth: realm, service, issuer, rootcertbundle); returns its path."""
     storage.mkdir(parents=True, exist_ok=True)
     conf_dir.mkdir(parents=True, exist_ok=True)
-    conf = {
+    conf: dict[str, object] = {
         "version": 0.1,
         "log": {"level": "warn", "accesslog": {"disabled": True}},
         "storage": {"filesystem": {"rootdirectory": str(storage)}, "delete": {"enabled": True}},
         "http": {"addr": addr},
     }
+    if auth is not None:
+        htpasswd = conf_dir / "htpasswd"
+        htpasswd.write_text(f"{auth[0]}:{bcrypt_hash(auth[1])}\n")
+        conf["auth"] = {"htpasswd": {"realm": "taskflow-test", "path": str(htpasswd)}}
+    elif token is not None:
+        conf["auth"] = {"token": token}
     path = conf_dir / "registry.yml"
     path.write_text(yaml.safe_dump(conf))
-    procs.start("registry", [bin_path("docker-registry"), "serve", str(path)])
+    return path
+
+
+def start_registry(
+    procs: Procs,
+    storage: Path,
+    addr: str,
+    conf_dir: Path,
+    *,
+    name: str = "registry",
+    auth: tuple[str, str] | None = None,
+) -> None:
+    path = registry_config(storage, addr, conf_dir, auth)
+    procs.start(name, [bin_path("docker-registry"), "serve", str(path)])

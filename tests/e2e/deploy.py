@@ -14,7 +14,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from tests.cluster import config as cluster_config
 from tests.cluster.fixtures import FullCluster
+from tests.cluster.node import MIRRORED
 from tests.e2e import chart, images
 
 RELEASE = "taskflow"
@@ -53,6 +55,20 @@ def build_and_push(registry: str) -> OperatorImage:
     return OperatorImage(repository, tag, built.size_bytes, pushed, built.seconds)
 
 
+def registry_mirrors(cluster: FullCluster) -> dict[str, str]:
+    """The in-cluster operator reads images' ENTRYPOINT/CMD from the harness registries,
+    which pods reach at the node address (not the host's 127.0.0.1): the same mapping
+    containerd's hosts config makes. Empty for a cluster of your own."""
+    if cluster.registry != cluster_config.REGISTRY:
+        return {}
+    local = cluster_config.node_url(cluster_config.REGISTRY)
+    auth = cluster_config.AUTH_REGISTRY
+    return {
+        **dict.fromkeys((*MIRRORED, cluster_config.REGISTRY), local),
+        auth: cluster_config.node_url(auth),
+    }
+
+
 def helm_install(
     cluster: FullCluster,
     image: OperatorImage,
@@ -75,6 +91,8 @@ def helm_install(
         f"image.repository={image.repository}",
         "--set",
         f"image.tag={image.tag}",
+        "--set-json",
+        f"registryMirrors={json.dumps(registry_mirrors(cluster))}",
         "--wait",
         "--timeout",
         timeout,

@@ -2,10 +2,12 @@
 harness, the chart installed with ``executor=agent`` and ``agent.image``, then Tasks that
 exercise what only the agent can do, side by side.
 
-* the seed's four examples under the agent: applied unchanged, the three with a step
-  without ``command`` end ``ImageLookupFailed`` (the registry lookup is not implemented);
-  with that ``command`` written out (the image's ENTRYPOINT, or the args for busybox) they
-  behave as under the kubelet;
+* the seed's four examples under the agent: applied unchanged (the operator reads the
+  ENTRYPOINT/CMD of steps without ``command`` from the registry) they end exactly as with
+  that ``command`` written out by hand (the image's ENTRYPOINT, or the args for busybox);
+* ENTRYPOINT/CMD lookup from the harness's htpasswd registry: a two-platform index whose
+  amd64 and arm64 commands differ (the agent picks its machine's), with the pull secret of
+  the Task, of its service account, and without one (``ImageLookupFailed``, the 401);
 * per-step timeout, onError continue, results between steps (argv, env, script);
 * a busybox (musl) image, the harness's Debian Python (glibc) image and an image holding one
   static binary only; read-only root filesystem and a non-root user;
@@ -14,6 +16,7 @@ exercise what only the agent can do, side by side.
 
 from __future__ import annotations
 
+import base64
 import copy
 import itertools
 import json
@@ -27,8 +30,10 @@ from typing import Any
 import pytest
 import yaml
 
+from tests.cluster import config as cluster_config
 from tests.cluster.fixtures import FullCluster
 from tests.e2e import chart, deploy, images
+from tests.oci_registry import Pusher
 
 pytestmark = pytest.mark.e2e
 
@@ -41,11 +46,66 @@ PLACEHOLDER = "<填入自定义镜像>"
 JOB_DEMO_ENTRYPOINT = ["/script.sh"]
 
 
+#: the auth registry's two-platform image: amd64 and arm64 run different commands
+PRIVATE_REPO = "private/echo"
+AMD64_ENTRYPOINT = ["/bin/echo", "amd64-entrypoint"]
+
+
 @dataclass
 class Refs:
     agent: str
     glibc: str
     static: str
+    private: str  # on the auth registry; "" without the harness
+
+
+def _push_private() -> str:
+    """An OCI index on the auth registry: linux/amd64 = busybox with ENTRYPOINT
+    ``echo amd64-entrypoint`` and CMD ``from-cmd``; linux/arm64 (never pulled here) with
+    other ones."""
+    push = Pusher(f"http://{cluster_config.AUTH_REGISTRY}", cluster_config.AUTH_REGISTRY_USER)
+    amd = push.derived(
+        f"http://{cluster_config.REGISTRY}/library/busybox:1.28",
+        PRIVATE_REPO,
+        entrypoint=AMD64_ENTRYPOINT,
+        cmd=["from-cmd"],
+    )
+    arm = push.image(PRIVATE_REPO, None, entrypoint=["/bin/echo", "arm64"], arch="arm64")
+    push.index(PRIVATE_REPO, "v1", [(*amd, "linux/amd64"), (*arm, "linux/arm64")])
+    return f"{cluster_config.AUTH_REGISTRY}/{PRIVATE_REPO}:v1"
+
+
+def _pull_objects() -> list[dict[str, Any]]:
+    user, password = cluster_config.AUTH_REGISTRY_USER
+    auth = base64.b64encode(f"{user}:{password}".encode()).decode()
+    cfg = json.dumps({"auths": {cluster_config.AUTH_REGISTRY: {"auth": auth}}})
+    meta = {"namespace": TASKS_NS}
+    return [
+        {
+            "apiVersion": "v1",
+            "kind": "Secret",
+            "metadata": {"name": "auth-pull", **meta},
+            "type": "kubernetes.io/dockerconfigjson",
+            "data": {".dockerconfigjson": base64.b64encode(cfg.encode()).decode()},
+        },
+        {
+            "apiVersion": "v1",
+            "kind": "ServiceAccount",
+            "metadata": {"name": "puller", **meta},
+            "imagePullSecrets": [{"name": "auth-pull"}],
+        },
+    ]
+
+
+def _lookup_tasks(image: str) -> list[dict[str, Any]]:
+    if not image:
+        return []
+    steps = ({"name": "cmd", "image": image}, {"name": "args", "image": image, "args": ["x y"]})
+    return [
+        _task("lookup-own", *steps, podTemplate={"imagePullSecrets": [{"name": "auth-pull"}]}),
+        _task("lookup-account", *steps, podTemplate={"serviceAccountName": "puller"}),
+        _task("lookup-denied", *steps),
+    ]
 
 
 @dataclass
@@ -94,6 +154,7 @@ def _tasks(refs: Refs) -> list[dict[str, Any]]:
     ro_nonroot = {"readOnlyRootFilesystem": True, "allowPrivilegeEscalation": False}
     return [
         *_seed(),
+        *_lookup_tasks(refs.private),
         _task(
             "timeout",
             _sh("slow", "echo going; sleep 60", timeout="2s"),
@@ -195,6 +256,7 @@ def installed(full_cluster: FullCluster) -> Iterator[Installed]:
     agent = images.push_versioned(images.build_agent().tag, registry, "taskflow/agent")
     glibc = images.push_versioned(images.BASE_TAG, registry, "taskflow/python-base")
     static = images.push_versioned(images.build_static_image().tag, registry, "taskflow/static")
+    private = _push_private() if registry == cluster_config.REGISTRY else ""
     print(f"\noperator={operator.ref}\nagent={agent}\nglibc={glibc}\nstatic={static}")
     full_cluster.helm("uninstall", deploy.RELEASE, "-n", NS, "--wait", check=False)
     _apply_crd(full_cluster)
@@ -203,7 +265,7 @@ def installed(full_cluster: FullCluster) -> Iterator[Installed]:
     )
     if proc.returncode != 0:
         pytest.fail(f"helm install failed:\n{proc.stdout}{proc.stderr}\n{_diagnose(full_cluster)}")
-    yield Installed(full_cluster, Refs(agent, glibc, static))
+    yield Installed(full_cluster, Refs(agent, glibc, static, private))
     full_cluster.helm("uninstall", deploy.RELEASE, "-n", NS, "--wait", check=False)
     full_cluster.kubectl("delete", "namespace", TASKS_NS, "--ignore-not-found", check=False)
 
@@ -221,7 +283,9 @@ def finished(installed: Installed, tmp_path_factory: pytest.TempPathFactory) -> 
     deploy.kubectl_out(cluster, "create", "namespace", TASKS_NS)
     tasks = _tasks(installed.refs)
     path: Path = tmp_path_factory.mktemp("agent") / "tasks.yaml"
-    path.write_text(yaml.safe_dump_all(tasks, allow_unicode=True))
+    # the pull secret and service account first: a Task's lookup must find them
+    objects = [*(_pull_objects() if installed.refs.private else []), *tasks]
+    path.write_text(yaml.safe_dump_all(objects, allow_unicode=True))
     _apply_tasks(cluster, path)
     names = {t["metadata"]["name"] for t in tasks}
     done: dict[str, dict[str, Any]] = {}
@@ -282,16 +346,30 @@ def _ms(text: str) -> datetime:
 # --- the seed ---------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(
-    "name",
-    ["example-taskflow", "example-taskflow-script-test", "mytask-test-container-agent"],
-)
-def test_seed_steps_without_command_end_image_lookup_failed(finished: Finished, name: str) -> None:
-    cond = _cond(finished, name)
-    assert _status(finished, name)["status"] == "Failure"
-    assert cond["reason"] == "ImageLookupFailed", cond
-    assert "set command" in cond["message"]
-    assert "executor: kubelet" in cond["message"]
+SEED_NAMES = [
+    "example-taskflow",
+    "example-taskflow-script-test",
+    "mytask-test-container-agent",
+    "example-taskflow-error-test",
+]
+
+
+@pytest.mark.parametrize("name", SEED_NAMES)
+def test_seed_examples_unchanged_run_as_with_the_command_written_out(
+    installed: Installed, finished: Finished, name: str
+) -> None:
+    """The image's ENTRYPOINT/CMD comes from the registry: the same outcome, step by step
+    and line by line, as the copy with each ``command`` written out by hand."""
+    plain, written = _status(finished, name), _status(finished, f"{name}-cmd")
+    assert plain["status"] == written["status"], plain
+    assert _cond(finished, name)["reason"] == _cond(finished, f"{name}-cmd")["reason"]
+    for step in _steps(finished, name):
+        plain_steps, written_steps = _steps(finished, name), _steps(finished, f"{name}-cmd")
+        assert plain_steps[step]["state"] == written_steps[step]["state"]
+        assert plain_steps[step].get("exitCode") == written_steps[step].get("exitCode")
+        if plain_steps[step].get("startedAt"):
+            ours = _logs(installed, finished, name, step)
+            assert ours == _logs(installed, finished, f"{name}-cmd", step), step
 
 
 def test_seed_examples_with_commands_run_in_order(installed: Installed, finished: Finished) -> None:
@@ -322,8 +400,6 @@ def test_seed_error_example_fails_at_step2_and_step3_never_runs(
         assert steps["step3"]["state"] == "NotRun", steps
         assert not steps["step3"].get("startedAt")
         assert _logs(installed, finished, name, "step3") == ""  # its command never ran
-    # unchanged, it fails before any pod: its step3 has no command either
-    assert _cond(finished, "example-taskflow-error-test")["reason"] == "ImageLookupFailed"
 
 
 # --- what only the agent does -------------------------------------------------------------------
@@ -387,3 +463,36 @@ def test_requests_are_the_max_not_the_sum(finished: Finished) -> None:
     spec = finished.pods["max-not-sum"]["spec"]
     assert spec["resources"]["requests"] == {"cpu": "1", "memory": "32Mi"}
     assert all(not c.get("resources") for c in spec["containers"])  # the server adds {}
+
+
+# --- ENTRYPOINT/CMD from an authenticated registry ----------------------------------------------
+
+
+def _needs_private(installed: Installed) -> None:
+    if not installed.refs.private:
+        pytest.skip("needs the harness's auth registry")
+
+
+@pytest.mark.parametrize("name", ["lookup-own", "lookup-account"])
+def test_entrypoint_lookup_with_pull_secrets(
+    installed: Installed, finished: Finished, name: str
+) -> None:
+    _needs_private(installed)
+    assert _status(finished, name)["status"] == "Successful", _status(finished, name)
+    # neither command nor args: ENTRYPOINT + CMD; args only: ENTRYPOINT + args
+    assert _logs(installed, finished, name, "cmd") == "amd64-entrypoint from-cmd\n"
+    assert _logs(installed, finished, name, "args") == "amd64-entrypoint x y\n"
+    # the platforms differ, so the agent chose amd64 on this node at run time
+    container = finished.pods[name]["spec"]["containers"][0]
+    assert "--arch" in container["command"], container["command"]
+
+
+def test_entrypoint_lookup_without_a_pull_secret_fails(
+    installed: Installed, finished: Finished
+) -> None:
+    _needs_private(installed)
+    cond = _cond(finished, "lookup-denied")
+    assert _status(finished, "lookup-denied")["status"] == "Failure"
+    assert cond["reason"] == "ImageLookupFailed", cond
+    assert "401 Unauthorized: UNAUTHORIZED: authentication required" in cond["message"], cond
+    assert not _status(finished, "lookup-denied").get("podName")

@@ -329,7 +329,12 @@ def test_operator_runs_with_only_the_chart_service_account(installed: Installed)
         ("create", "pods", True),
         ("patch", "tasks.api.practice.com/status", True),
         ("delete", "pods", False),
-        ("get", "secrets", False),
+        # image pull secrets for ENTRYPOINT/CMD lookups: get, never list or watch
+        ("get", "secrets", True),
+        ("list", "secrets", False),
+        ("watch", "secrets", False),
+        ("create", "secrets", False),
+        ("get", "serviceaccounts", True),
         ("create", "clusterrolebindings", False),
     ]:
         res, _, sub = resource.partition("/")

@@ -205,7 +205,9 @@ def test_cluster_scope_rbac_grants_exactly_the_design_calls(
         for verb, resource, where in [
             ("delete", "pods", None),
             ("update", "pods", None),
-            ("get", "secrets", None),
+            ("list", "secrets", None),  # get only: the pull secrets a Task names
+            ("watch", "secrets", None),
+            ("create", "secrets", None),
             ("update", "tasks.api.practice.com", None),
             ("patch", "tasks.api.practice.com", None),
             ("deletecollection", "pods", None),
@@ -233,6 +235,7 @@ def test_namespaced_rbac_is_confined_to_the_watched_namespaces(
         assert not _can(kubeconfig, sa, "list", "tasks.api.practice.com", None)
         assert not _can(kubeconfig, sa, "list", "pods", "default")
         assert not _can(kubeconfig, sa, "create", "pods", ns)
+        assert not _can(kubeconfig, sa, "get", "secrets", "default")
     finally:
         _delete(kubeconfig, rbac)
 

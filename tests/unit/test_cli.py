@@ -97,9 +97,16 @@ def test_run_all_flags() -> None:
             "agent",
             "--agent-image",
             "registry.example/taskflow/agent@sha256:" + "0" * 64,
+            "--registry-mirror",
+            "docker.io=https://mirror.example",
+            "--registry-mirror=127.0.0.1:5000=http://10.0.0.1:5000",
         ]
     )
     cfg = cli.run_config(args)
+    assert cfg.registry.mirrors == {
+        "docker.io": "https://mirror.example",
+        "127.0.0.1:5000": "http://10.0.0.1:5000",
+    }
     assert args.kubeconfig == "/tmp/kc"
     assert args.context == "kind"
     assert cfg.namespaces == ("a", "b")  # de-duplicated, order kept
@@ -172,6 +179,7 @@ def test_help_mentions_every_flag(capsys: pytest.CaptureFixture[str]) -> None:
         "--image-pull-timeout",
         "--default-executor",
         "--agent-image",
+        "--registry-mirror",
     ):
         assert flag in text
 
@@ -243,3 +251,12 @@ def test_python_dash_m_entry_point() -> None:
     )
     assert proc.returncode == 0
     assert proc.stdout.strip() == f"taskflow {__version__}"
+
+
+@pytest.mark.parametrize("value", ["docker.io", "docker.io=mirror.example", "=http://x"])
+def test_registry_mirror_needs_host_and_url_with_scheme(
+    value: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit):
+        cli.build_parser().parse_args(["run", "--registry-mirror", value])
+    assert "want HOST=URL" in capsys.readouterr().err

@@ -19,6 +19,7 @@ LAYER = {
     "naming": 0,
     "metrics": 0,
     "logs": 0,
+    "oci": 0,  # a leaf: imports nothing of taskflow
     "render": 1,
     "status": 1,
     "reconcile": 2,

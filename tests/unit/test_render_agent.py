@@ -14,7 +14,6 @@ from taskflow.api import decode_task
 from taskflow.api.executor import agent_problem, executor_of
 from taskflow.api.task import INSTALL_CONTAINER
 from taskflow.render import (
-    ImageLookupError,
     RenderError,
     pod_resources,
     quantity,
@@ -204,13 +203,6 @@ def test_result_paths_are_substituted_at_render_time() -> None:
     )
 
 
-def test_a_step_without_command_cannot_run_under_the_agent_yet() -> None:
-    t = task(step("a", command=["true"]), step("b", args=["10"]), executor="agent")
-    with pytest.raises(ImageLookupError, match=r"set command .* or use executor: kubelet"):
-        render_pod(t, KUBELET)
-    assert render_pod(task(step("b", args=["10"])), KUBELET)  # the kubelet runs ENTRYPOINT
-
-
 @pytest.mark.parametrize(
     ("steps", "executor", "problem"),
     [
@@ -341,22 +333,6 @@ def test_containers_keep_only_what_the_pod_level_cannot_take() -> None:
     assert cs["a"]["resources"] == {"requests": {"ephemeral-storage": "1Gi"}}
     assert "resources" not in cs["b"]
     assert pod["spec"]["resources"] == {"requests": {"cpu": "2"}}
-
-
-def test_reconcile_ends_a_commandless_agent_task_image_lookup_failed() -> None:
-    from taskflow.reconcile import plan
-    from tests.unit.builders import SETTINGS, at
-
-    t = task(step("a", command=["true"]), step("b", args=["10"]), executor="agent")
-    p = plan(t, None, now=at(0), settings=SETTINGS)
-    assert p.create_pod is None
-    assert p.status is not None
-    assert p.status.status == "Failure"
-    cond = p.status.condition()
-    assert cond is not None
-    assert cond.reason == "ImageLookupFailed"
-    assert "step b" in (cond.message or "")
-    assert "executor: kubelet" in (cond.message or "")
 
 
 def test_the_default_agent_image_is_the_operators_version() -> None:

@@ -77,4 +77,7 @@ RBAC they need"). Leases are granted separately, in the release namespace only.
 - apiGroups: [""]
   resources: ["events"]
   verbs: ["create", "patch"]
+- apiGroups: [""]
+  resources: ["secrets", "serviceaccounts"]
+  verbs: ["get"]
 {{- end }}

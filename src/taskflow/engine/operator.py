@@ -26,10 +26,12 @@ import anyio
 import anyio.abc
 
 from taskflow.engine.cache import Cache, PodHandler, TaskHandler
+from taskflow.engine.images import ImageResolver
 from taskflow.engine.kube import Kube, in_cluster_namespace
 from taskflow.engine.leader import LeaderElector
 from taskflow.engine.queue import WorkQueue
 from taskflow.engine.ratelimit import ExponentialBackoff, TokenBucket
+from taskflow.engine.registry import RegistryClient, RegistryConfig
 from taskflow.engine.resources import PODS, TASKS, Resource
 from taskflow.engine.watch import Handler, Reflector
 from taskflow.engine.worker import Reconciler, run_worker
@@ -72,6 +74,8 @@ class OperatorConfig:
     #: acted on within one period. Finished Tasks never change, so they are left alone.
     resync_period: float = 600.0
     settings: Settings = DEFAULT_SETTINGS
+    #: where and how agent steps' images are looked up (``--registry-mirror``)
+    registry: RegistryConfig = field(default_factory=RegistryConfig)
 
 
 class Operator:
@@ -94,12 +98,14 @@ class Operator:
             metrics=self.metrics,
         )
         self.writer = Writer(kube, self.cache, self.metrics, config.identity)
+        self.registry = RegistryClient(config.registry)
         self.reconciler = Reconciler(
             self.cache,
             self.writer,
             config.settings,
             self.metrics,
             leading=lambda: self.is_leader,
+            images=ImageResolver(kube, self.registry),
         )
         self.metrics.track_task_states(self.cache.count_by_state)
         scopes: list[str | None] = list(config.namespaces) or [None]
@@ -206,6 +212,8 @@ class Operator:
             self.alive = False
             self.reconciling = False
             self.queue.shutdown()
+            with anyio.CancelScope(shield=True):
+                await self.registry.close()
             log.info("stopped")
 
     async def _control(self, tg: anyio.abc.TaskGroup) -> None:

@@ -30,3 +30,5 @@ class Resource:
 TASKS: Final = Resource(GROUP, VERSION, PLURAL)
 PODS: Final = Resource("", "v1", "pods")
 EVENTS: Final = Resource("", "v1", "events")
+SECRETS: Final = Resource("", "v1", "secrets")
+SERVICE_ACCOUNTS: Final = Resource("", "v1", "serviceaccounts")

@@ -14,8 +14,10 @@ import anyio
 from taskflow import reconcile
 from taskflow.api.task import FINISHED, TaskStatus
 from taskflow.engine.cache import Cache, TaskEntry, Undecodable, task_name, task_namespace
+from taskflow.engine.images import ImageResolver
 from taskflow.engine.kube import ApiError
 from taskflow.engine.queue import QueueShutDown, WorkQueue
+from taskflow.engine.registry import RegistryClient
 from taskflow.engine.writer import Created, TaskRef, Writer, status_dict
 from taskflow.metrics import CONTROLLER, Metrics
 from taskflow.naming import pod_name
@@ -78,6 +80,7 @@ class Reconciler:
         metrics: Metrics,
         now: Callable[[], datetime] = lambda: datetime.now(UTC),
         leading: Callable[[], bool] = lambda: True,
+        images: ImageResolver | None = None,
     ) -> None:
         self.cache = cache
         self.writer = writer
@@ -86,6 +89,8 @@ class Reconciler:
         self.now = now
         #: False once the lease may have passed to another replica: write nothing then
         self.leading = leading
+        #: reads agent steps' ENTRYPOINT/CMD when a plan asks (its owner closes the client)
+        self.images = images or ImageResolver(writer.kube, RegistryClient())
 
     def logger(self, uid: str) -> TaskLogger:
         entry = self.cache.task(uid)
@@ -113,6 +118,12 @@ class Reconciler:
             if pod is not None and pod.metadata.name != name:
                 pod = None  # an earlier attempt's pod: the current one is not there yet
             plan = reconcile.plan(entry, pod, now=now, settings=self.settings)
+            if plan.lookup_images:  # the pod is due and needs images' ENTRYPOINT/CMD
+                found = await self.images.resolve(entry, plan.lookup_images)
+                for answer in found.values():
+                    if answer.error is not None:
+                        tlog.warning("image lookup failed: %s", answer.error)
+                plan = reconcile.plan(entry, pod, now=now, settings=self.settings, images=found)
             if plan.delete_task:
                 if await self.writer.delete_task(ref):
                     tlog.info("deleted: finished and past its ttlSecondsAfterFinished")

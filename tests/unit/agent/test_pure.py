@@ -350,3 +350,60 @@ def test_the_scanner_matches_the_grammar(text: bytes) -> None:
     assert _substitute.substitute(text, lambda s, r: f"<{s}|{r}>".encode()) == _REF.sub(
         lambda m: b"<" + m.group(1) + b"|" + m.group(2) + b">", text
     )
+
+
+@pytest.mark.parametrize(
+    ("machine", "platform"),
+    [
+        ("x86_64", "amd64"),
+        ("aarch64", "arm64"),
+        ("armv7l", "arm/v7"),
+        ("i686", "386"),
+        ("ppc64le", "ppc64le"),
+        ("weird9", "weird9"),
+    ],
+)
+def test_machine_platform(machine: str, platform: str) -> None:
+    from taskflow_agent._arch import machine_platform
+
+    assert machine_platform(machine) == platform
+
+
+@pytest.mark.parametrize(
+    ("arches", "mine", "want"),
+    [
+        ([("amd64", 2), ("arm64/v8", 1)], "amd64", [b"a", b"b"]),
+        ([("amd64", 2), ("arm64/v8", 1)], "arm64", [b"c"]),
+        ([("amd64", 2), ("arm/v7", 1)], "arm/v7", [b"c"]),
+        ([("arm/v6", 2), ("arm/v7", 1)], "arm/v7", [b"c"]),
+        ([("arm", 2), ("arm/v7", 1)], "arm/v7", [b"a", b"b"]),  # no variant: fits any
+        ([("amd64", 2), ("arm64", 1)], "s390x", None),
+    ],
+)
+def test_arch_select(arches: list[tuple[str, int]], mine: str, want: list[bytes] | None) -> None:
+    from taskflow_agent._arch import select
+
+    assert select(arches, [b"a", b"b", b"c"], mine) == want
+
+
+def test_parse_arch() -> None:
+    args = parse(
+        ["step", "--name", "s", "--arch", "amd64=1", "--arch=arm/v7=2", "--", "a", "b", "c"]
+    )
+    assert isinstance(args, StepArgs)
+    assert args.arches == [("amd64", 1), ("arm/v7", 2)]
+
+
+@pytest.mark.parametrize(
+    "opts",
+    [
+        ["--arch", "amd64", "--", "a"],
+        ["--arch", "amd64=0", "--", "a"],
+        ["--arch", "=1", "--", "a"],
+        ["--arch", "amd64=2", "--", "a"],
+        ["--arch", "amd64=1", "--script", "/s", "--", "a"],
+    ],
+)
+def test_parse_arch_rejects(opts: list[str]) -> None:
+    with pytest.raises(UsageError, match="--arch"):
+        parse(["step", "--name", "s", *opts])

@@ -410,3 +410,24 @@ def test_a_long_error_is_cut(agent: Agent, run: Path) -> None:
     assert p.returncode == 127
     assert len(s["error"]) <= 1024
     assert s["error"].endswith("characters, cut)")
+
+
+def test_arch_runs_this_machines_command(agent: Agent, run: Path) -> None:
+    mine = os.uname().machine  # x86_64 -> amd64 (the mapping's table is in test_pure)
+    from taskflow_agent._arch import machine_platform
+
+    plat = machine_platform(mine)
+    other = "s390x" if plat != "s390x" else "amd64"
+    opts = ("--arch", f"{other}=2", "--arch", f"{plat}=3")
+    p = agent.step(run, "s", *opts, argv=["echo", "other", "echo", "mine", "$(date)"])
+    assert (p.returncode, p.stdout, p.stderr) == (0, b"mine $(date)\n", b"")
+
+
+def test_arch_without_this_machine_fails_the_step(agent: Agent, run: Path) -> None:
+    p = agent.step(run, "s", "--arch", "s390x=1", "--arch", "mips64=1", argv=["true", "true"])
+    if os.uname().machine in ("s390x", "mips64"):
+        pytest.skip("this machine is one of the listed platforms")
+    assert p.returncode == 1
+    s = state(run, "s")
+    assert s["error"].startswith("the image has no command for this machine (")
+    assert s["error"].endswith("); it has s390x, mips64")
