@@ -166,14 +166,14 @@ def handoffs(status: dict[str, Any]) -> list[float]:
 
 def deploy_operator(kubeconfig: str, registry: str) -> str:
     from tests.cluster.fixtures import FullCluster
-    from tests.e2e import deploy, images
+    from tests.e2e import deploy
 
     cluster = FullCluster(kubeconfig, registry)
     # this branch's CRD (helm never upgrades crds/; the Tasks here use spec.executor)
     kubectl("apply", "--server-side", "--force-conflicts", "-f", str(ROOT / "charts/taskflow/crds"))
     operator = deploy.build_and_push(registry)
-    agent = images.push_versioned(images.build_agent().tag, registry, "taskflow/agent")
-    proc = deploy.helm_install(cluster, operator, extra=("--set", f"agent.image={agent}"))
+    agent = operator.agent
+    proc = deploy.helm_install(cluster, operator)
     if proc.returncode != 0:
         raise RuntimeError(f"helm install failed: {proc.stdout}{proc.stderr}")
     return agent

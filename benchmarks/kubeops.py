@@ -81,7 +81,11 @@ def raw_pod(name: str, *, pinned: bool) -> dict[str, Any]:
 
 
 def one_step_task(name: str, *, pinned: bool) -> dict[str, Any]:
-    spec: dict[str, Any] = {"steps": [{"name": "step", "image": IMAGE, "command": ["true"]}]}
+    # the kubelet executor: one container, the same pod the raw client creates
+    spec: dict[str, Any] = {
+        "executor": "kubelet",
+        "steps": [{"name": "step", "image": IMAGE, "command": ["true"]}],
+    }
     if pinned:
         spec["podTemplate"] = {"nodeSelector": NO_NODE}
     return {

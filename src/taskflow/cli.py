@@ -8,7 +8,7 @@ import logging
 import signal
 import sys
 from collections.abc import Sequence
-from typing import Any, TextIO
+from typing import Any, Literal, TextIO
 
 import msgspec
 
@@ -233,7 +233,7 @@ def build_parser() -> argparse.ArgumentParser:
     executor.add_argument(
         "--default-executor",
         choices=("agent", "kubelet"),
-        default="kubelet",
+        default="agent",
         help="the executor of a Task without spec.executor whose steps use no timeout, "
         "onError or results (default: %(default)s)",
     )
@@ -298,6 +298,12 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="FILE",
         help="a Task manifest (YAML or JSON, may hold several documents); '-' reads stdin",
     )
+    render.add_argument(
+        "--default-executor",
+        choices=("agent", "kubelet"),
+        default="agent",
+        help="as `taskflow run --default-executor` (default: %(default)s)",
+    )
     return parser
 
 
@@ -318,10 +324,13 @@ def cmd_policy(out: TextIO) -> int:
     return 0
 
 
-def cmd_render(filename: str, out: TextIO, err: TextIO) -> int:
+def cmd_render(
+    filename: str, out: TextIO, err: TextIO, default_executor: Literal["agent", "kubelet"] = "agent"
+) -> int:
     import yaml
 
     from taskflow import api, render
+    from taskflow.settings import Settings
 
     try:
         if filename == "-":
@@ -340,7 +349,8 @@ def cmd_render(filename: str, out: TextIO, err: TextIO) -> int:
     pods = []
     for doc in tasks:
         try:
-            pods.append(render.render_pod(api.decode_task(doc)))
+            settings = Settings(default_executor=default_executor)
+            pods.append(render.render_pod(api.decode_task(doc), settings))
         except ValueError as exc:
             name = (doc.get("metadata") or {}).get("name", "?")
             err.write(f"taskflow render: Task {name}: {exc}\n")
@@ -488,7 +498,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "policy":
         return cmd_policy(sys.stdout)
     if args.command == "render":
-        return cmd_render(args.filename, sys.stdout, sys.stderr)
+        return cmd_render(args.filename, sys.stdout, sys.stderr, args.default_executor)
     parser.print_help(sys.stderr)
     return 2
 

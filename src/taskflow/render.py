@@ -430,6 +430,21 @@ def pod_resources(steps: list[Step]) -> dict[str, Any] | None:
     return out or None
 
 
+#: The install container is taskflow's own: it must pass the `restricted` Pod Security
+#: Standard wherever the steps do, whatever the pod's securityContext says. A non-root UID of
+#: its own (the agent image has no USER): the emptyDir is world-writable, the agent it writes
+#: is mode 0555, so steps of any UID run it.
+INSTALL_SECURITY: Final[dict[str, Any]] = {
+    "runAsNonRoot": True,
+    "runAsUser": 65532,
+    "runAsGroup": 65532,
+    "allowPrivilegeEscalation": False,
+    "readOnlyRootFilesystem": True,
+    "capabilities": {"drop": ["ALL"]},
+    "seccompProfile": {"type": "RuntimeDefault"},
+}
+
+
 def agent_pod(
     task: Task, settings: Settings, attempt: int, images: Images | None = None
 ) -> dict[str, Any]:
@@ -441,6 +456,7 @@ def agent_pod(
         "command": ["/taskflow-agent", "install", BIN_DIR],
         "volumeMounts": [{"name": BIN_VOLUME, "mountPath": BIN_DIR}],
         "terminationMessagePolicy": DEFAULT_TERMINATION_MESSAGE_POLICY,
+        "securityContext": INSTALL_SECURITY,
     }
     pod_spec: dict[str, Any] = {
         "restartPolicy": "Never",

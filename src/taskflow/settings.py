@@ -27,8 +27,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     #: finished. None = kept.
     default_ttl_after_finished: float | None = None
     #: The executor of a Task without ``spec.executor`` whose steps use no agent-only field.
-    #: kubelet until the agent has run the seed's examples on a real node in CI.
-    default_executor: Literal["agent", "kubelet"] = "kubelet"
+    #: (`taskflow run --default-executor`; the agent runs the seed's examples unchanged.)
+    default_executor: Literal["agent", "kubelet"] = "agent"
     #: The image whose ``/taskflow-agent`` is installed into agent pods; "" = the one
     #: released with the operator (:func:`taskflow.render.agent_image`).
     agent_image: str = ""

@@ -264,12 +264,12 @@ def test_task_lifecycle_defaults_reach_taskflow_run(helm: str, default_objects: 
 
 def test_executor_and_agent_image_reach_taskflow_run(helm: str, default_objects: Objects) -> None:
     args = _container(default_objects)["args"]
-    assert "--default-executor=kubelet" in args
+    assert "--default-executor=agent" in args
     assert not any(a.startswith("--agent-image") for a in args)  # the operator's default
     ref = "127.0.0.1:35000/taskflow/agent@sha256:" + "a" * 64
-    objects = chart.helm_template(helm=helm, set_values={"executor": "agent", "agent.image": ref})
+    objects = chart.helm_template(helm=helm, set_values={"executor": "kubelet", "agent.image": ref})
     args = _container(objects)["args"]
-    assert "--default-executor=agent" in args
+    assert "--default-executor=kubelet" in args
     assert f"--agent-image={ref}" in args
     _assert_taskflow_run_accepts(args)
     with pytest.raises(RuntimeError, match="executor"):

@@ -36,6 +36,8 @@ class OperatorImage:
     size_bytes: int  # uncompressed, local
     pushed_bytes: int  # compressed, as stored in the registry
     build_seconds: float
+    #: registry/taskflow/agent:<version>-<id>: the chart's agent.image (the default executor)
+    agent: str
 
     @property
     def ref(self) -> str:
@@ -43,7 +45,8 @@ class OperatorImage:
 
 
 def build_and_push(registry: str) -> OperatorImage:
-    """Base image (cached) + operator image, pushed as ``registry/taskflow/operator:<id>``."""
+    """Base image (cached) + operator image, pushed as ``registry/taskflow/operator:<id>``,
+    and the agent image (agent pods install it), ``registry/taskflow/agent:<id>``."""
     built = images.build_operator()
     tag = f"{images.version()}-{images.image_id(built.tag)[:12]}"
     repository = f"{registry}/{IMAGE_REPOSITORY}"
@@ -52,7 +55,8 @@ def build_and_push(registry: str) -> OperatorImage:
         pushed = images.registry_image_size(registry, IMAGE_REPOSITORY, tag)
     except OSError:
         pushed = 0
-    return OperatorImage(repository, tag, built.size_bytes, pushed, built.seconds)
+    agent = images.push_versioned(images.build_agent().tag, registry, "taskflow/agent")
+    return OperatorImage(repository, tag, built.size_bytes, pushed, built.seconds, agent)
 
 
 def registry_mirrors(cluster: FullCluster) -> dict[str, str]:
@@ -91,6 +95,8 @@ def helm_install(
         f"image.repository={image.repository}",
         "--set",
         f"image.tag={image.tag}",
+        "--set",
+        f"agent.image={image.agent}",
         "--set-json",
         f"registryMirrors={json.dumps(registry_mirrors(cluster))}",
         "--wait",

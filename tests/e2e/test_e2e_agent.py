@@ -253,16 +253,14 @@ def installed(full_cluster: FullCluster) -> Iterator[Installed]:
     if not registry:
         pytest.skip("no registry for this cluster: set TASKFLOW_TEST_REGISTRY=host:port")
     operator = deploy.build_and_push(registry)
-    agent = images.push_versioned(images.build_agent().tag, registry, "taskflow/agent")
+    agent = operator.agent
     glibc = images.push_versioned(images.BASE_TAG, registry, "taskflow/python-base")
     static = images.push_versioned(images.build_static_image().tag, registry, "taskflow/static")
     private = _push_private() if registry == cluster_config.REGISTRY else ""
     print(f"\noperator={operator.ref}\nagent={agent}\nglibc={glibc}\nstatic={static}")
     full_cluster.helm("uninstall", deploy.RELEASE, "-n", NS, "--wait", check=False)
     _apply_crd(full_cluster)
-    proc = deploy.helm_install(
-        full_cluster, operator, extra=("--set", f"agent.image={agent}", "--set", "executor=agent")
-    )
+    proc = deploy.helm_install(full_cluster, operator)  # the chart's default executor: agent
     if proc.returncode != 0:
         pytest.fail(f"helm install failed:\n{proc.stdout}{proc.stderr}\n{_diagnose(full_cluster)}")
     yield Installed(full_cluster, Refs(agent, glibc, static, private))

@@ -97,7 +97,9 @@ def env(full_cluster: FullCluster) -> Iterator[Env]:
     image = deploy.build_and_push(full_cluster.registry)
     # the README's upgrade step: Helm never upgrades crds/, a cluster may hold an older CRD
     full_cluster.kubectl("apply", "--server-side", "--force-conflicts", "-f", str(chart.CRD_PATH))
-    proc = deploy.helm_install(full_cluster, image)
+    # the kubelet executor: the cancel test checks that a later step's container never
+    # started, which only init containers promise (agent containers all start, and wait)
+    proc = deploy.helm_install(full_cluster, image, extra=("--set", "executor=kubelet"))
     if proc.returncode != 0:
         pytest.fail(f"helm install failed:\n{proc.stdout}{proc.stderr}")
     full_cluster.kubectl("delete", "namespace", TASKS_NS, "--ignore-not-found", "--wait=true")

@@ -68,7 +68,9 @@ def installed(full_cluster: FullCluster) -> Iterator[Installed]:
     )
     full_cluster.helm("uninstall", deploy.RELEASE, "-n", NS, "--wait", check=False)
     started = time.monotonic()
-    proc = deploy.helm_install(full_cluster, image)
+    # the kubelet executor (init containers): the agent runs the same four examples in
+    # test_e2e_agent.py, so both executors run them
+    proc = deploy.helm_install(full_cluster, image, extra=("--set", "executor=kubelet"))
     seconds = time.monotonic() - started
     if proc.returncode != 0:
         pytest.fail(f"helm install failed:\n{proc.stdout}{proc.stderr}\n{_diagnose(full_cluster)}")

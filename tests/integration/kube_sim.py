@@ -25,6 +25,7 @@ from taskflow.api.crd import build_crd
 from taskflow.engine.kube import ApiError, Kube, connect
 from taskflow.engine.operator import Operator, OperatorConfig
 from taskflow.labels import TASK_UID_LABEL
+from taskflow.settings import Settings
 
 T = TypeVar("T")
 Obj = dict[str, Any]
@@ -92,6 +93,12 @@ async def eventually(
         await anyio.sleep(interval)
 
 
+#: The tests play the kubelet of init-container pods: Tasks without spec.executor use the
+#: kubelet executor here (the operator's default is the agent, which a test would have to
+#: play through termination messages).
+KUBELET = Settings(default_executor="kubelet")
+
+
 @asynccontextmanager
 async def operator(kubeconfig: str, namespace: str, **overrides: Any) -> AsyncIterator[Operator]:
     """Run an engine in-process until the block ends."""
@@ -101,6 +108,7 @@ async def operator(kubeconfig: str, namespace: str, **overrides: Any) -> AsyncIt
         "bind_address": "127.0.0.1:0",
         "qps": 0.0,
         "backoff_base": 0.01,
+        "settings": KUBELET,
     }
     cfg.update(overrides)
     op = Operator(kube, OperatorConfig(**cfg))

@@ -27,6 +27,7 @@ from taskflow.labels import MANAGED_BY_LABEL, TASK_NAME_LABEL, TASK_UID_LABEL
 from taskflow.render import render_pod
 from tests.cluster.fixtures import kubectl, table
 from tests.integration.kube_sim import (
+    KUBELET,
     MERGE,
     NO_NODE,
     TASKS,
@@ -328,7 +329,7 @@ async def test_existing_pod_is_adopted_when_ours(admin: Kube, ns: str, kubeconfi
     from taskflow import api
 
     ours = await create_task(admin, ns, "ours", steps("x"))
-    manifest = render_pod(api.decode_task(ours))
+    manifest = render_pod(api.decode_task(ours), KUBELET)
     await admin.request("POST", f"/api/v1/namespaces/{ns}/pods", body=enc.encode(manifest))
 
     async with operator(kubeconfig, ns) as op:
@@ -532,7 +533,12 @@ async def start_operator(
 ) -> tuple[Operator, anyio.CancelScope]:
     """Start an engine in ``tg``; cancelling the returned scope stops it (like SIGTERM)."""
     kube = await connect(kubeconfig=kubeconfig)
-    cfg: dict[str, Any] = {"namespaces": (namespace,), "bind_address": "127.0.0.1:0", "qps": 0.0}
+    cfg: dict[str, Any] = {
+        "namespaces": (namespace,),
+        "bind_address": "127.0.0.1:0",
+        "qps": 0.0,
+        "settings": KUBELET,
+    }
     cfg.update(overrides)
     op = Operator(kube, OperatorConfig(**cfg))
     scope = anyio.CancelScope()

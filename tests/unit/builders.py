@@ -12,7 +12,9 @@ from taskflow.settings import Settings
 
 T0 = datetime(2024, 1, 6, 22, 19, 24, tzinfo=UTC)
 #: the tables of the other behaviours run without the default Task timeout (test_lifecycle has it)
-SETTINGS = Settings(image_pull_timeout=300, config_error_timeout=120, default_timeout=0)
+SETTINGS = Settings(
+    image_pull_timeout=300, config_error_timeout=120, default_timeout=0, default_executor="kubelet"
+)
 ABC = ("a", "b", "c")
 
 

@@ -194,7 +194,7 @@ def test_crd_prints_the_generated_crd(capsys: pytest.CaptureFixture[str]) -> Non
 def test_render_file(tmp_path: pathlib.Path, capsys: pytest.CaptureFixture[str]) -> None:
     f = tmp_path / "task.yaml"
     f.write_text(TASK)
-    assert cli.main(["render", "-f", str(f)]) == 0
+    assert cli.main(["render", "-f", str(f), "--default-executor", "kubelet"]) == 0
     pod = yaml.safe_load(capsys.readouterr().out)
     assert pod["kind"] == "Pod"
     assert pod["metadata"]["name"] == "demo-pod"
@@ -236,7 +236,9 @@ def test_render_errors(tmp_path: pathlib.Path) -> None:
 
 @pytest.mark.parametrize("example", sorted(p.name for p in SEED_EXAMPLES.glob("*.yaml")))
 def test_render_seed_examples(example: str, capsys: pytest.CaptureFixture[str]) -> None:
-    assert cli.main(["render", "-f", str(SEED_EXAMPLES / example)]) == 0
+    # under the agent, their steps without command need the registry (render reads none)
+    argv = ["render", "-f", str(SEED_EXAMPLES / example), "--default-executor", "kubelet"]
+    assert cli.main(argv) == 0
     pod = yaml.safe_load(capsys.readouterr().out)
     assert pod["spec"]["restartPolicy"] == "Never"
 

@@ -301,7 +301,11 @@ def reconciler(*entries: dict[str, Any]) -> tuple[Reconciler, FakeWriter, Cache]
     for doc in entries:
         cache.put_task(decode_task(raw(doc)))
     writer = FakeWriter(cache)
-    return Reconciler(cache, writer, Settings(), Metrics(), now=lambda: NOW), writer, cache
+    return (
+        Reconciler(cache, writer, Settings(default_executor="kubelet"), Metrics(), now=lambda: NOW),
+        writer,
+        cache,
+    )
 
 
 async def test_unknown_task_is_a_no_op() -> None:

@@ -175,7 +175,7 @@ def test_timeout_requeues_for_its_deadline() -> None:
 
 
 def test_default_timeout_applies_without_spec_timeout() -> None:
-    settings = Settings(default_timeout=3600)
+    settings = Settings(default_timeout=3600, default_executor="kubelet")
     p = plan(make(), None, now=at(0), settings=settings)
     assert p.requeue_after == pytest.approx(3590)
     assert plan(make(), None, now=at(0), settings=SETTINGS).requeue_after is None

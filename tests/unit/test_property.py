@@ -17,7 +17,7 @@ from taskflow.naming import pod_name
 from taskflow.render import render_pod
 from taskflow.settings import Settings
 from taskflow.status import evaluate
-from tests.unit.builders import at, pod_dict, running, terminated, waiting
+from tests.unit.builders import SETTINGS, at, pod_dict, running, terminated, waiting
 from tests.unit.strategies import task_dicts
 
 DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
@@ -101,7 +101,7 @@ def test_generated_tasks_fit_the_schema(obj: dict[str, Any]) -> None:
 @given(task_dicts(max_steps=64, namespace="ns"))
 def test_any_valid_task_renders_to_a_well_formed_pod(obj: dict[str, Any]) -> None:
     task = decode_task(obj)
-    pod = render_pod(task)
+    pod = render_pod(task, SETTINGS)  # the kubelet executor's pod (agent: test_render_agent)
     meta, spec = pod["metadata"], pod["spec"]
     steps = obj["spec"]["steps"]
 

@@ -9,6 +9,7 @@ from typing import Any
 import msgspec
 import pytest
 
+from taskflow import render
 from taskflow.api import Step, Task, load_task_yaml
 from taskflow.api.validate import spec_problem
 from taskflow.labels import (
@@ -19,8 +20,16 @@ from taskflow.labels import (
     script_annotation,
 )
 from taskflow.naming import label_value, pod_name
-from taskflow.render import RenderError, normalize_script, render_pod
-from tests.unit.builders import step, task
+from taskflow.render import RenderError, normalize_script
+from taskflow.settings import Settings
+from tests.unit.builders import SETTINGS, step, task
+
+
+def render_pod(task: Task, settings: Settings = SETTINGS, attempt: int = 1) -> dict[str, Any]:
+    """These tables are the kubelet executor's (the operator's default is the agent:
+    test_render_agent.py)."""
+    return render.render_pod(task, settings, attempt)
+
 
 SEED = Path(__file__).parent.parent / "data" / "seed"
 DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")

@@ -61,7 +61,7 @@ def test_executor_of(
 def test_kubelet_pods_do_not_depend_on_agent_settings(fname: str) -> None:
     t = decode_task(yaml.safe_load((SEED / fname).read_text()) | {"metadata": {"name": "x"}})
     assert json.dumps(render_pod(t, KUBELET)) == json.dumps(
-        render_pod(t, Settings(agent_image="elsewhere/agent:1"))
+        render_pod(t, Settings(default_executor="kubelet", agent_image="elsewhere/agent:1"))
     )
     assert "taskflow-agent" not in json.dumps(render_pod(t, KUBELET))
 
@@ -85,6 +85,16 @@ def test_install_container_and_step_commands() -> None:
             "command": ["/taskflow-agent", "install", "/taskflow/bin"],
             "volumeMounts": [{"name": "taskflow-bin", "mountPath": "/taskflow/bin"}],
             "terminationMessagePolicy": "FallbackToLogsOnError",
+            # restricted Pod Security whatever the pod says (test_e2e_podsecurity.py)
+            "securityContext": {
+                "runAsNonRoot": True,
+                "runAsUser": 65532,
+                "runAsGroup": 65532,
+                "allowPrivilegeEscalation": False,
+                "readOnlyRootFilesystem": True,
+                "capabilities": {"drop": ["ALL"]},
+                "seccompProfile": {"type": "RuntimeDefault"},
+            },
         }
     ]
     cs = _containers(pod)
