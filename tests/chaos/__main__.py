@@ -18,6 +18,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -27,6 +28,8 @@ from benchmarks import kubeops
 
 from taskflow import labels
 from taskflow.engine.kube import ApiError, Kube, connect
+from tests.cluster import harness
+from tests.cluster.fixtures import REGISTRY_ENV, ClusterSession
 
 from . import checks, faults, operator, report, workload
 from .faults import Context, Scenario
@@ -129,33 +132,42 @@ async def scenario_namespace(admin: Kube, name: str) -> AsyncIterator[str]:
         await namespace_gone(admin, ns)
 
 
-async def run_scenario(
-    admin: Kube,
-    admin_kubeconfig: str,
-    sa: str,
-    bearer: str,
-    sc: Scenario,
-    n: int,
-    within: float,
-    logs: Path,
-) -> report.Row:
-    docs = workload.burst(n)
+@dataclass
+class Setup:
+    """What every scenario of one run shares."""
+
+    admin: Kube
+    admin_kubeconfig: str
+    sa: str  # the operator's ServiceAccount
+    bearer: str  # its token
+    n: int
+    within: float
+    logs: Path
+    executors: tuple[str, ...]
+    agent_image: str | None
+
+
+async def run_scenario(run: Setup, sc: Scenario) -> report.Row:
+    admin, n, within = run.admin, run.n, run.within
+    docs = workload.burst(n, run.executors)
     async with scenario_namespace(admin, sc.name) as ns:
         proxy = None
-        server = operator.server_of(admin_kubeconfig)
+        server = operator.server_of(run.admin_kubeconfig)
         if sc.proxy:
             host, _, port = server.removeprefix("https://").partition(":")
             proxy = Proxy(host, int(port or 443))
             server = f"https://127.0.0.1:{await proxy.start()}"
         kubeconfig = operator.sa_kubeconfig(
-            admin_kubeconfig, bearer, server, logs / f"{ns}.kubeconfig"
+            run.admin_kubeconfig, run.bearer, server, run.logs / f"{ns}.kubeconfig"
         )
         extra = list(sc.operator_args)
+        if run.agent_image:
+            extra += ["--agent-image", run.agent_image]
         lease = f"chaos-{ns}" if sc.replicas > 1 else ""
         if lease:
             extra += ["--lease-name", lease]
-        ops = operator.Operators(kubeconfig, ns, logs, extra)
-        ctx = Context(admin, ns, ops, sa, proxy, lease)
+        ops = operator.Operators(kubeconfig, ns, run.logs, extra)
+        ctx = Context(admin, ns, ops, run.sa, proxy, lease)
         try:
             if sc.setup is not None:
                 await sc.setup(ctx)
@@ -198,8 +210,20 @@ async def run_scenario(
     return row
 
 
+def agent_image(registry: str) -> str:
+    """The agent image (the Containerfile's ``agent`` target; buildah caches it), pushed to
+    the cluster's registry."""
+    from tests.e2e import images
+
+    return images.push_versioned(images.build_agent().tag, registry, "taskflow/agent")
+
+
 async def run(
-    kubeconfig: str, scenarios: Sequence[Scenario], n: int, within: float
+    kubeconfig: str,
+    scenarios: Sequence[Scenario],
+    n: int,
+    within: float,
+    registry: str,
 ) -> list[report.Row]:
     admin = await connect(kubeconfig=kubeconfig)
     try:
@@ -208,9 +232,16 @@ async def run(
         bearer = await operator.token(admin, sa)
         logs = operator.logdir()
         log(f"operator logs and kubeconfigs in {logs}")
+        agent = None
+        if registry:
+            started = time.monotonic()
+            agent = await asyncio.to_thread(agent_image, registry)
+            log(f"agent image {agent} in {time.monotonic() - started:.0f} s")
+        executors = ("kubelet", "agent") if agent else ("kubelet",)
+        setup = Setup(admin, kubeconfig, sa, bearer, n, within, logs, executors, agent)
         rows = []
         for sc in scenarios:
-            rows.append(await run_scenario(admin, kubeconfig, sa, bearer, sc, n, within, logs))
+            rows.append(await run_scenario(setup, sc))
         return rows
     finally:
         await admin.close()
@@ -235,6 +266,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         default=240,
         help="seconds from the fault until every Task must be final (default: %(default)s)",
     )
+    parser.add_argument(
+        "--kubelet-only",
+        action="store_true",
+        help="no agent Tasks (else half the Tasks use executor: agent when the cluster has a "
+        f"registry: the harness's, or ${REGISTRY_ENV})",
+    )
     opts = parser.parse_args(argv)
     # A CI runner's SIGTERM unwinds like Ctrl-C: operators killed, namespaces deleted, the
     # cluster this run started stopped.
@@ -243,12 +280,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     wanted = opts.only or (list(faults.QUICK) if opts.quick else names)
     session = None
     kubeconfig = opts.kubeconfig
-    from tests.cluster import harness
-    from tests.cluster.fixtures import ClusterSession
-
+    registry = os.environ.get(REGISTRY_ENV, "")
     if kubeconfig is None:
         session = ClusterSession(None)
-        kubeconfig = session.full().kubeconfig
+        cluster = session.full()
+        kubeconfig, registry = cluster.kubeconfig, cluster.registry
+    if opts.kubelet_only:
+        registry = ""
     local = harness.running()
     on_harness = (
         local is not None and Path(local.kubeconfig).resolve() == Path(kubeconfig).resolve()
@@ -259,7 +297,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     skipped = [s for s in wanted if s not in {x.name for x in scenarios}]
     started = time.monotonic()
     try:
-        rows = asyncio.run(run(kubeconfig, scenarios, n, opts.deadline))
+        rows = asyncio.run(run(kubeconfig, scenarios, n, opts.deadline, registry))
     finally:
         if session is not None:
             session.close()

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import shlex
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -38,9 +38,9 @@ def _step(name: str, script: str) -> dict[str, Any]:
     return {"name": name, "image": IMAGE, "command": ["sh", "-c", script]}
 
 
-def task_doc(name: str, kind: str, i: int) -> dict[str, Any]:
+def task_doc(name: str, kind: str, i: int, executor: str = "kubelet") -> dict[str, Any]:
     """The ``i``-th Task of the burst, of ``kind`` (one of PATTERN's)."""
-    spec: dict[str, Any] = {"executor": "kubelet"}
+    spec: dict[str, Any] = {"executor": executor}
     if kind == "quick":
         spec["steps"] = [_step("run", "true")]
     elif kind == "multi":
@@ -69,9 +69,13 @@ def task_doc(name: str, kind: str, i: int) -> dict[str, Any]:
     }
 
 
-def burst(n: int) -> list[dict[str, Any]]:
-    """N Tasks, the same N every run (deterministic mix)."""
-    return [task_doc(f"t{i:03d}", PATTERN[i % len(PATTERN)], i) for i in range(n)]
+def burst(n: int, executors: Sequence[str] = ("kubelet",)) -> list[dict[str, Any]]:
+    """N Tasks, the same N every run (deterministic mix); the executors take turns (PATTERN's
+    length is odd, so each kind runs under each of two executors)."""
+    return [
+        task_doc(f"t{i:03d}", PATTERN[i % len(PATTERN)], i, executors[i % len(executors)])
+        for i in range(n)
+    ]
 
 
 def _exit_code(step: Mapping[str, Any]) -> int:

@@ -50,6 +50,11 @@ def test_burst_is_a_fixed_mostly_quick_mix() -> None:
     ]
     assert min(sleeps) == 5 and max(sleeps) == 30
     assert {d["spec"]["executor"] for d in docs} == {"kubelet"}
+    both = workload.burst(100, ("kubelet", "agent"))
+    by = Counter(
+        (d["metadata"]["labels"]["chaos.taskflow/kind"], d["spec"]["executor"]) for d in both
+    )
+    assert {kind for kind, _ in by} == set(kinds) and all(by[k, "agent"] for k in kinds)
 
 
 # -- checks.judge -----------------------------------------------------------------------------
