@@ -193,7 +193,12 @@ async def run_scenario(run: Setup, sc: Scenario) -> report.Row:
                     *(asyncio.to_thread(operator.healthy, op) for op in ops.running)
                 )
             )
-            notes = list(hit.notes)
+            relisted = sum(
+                await asyncio.gather(
+                    *(asyncio.to_thread(operator.relists, op) for op in ops.running)
+                )
+            )
+            notes = [*hit.notes, f"the running operator relisted {relisted:.0f} times (410 Gone)"]
             if not hit.hit:
                 notes.append("the fault did not demonstrably happen: this row proves nothing")
             if not healthy:

@@ -151,5 +151,14 @@ def metric_sum(op: Operator, name: str, match: str = "") -> float:
     )
 
 
+#: LISTs every operator does at start: Tasks and Pods (one namespace)
+FIRST_LISTS = 2
+
+
+def relists(op: Operator) -> float:
+    """LISTs after the first ones: each follows a 410 Gone (a watch too far behind)."""
+    return metric_sum(op, "taskflow_watch_relists_total") - FIRST_LISTS
+
+
 def logdir() -> Path:
     return Path(tempfile.mkdtemp(prefix="chaos-logs-"))

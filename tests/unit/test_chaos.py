@@ -48,13 +48,15 @@ def test_burst_is_a_fixed_mostly_quick_mix() -> None:
         for s in d["spec"]["steps"]
         if s["command"][2].startswith("sleep")
     ]
-    assert min(sleeps) == 5 and max(sleeps) == 30
+    assert min(sleeps) == 5
+    assert max(sleeps) == 30
     assert {d["spec"]["executor"] for d in docs} == {"kubelet"}
     both = workload.burst(100, ("kubelet", "agent"))
     by = Counter(
         (d["metadata"]["labels"]["chaos.taskflow/kind"], d["spec"]["executor"]) for d in both
     )
-    assert {kind for kind, _ in by} == set(kinds) and all(by[k, "agent"] for k in kinds)
+    assert {kind for kind, _ in by} == set(kinds)
+    assert all(by[k, "agent"] for k in kinds)
 
 
 # -- checks.judge -----------------------------------------------------------------------------
@@ -149,7 +151,9 @@ def test_report_table_and_verdict() -> None:
     assert report.summary([good, bad]) == (
         "chaos: 120 tasks, lost 1, duplicated 0, wrong 2, unhealthy: proxy"
     )
-    assert report.passed([good]) and not report.passed([good, bad]) and not report.passed([])
+    assert report.passed([good])
+    assert not report.passed([good, bad])
+    assert not report.passed([])
 
 
 # -- proxy ------------------------------------------------------------------------------------
