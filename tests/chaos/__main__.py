@@ -193,18 +193,20 @@ async def run_scenario(run: Setup, sc: Scenario) -> report.Row:
                     *(asyncio.to_thread(operator.healthy, op) for op in ops.running)
                 )
             )
-            relisted = sum(
-                await asyncio.gather(
-                    *(asyncio.to_thread(operator.relists, op) for op in ops.running)
+            notes = list(hit.notes)
+            if healthy:  # a dead operator has no /metrics to read
+                relisted = sum(
+                    await asyncio.gather(
+                        *(asyncio.to_thread(operator.relists, op) for op in ops.running)
+                    )
                 )
-            )
-            notes = [*hit.notes, f"the running operator relisted {relisted:.0f} times (410 Gone)"]
+                notes.append(f"the running operator relisted {relisted:.0f} times (410 Gone)")
+            else:
+                notes += [f"{op.name} /healthz failed:\n{op.log_tail()}" for op in ops.running]
             if not hit.hit:
                 notes.append("the fault did not demonstrably happen: this row proves nothing")
-            if not healthy:
-                notes += [f"{op.name} /healthz failed:\n{op.log_tail()}" for op in ops.running]
             notes += verdict.problems[:20]
-            row = report.Row(sc.name, verdict, converge, healthy and hit.hit, tuple(notes))
+            row = report.Row(sc.name, verdict, converge, healthy, tuple(notes), hit.hit)
         finally:
             ops.stop_all()
             if proxy is not None:

@@ -17,11 +17,13 @@ class Row:
     converge_s: float | None  # from the fault until every Task was final; None: never
     healthy: bool
     notes: tuple[str, ...] = ()  # evidence (e.g. the 429s) and why a row failed
+    fault_hit: bool = True  # False: the fault did not demonstrably happen (proves nothing)
 
     @property
     def ok(self) -> bool:
         v = self.verdict
-        return self.healthy and v.lost == 0 and v.duplicated == 0 and v.wrong == 0
+        clean = v.lost == 0 and v.duplicated == 0 and v.wrong == 0
+        return self.healthy and self.fault_hit and clean
 
 
 def _cells(row: Row) -> tuple[str, ...]:
@@ -59,6 +61,9 @@ def summary(rows: Sequence[Row]) -> str:
     unhealthy = [r.scenario for r in rows if not r.healthy]
     if unhealthy:
         line += f", unhealthy: {', '.join(unhealthy)}"
+    missed = [r.scenario for r in rows if not r.fault_hit]
+    if missed:
+        line += f", fault missed: {', '.join(missed)}"
     return line
 
 

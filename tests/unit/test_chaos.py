@@ -151,6 +151,9 @@ def test_report_table_and_verdict() -> None:
     assert report.summary([good, bad]) == (
         "chaos: 120 tasks, lost 1, duplicated 0, wrong 2, unhealthy: proxy"
     )
+    missed = report.Row("apf-429", checks.Verdict(tasks=20), 30.0, healthy=True, fault_hit=False)
+    assert report.summary([good, missed]).endswith(", fault missed: apf-429")
+    assert not report.passed([missed])
     assert report.passed([good])
     assert not report.passed([good, bad])
     assert not report.passed([])
