@@ -1,5 +1,5 @@
 """Developer sessions. `nox` alone runs every test: lint + types, unit, chart, integration,
-e2e."""
+e2e, chaos."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from pathlib import Path
 
 import nox
 
-nox.options.sessions = ["lint", "unit", "chart", "integration", "e2e"]
+nox.options.sessions = ["lint", "unit", "chart", "integration", "e2e", "chaos"]
 nox.options.reuse_existing_virtualenvs = True
 nox.options.error_on_missing_interpreters = True
 
@@ -102,6 +102,17 @@ def e2e(session: nox.Session) -> None:
     _debian_packages(session, *NODE_PACKAGES)
     _install(session)
     session.run("pytest", "tests/e2e", "--durations=10", *session.posargs)
+
+
+@nox.session(python=PYTHON)
+def chaos(session: nox.Session) -> None:
+    """N Tasks in flight (default 100) while one fault at a time hits the API server, etcd,
+    the operator or the network; prints lost/duplicated/wrong per scenario and fails on any.
+    `-- --quick` (N=20, three scenarios), `-- --only NAME`, `-- -n N`. Uses $KUBECONFIG or
+    the running harness cluster, else starts the full tier and stops it afterwards."""
+    _debian_packages(session, *NODE_PACKAGES)
+    _install(session)
+    session.run("python", "-m", "tests.chaos", *session.posargs)
 
 
 @nox.session(python=PYTHON)

@@ -123,13 +123,13 @@ async def namespace(kube: Kube, prefix: str) -> AsyncIterator[str]:
     body = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}}
     await kube.request("POST", "/api/v1/namespaces", body=msgspec.json.encode(body))
     try:
-        await _wait_populated(kube, name)
+        await wait_populated(kube, name)
         yield name
     finally:
         await kube.request("DELETE", f"/api/v1/namespaces/{name}")
 
 
-async def _wait_populated(kube: Kube, ns: str) -> None:
+async def wait_populated(kube: Kube, ns: str) -> None:
     """Wait for what controllers add to a new namespace: the ``default`` ServiceAccount
     (pods are refused without it) and the ``kube-root-ca.crt`` ConfigMap (the kubelet
     retries, with back-off, a pod's token volume until it exists): else whichever part runs

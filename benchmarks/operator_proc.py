@@ -31,7 +31,7 @@ def rss_mb(pid: int) -> float:
     raise RuntimeError(f"no VmRSS for pid {pid}")
 
 
-def _free_port() -> int:
+def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port: int = s.getsockname()[1]
@@ -85,7 +85,7 @@ def _py_spy(pid: int, name: str) -> subprocess.Popen[bytes] | None:
 @contextmanager
 def operator(kubeconfig: str, namespace: str, extra: Sequence[str] = ()) -> Iterator[Operator]:
     """Run the operator for ``namespace`` until the block ends (SIGTERM, then SIGKILL)."""
-    port = _free_port()
+    port = free_port()
     argv = [sys.executable, "-m", "taskflow", "run", "--kubeconfig", kubeconfig]
     argv += [
         "--namespace",

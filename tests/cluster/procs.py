@@ -27,10 +27,21 @@ def _start_time(pid: int) -> str | None:
 
 
 def _is_zombie(pid: int) -> bool:
+    """True once every thread of `pid` has exited. A killed multi-threaded process's leader
+    shows `Z` while its other threads still tear down and hold its sockets: restarting it
+    then fails with "address already in use"."""
     try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
+        threads = list(Path(f"/proc/{pid}/task").iterdir())
     except OSError:
         return True
+    for thread in threads:
+        try:
+            state = (thread / "stat").read_text().rsplit(")", 1)[1].split()[0]
+        except OSError:
+            continue  # gone meanwhile
+        if state != "Z":
+            return False
+    return True
 
 
 class Procs:
@@ -82,6 +93,8 @@ class Procs:
                 deadline = time.monotonic() + 10
                 while self.pid(name) is not None and time.monotonic() < deadline:
                     time.sleep(0.05)
+                with contextlib.suppress(ChildProcessError):  # our own child: reap it
+                    os.waitpid(pid, os.WNOHANG)
             (self.pids / f"{name}.json").unlink(missing_ok=True)
         else:
             self.stop(name)
