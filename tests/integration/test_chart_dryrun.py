@@ -177,6 +177,9 @@ def test_default_values_pass_server_side_dry_run(
             "rolebinding.rbac.authorization.k8s.io",
             "service",
             "serviceaccount",
+            # the result-reference admission policy and its binding
+            "validatingadmissionpolicy.admissionregistration.k8s.io",
+            "validatingadmissionpolicybinding.admissionregistration.k8s.io",
         ]
     )
 
