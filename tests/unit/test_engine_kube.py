@@ -14,6 +14,7 @@ from taskflow.engine.kube import (
     DEFAULT_RETRY_AFTER,
     MAX_RETRY_AFTER,
     Kube,
+    _env_proxy,
     parse_retry_after,
     retry_delay,
 )
@@ -115,3 +116,27 @@ async def test_the_operator_paces_api_requests_not_reconciles() -> None:
                 op.queue.done(await op.queue.get())
     finally:
         await kube.close()
+
+
+@pytest.mark.parametrize(
+    ("env", "url", "expected"),
+    [
+        ({}, "https://10.0.0.1:6443", None),
+        ({"HTTPS_PROXY": "http://proxy:3128"}, "https://10.0.0.1:6443", "http://proxy:3128"),
+        ({"https_proxy": "http://p:1"}, "https://api.example.com", "http://p:1"),
+        ({"HTTP_PROXY": "http://proxy:3128"}, "https://10.0.0.1:6443", None),
+        (
+            {"HTTPS_PROXY": "http://proxy:3128", "NO_PROXY": "api.example.com"},
+            "https://api.example.com:6443",
+            None,
+        ),
+    ],
+)
+def test_the_environments_proxy_is_read_once_as_a_trusting_session_would(
+    monkeypatch: pytest.MonkeyPatch, env: dict[str, str], url: str, expected: str | None
+) -> None:
+    for name in ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy", "NO_PROXY", "no_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    assert _env_proxy(url) == expected
