@@ -333,12 +333,7 @@ def cmd_render(
     from taskflow.settings import Settings
 
     try:
-        if filename == "-":
-            text = sys.stdin.read()
-        else:
-            with open(filename, encoding="utf-8") as f:
-                text = f.read()
-        docs = [d for d in yaml.safe_load_all(text) if d is not None]
+        docs = api.read_documents(filename)
     except (OSError, yaml.YAMLError) as exc:
         err.write(f"taskflow render: {exc}\n")
         return 1

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sys
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any, TextIO
@@ -10,6 +9,7 @@ from typing import Any, TextIO
 import anyio
 import yaml
 
+from taskflow.api import read_documents
 from taskflow.api import task as api
 from taskflow.ctl import _follow as fsm
 from taskflow.ctl._client import Client, CtlError, tasks_path
@@ -128,12 +128,7 @@ async def cmd_logs(client: Client, name: str, flags: LogFlags, s: Streams) -> in
 def load_tasks(filename: str) -> list[dict[str, Any]]:
     """The Task manifests in FILE ('-': stdin); CtlError when there is none."""
     try:
-        if filename == "-":
-            text = sys.stdin.read()
-        else:
-            with open(filename, encoding="utf-8") as f:
-                text = f.read()
-        docs = [d for d in yaml.safe_load_all(text) if d is not None]
+        docs = read_documents(filename)
     except (OSError, yaml.YAMLError) as exc:
         raise CtlError(f"cannot read {filename}: {exc}") from None
     tasks = []
