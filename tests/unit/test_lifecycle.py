@@ -9,11 +9,13 @@ import msgspec
 import pytest
 
 from taskflow.api import Pod, Task, TaskStatus, decode_pod, decode_task
+from taskflow.api.crd import build_crd
 from taskflow.api.duration import parse_duration
 from taskflow.labels import ATTEMPT_LABEL
 from taskflow.reconcile import Plan, plan, rejected
 from taskflow.render import render_pod
 from taskflow.settings import Settings
+from taskflow.status import NEVER_RETRIED, RETRYABLE_REASONS
 from tests.unit.builders import (
     ABC,
     SETTINGS,
@@ -494,6 +496,9 @@ def test_a_final_failure_stops_a_pod_that_still_runs(case: str) -> None:
     p = plan(t, _pod_of(executor, t, statuses), now=at(5), settings=SETTINGS)
     assert cond(p)[:2] == ("Failure", reason)
     assert p.stop_pod == "demo-pod"
+    final = p.events[-1]  # one Event per transition, the new reasons' too
+    assert (final.reason, final.key) == ("Failed", "final")
+    assert final.message.startswith(f"{reason}: ")
     # once stopped (or terminal) it is not asked again
     stopped = _pod_of(executor, t, statuses, deadline=1)
     assert plan(t, stopped, now=at(5), settings=SETTINGS).stop_pod is None
@@ -590,3 +595,12 @@ def test_an_install_failure_is_not_retried() -> None:
     )
     assert p.create_pod is None
     assert cond(p)[:2] == ("Failure", "AgentInstallFailed")
+
+
+def test_the_crd_names_every_reason_that_is_never_retried() -> None:
+    schema = build_crd()["spec"]["versions"][0]["schema"]["openAPIV3Schema"]
+    description = schema["properties"]["spec"]["properties"]["retries"]["description"]
+    never = description.split("Never after")[1]
+    for reason in (*NEVER_RETRIED, "TimedOut", "Cancelled"):
+        assert reason in never
+    assert not [r for r in RETRYABLE_REASONS if r in never]
