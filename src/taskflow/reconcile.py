@@ -1,9 +1,10 @@
 """Decide what to do for one Task (pure): the :class:`Plan` the engine's writer applies.
 
 Order of application for the engine: ``create_pod`` first (409 -> adopt if the existing pod
-carries our task-UID label, else apply :func:`name_taken`: wait for the name); then
-``events``; only when every event is recorded (or was already: 409) write ``status``
-(merge-patch on ``/status``, it already names the pod). If the create is rejected (422/400)
+carries our task-UID label and go on with this plan as if created, else apply
+:func:`name_taken`: wait for the name); then ``stop_pod``, ``events``; only when every
+event is recorded (or was already: 409) write ``status`` (merge-patch on ``/status``, it
+already names the pod). If the create is rejected (422/400)
 apply :func:`rejected` instead; if it is refused for now (403) apply :func:`create_refused`
 and retry with backoff; on any other error retry later without writing status.
 
@@ -87,7 +88,8 @@ class EventSpec(msgspec.Struct, frozen=True):
 
 class Plan(msgspec.Struct, frozen=True):
     create_pod: dict[str, Any] | None = None  # manifest to POST (409 -> adopt if ours)
-    #: name of a pod to stop (cancel, timeout): its activeDeadlineSeconds is lowered to
+    #: name of a pod to stop (cancel, timeout, a failure while it still runs, a failed
+    #: attempt before the next): its activeDeadlineSeconds is lowered to
     #: status.STOP_DEADLINE, so the kubelet stops it and keeps it (and its logs)
     stop_pod: str | None = None
     status: TaskStatus | None = None  # full new status; None = unchanged, do not patch
