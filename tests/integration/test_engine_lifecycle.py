@@ -140,6 +140,35 @@ async def test_a_failed_attempt_is_retried_in_a_new_pod_and_can_succeed(
     )
 
 
+async def test_a_failure_stops_the_pod_and_the_retry_waits_until_it_has_stopped(
+    admin: Kube, ns: str, kubeconfig: str
+) -> None:
+    async with operator(kubeconfig, ns):
+        task = await create_task(admin, ns, "halt", steps("a", "b"), retries=1)
+        uid = task["metadata"]["uid"]
+        first = await the_pod(admin, ns, uid)
+        # a failed; the kubelet has not ended the pod yet (b still waits)
+        await kubelet(admin, first, "Pending", {"a": ("terminated", 3, 1, 2)})
+
+        async def told() -> bool:
+            p = dec(await admin.request("GET", f"/api/v1/namespaces/{ns}/pods/halt-pod"))
+            return bool(p["spec"].get("activeDeadlineSeconds") == 1)
+
+        await eventually(told)
+        st = await status_is(admin, ns, "halt", status="Running", attempt=1)
+        assert st["conditions"][0]["reason"] == "Stopping"
+        assert "attempt 1 failed (StepFailed" in st["conditions"][0]["message"]
+        await anyio.sleep(0.5)  # no second pod while the first may still run
+        assert len(await pods_of(admin, ns, uid)) == 1
+        # the kubelet stops it at the lowered deadline
+        await kubelet(admin, first, "Failed", {"a": ("terminated", 3, 1, 2)})
+        await pod_named(admin, ns, "halt-pod-2")
+        st = await status_is(admin, ns, "halt", attempt=2, status="Pending")
+        assert [(a["attempt"], a["reason"]) for a in st["attempts"]] == [(1, "StepFailed")]
+        got = [e["reason"] for e in await events_of(admin, ns, uid)]
+        assert got.count("Retrying") == 1
+
+
 async def test_an_always_failing_task_runs_retries_plus_one_pods(
     admin: Kube, ns: str, kubeconfig: str
 ) -> None:

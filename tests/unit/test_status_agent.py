@@ -304,6 +304,8 @@ def test_a_state_that_disagrees_with_the_kubelet_fails_the_task(
     s = st.steps[i]
     assert (s.state, s.reason, s.results) == ("Terminated", "StepStateMismatch", [])
     assert s.exit_code != 0
+    if name == "a":  # b ran its command only if a's agent exited 0, whatever the state says
+        assert st.steps[1].state == ("Terminated" if container == 0 else "NotRun")
 
 
 @pytest.mark.parametrize(

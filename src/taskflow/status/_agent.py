@@ -191,7 +191,8 @@ def _terminated(task: Task, i: int, cs: ContainerStatus, pod: Pod) -> tuple[Step
             started_at=kubelet_time(t.started_at),
             finished_at=kubelet_time(t.finished_at),
         )
-        return failed, not state.abort  # what the next agent read, most likely
+        # the state the next agent read may be forged too: the agent's exit code is not
+        return failed, t.exit_code == 0
     reason, message = _unreadable(step, t, pod)
     status = StepStatus(
         name=step.name,
