@@ -54,7 +54,8 @@ Failure reasons (condition ``Succeeded=False``; the message names the step):
 
 Retries (``spec.retries``) follow :data:`RETRYABLE_REASONS`; :data:`NEVER_RETRIED` (and a
 timeout or a cancel) end the Task. A final status while the pod still runs comes with a
-stop of the pod (``reconcile.Plan.stop_pod``), as a cancel's does.
+stop of the pod (``reconcile.Plan.stop_pod``), as a cancel's does; a failed attempt that
+will be retried shows reason ``Stopping`` too until its pod has stopped (``reconcile``).
 
 A Task with ``spec.cancel`` ends ``Cancelled`` (condition reason ``Cancelled``). Cancel and
 timeout first ask the pod to stop (reason ``Stopping``, see :mod:`._stop`); the Task ends
