@@ -347,13 +347,30 @@ def test_a_last_step_that_exited_3_never_succeeds_whatever_its_state_says() -> N
         (137, "Error", "AgentDied", "its container ended (Error, exit code 137) without a state"),
         (1, "Error", "AgentDied", "its container ended (Error, exit code 1) without a state"),
         (137, "OOMKilled", "OOMKilled", "was killed for exceeding its memory limit (OOMKilled"),
+        # the runtime's words, not a state: the agent never started
+        (
+            128,
+            "StartError",
+            "AgentDied",
+            "its container ended (StartError, exit code 128: exec format error) without a state",
+        ),
+        (
+            137,
+            "ContainerStatusUnknown",
+            "AgentDied",
+            "(ContainerStatusUnknown, exit code 137: The container could not be located",
+        ),
     ],
 )
 def test_an_agent_that_died_without_a_state_fails_the_task_at_once(
     code: int, kubelet: str, reason: str, words: str
 ) -> None:
     t = task(*(step(n, command=["x"]) for n in "abc"), executor="agent")
-    died = terminated("b", code, 2, 3, reason=kubelet)
+    words_of = {
+        "StartError": "exec format error",
+        "ContainerStatusUnknown": "The container could not be located when the pod was deleted",
+    }
+    died = terminated("b", code, 2, 3, reason=kubelet, message=words_of.get(kubelet))
     mains = [done("a", 0, state("a")), died, running("c", 0.6)]
     st = _status(t, agent_pod(t, INSTALLED, mains))  # the pod still runs: c's agent waits
     assert (st.status, st.condition().reason) == ("Failure", reason)

@@ -12,7 +12,8 @@ JSON in its container's termination message, checked against what the kubelet sa
 * terminated, state unreadable: the step failed, never silently succeeded (a cut state of an
   ``onError: continue`` failure or a timeout would read as a success). No message at all:
   the agent died (reason ``AgentDied``, or ``OOMKilled``), the kubelet's reason and exit
-  code say how. A message the kubelet cut (it keeps ``12288 // containers`` bytes of each,
+  code say how; so do the runtime's words (``StartError: exec format error``,
+  ``ContainerStatusUnknown``) in place of a state. A message the kubelet cut (it keeps ``12288 // containers`` bytes of each,
   init, regular and ephemeral containers counted): ``ResultsTooLarge`` for a step that
   declares results, else ``StateUnreadable``; any other text: ``StateUnreadable``.
 * running: the step is ``Running`` only once its command runs, i.e. once the previous step
@@ -217,6 +218,12 @@ def _unreadable(step: Step, t: ContainerStateTerminated, pod: Pod) -> tuple[str,
             f"its container ended ({how}) without a state: the agent was killed or could not "
             "write it"
         )
+    if t.reason not in (None, "Completed", "Error") and not t.message.startswith("{"):
+        # the kubelet's or the runtime's own words (StartError, ContainerStatusUnknown):
+        # the agent never ran, or was lost
+        return STEP_REASON_AGENT_DIED, (
+            f"its container ended ({how}: {_clip(t.message)}) without a state"
+        )
     size = len(t.message.encode())
     budget = message_budget(pod)
     shared = f"12 KiB shared by {_containers(pod)} containers"
@@ -237,6 +244,11 @@ def _unreadable(step: Step, t: ContainerStateTerminated, pod: Pod) -> tuple[str,
         f"its state could not be read ({how}): its termination message is not an agent "
         f"state ({size} bytes)"
     )
+
+
+def _clip(text: str, limit: int = 300) -> str:
+    text = text.strip()
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def install_failure(pod: Pod) -> tuple[str, str] | None:
