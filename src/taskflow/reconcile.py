@@ -1,9 +1,10 @@
 """Decide what to do for one Task (pure): the :class:`Plan` the engine's writer applies.
 
 Order of application for the engine: ``create_pod`` first (409 -> adopt if the existing pod
-carries our task-UID label, else apply :func:`name_taken`: wait for the name); then
-``events``; only when every event is recorded (or was already: 409) write ``status``
-(merge-patch on ``/status``, it already names the pod). If the create is rejected (422/400)
+carries our task-UID label and go on with this plan as if created, else apply
+:func:`name_taken`: wait for the name); then ``stop_pod``, ``events``; only when every
+event is recorded (or was already: 409) write ``status`` (merge-patch on ``/status``, it
+already names the pod). If the create is rejected (422/400)
 apply :func:`rejected` instead; if it is refused for now (403) apply :func:`create_refused`
 and retry with backoff; on any other error retry later without writing status.
 
@@ -25,11 +26,15 @@ from taskflow.api import decode_task_status
 from taskflow.api.pod import Pod
 from taskflow.api.task import (
     CANCELLED,
+    CONDITION_SUCCEEDED,
     FAILURE,
+    PENDING,
+    RUNNING,
     STEP_RUNNING,
     STEP_TERMINATED,
     SUCCESSFUL,
     AttemptStatus,
+    Condition,
     StepStatus,
     Task,
     TaskStatus,
@@ -40,10 +45,14 @@ from taskflow.status import (
     IMAGE_LOOKUP_FAILED,
     INVALID_POD_SPEC,
     INVALID_SPEC,
+    MAX_CONDITION_MESSAGE,
     PROBLEM_REASONS,
+    REASON_STOPPING,
     RETRYABLE_REASONS,
     current_attempt,
+    deadline_of,
     evaluate,
+    format_time,
     gave_up_waiting,
     invalid_status,
     name_wait_status,
@@ -79,7 +88,8 @@ class EventSpec(msgspec.Struct, frozen=True):
 
 class Plan(msgspec.Struct, frozen=True):
     create_pod: dict[str, Any] | None = None  # manifest to POST (409 -> adopt if ours)
-    #: name of a pod to stop (cancel, timeout): its activeDeadlineSeconds is lowered to
+    #: name of a pod to stop (cancel, timeout, a failure while it still runs, a failed
+    #: attempt before the next): its activeDeadlineSeconds is lowered to
     #: status.STOP_DEADLINE, so the kubelet stops it and keeps it (and its logs)
     stop_pod: str | None = None
     status: TaskStatus | None = None  # full new status; None = unchanged, do not patch
@@ -92,12 +102,14 @@ class Plan(msgspec.Struct, frozen=True):
     lookup_images: tuple[str, ...] = ()
 
 
+def _cut(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
 def _event(
     type_: Literal["Normal", "Warning"], reason: str, message: str, key: str | None = None
 ) -> EventSpec:
-    if len(message) > MAX_EVENT_MESSAGE:
-        message = message[: MAX_EVENT_MESSAGE - 3] + "..."
-    return EventSpec(type=type_, reason=reason, message=message, key=key)
+    return EventSpec(type=type_, reason=reason, message=_cut(message, MAX_EVENT_MESSAGE), key=key)
 
 
 #: key of the one event that says how a Task ended
@@ -121,8 +133,11 @@ def plan(
     ``images``: the registry's answers to an earlier plan's ``lookup_images``."""
     old = task.status
     if old is not None and old.finished:
-        return _after_finish(task, old, now, settings)
+        return _after_finish(task, old, pod, now, settings)
     stop = stop_of(task, now, settings)
+    if stop is None and (record := _pending_retry(old)) is not None:
+        assert old is not None
+        return _await_retry(task, old, record, pod, now, settings, images)
     unborn = pod is None and not (old is not None and old.pod_name)
     if unborn and not task.spec.cancel:
         # its timeout ended a wait for the pod's name: say so, not just "timed out"
@@ -143,12 +158,16 @@ def plan(
             return _finish(old, status, ())
     ev = evaluate(task, pod, now=now, settings=settings)
     if _retries_left(task, ev.status):
+        if pod is not None and not _ended(pod):
+            return _stop_before_retry(task, ev.status, pod, now)
         if missing := _missing(task, settings, images):
             return Plan(lookup_images=missing)
         return _retry(task, ev.status, now, settings, images)
+    # no pod outlives its Task's outcome: a failure stops it as a cancel does
+    ends = stop is not None or (ev.status.finished and ev.status.status != SUCCESSFUL)
     return Plan(
         create_pod=create,
-        stop_pod=pod.metadata.name if stop and pod is not None and needs_stop(pod) else None,
+        stop_pod=pod.metadata.name if ends and pod is not None and needs_stop(pod) else None,
         status=None if ev.status == old else ev.status,
         events=tuple(transition_events(task, old, ev.status)),
         requeue_after=ev.requeue_after,
@@ -165,6 +184,123 @@ def _retries_left(task: Task, status: TaskStatus) -> bool:
     )
 
 
+def _ended(pod: Pod) -> bool:
+    """The pod runs nothing any more and never will (a pod being deleted still may: its
+    containers get their grace period); one never placed on a node was told never to run."""
+    return pod.status.phase in ("Succeeded", "Failed") or not pod.spec.node_name
+
+
+def _record(failed: TaskStatus) -> AttemptStatus:
+    cond = failed.condition()
+    return AttemptStatus(
+        attempt=current_attempt(failed),
+        pod_name=failed.pod_name,
+        reason=cond.reason if cond else None,
+        message=cond.message if cond else None,
+        start_time=failed.start_time,
+        completion_time=failed.completion_time,
+        steps=failed.steps,
+    )
+
+
+def _pending_retry(old: TaskStatus | None) -> AttemptStatus | None:
+    """The current attempt's record when it failed and waits for its pod to stop before the
+    next one starts (:func:`_stop_before_retry`)."""
+    if old is None or not old.attempts or old.finished:
+        return None
+    last = old.attempts[-1]
+    return last if last.attempt == current_attempt(old) else None
+
+
+def _retrying(task: Task, record: AttemptStatus) -> EventSpec:
+    why = f"{record.reason}: {record.message}" if record.reason else "failed"
+    attempt = record.attempt
+    return _event(
+        "Warning",
+        RETRYING,
+        f"attempt {attempt} failed ({why}); starting attempt {attempt + 1} of "
+        f"{task.spec.retries + 1}",
+        f"retry/{attempt + 1}",
+    )
+
+
+def _stop_before_retry(task: Task, failed: TaskStatus, pod: Pod, now: datetime) -> Plan:
+    """The attempt failed while its pod still runs (a later container waits, an image never
+    pulled): stop the pod and say so; the next attempt starts once it has stopped, so that
+    no two attempts ever run at once. The failure is kept as the attempt's record (in
+    ``attempts``, while ``attempt`` stays) so that how the pod then stops does not change it."""
+    old = task.status
+    record = _record(failed)
+    started = any(s.state in (STEP_RUNNING, STEP_TERMINATED) for s in failed.steps)
+    message = (
+        f"attempt {record.attempt} failed ({record.reason}: {record.message}); stopping pod "
+        f"{pod.metadata.name} before attempt {record.attempt + 1}"
+    )
+    prev = old.condition() if old is not None else None
+    same = prev is not None and prev.status == "Unknown" and prev.last_transition_time
+    ltt = prev.last_transition_time if same and prev is not None else None
+    waiting = msgspec.structs.replace(
+        failed,
+        status=RUNNING if started else PENDING,
+        duration=None,
+        completion_time=None,
+        conditions=[
+            Condition(
+                type=CONDITION_SUCCEEDED,
+                status="Unknown",
+                reason=REASON_STOPPING,
+                message=_cut(message, MAX_CONDITION_MESSAGE),
+                last_transition_time=ltt or format_time(now),
+            )
+        ],
+        attempts=[*failed.attempts, record],
+    )
+    events = transition_events(task, old, waiting)
+    events.append(_retrying(task, record))
+    return Plan(
+        stop_pod=pod.metadata.name if needs_stop(pod) else None,
+        status=None if waiting == old else waiting,
+        events=tuple(events),
+    )
+
+
+def _await_retry(
+    task: Task,
+    old: TaskStatus,
+    record: AttemptStatus,
+    pod: Pod | None,
+    now: datetime,
+    settings: Settings,
+    images: Images | None,
+) -> Plan:
+    """The current attempt failed (``record``); start the next once its pod has stopped."""
+    if pod is not None and not _ended(pod):
+        deadline = deadline_of(task, settings)
+        until = (deadline - now).total_seconds() if deadline is not None else None
+        return Plan(
+            stop_pod=pod.metadata.name if needs_stop(pod) else None,
+            requeue_after=until if until is not None and until > 0 else None,
+        )
+    if missing := _missing(task, settings, images):
+        return Plan(lookup_images=missing)
+    failed = msgspec.structs.replace(
+        old,
+        status=FAILURE,
+        completion_time=record.completion_time,
+        conditions=[
+            Condition(
+                type=CONDITION_SUCCEEDED,
+                status="False",
+                reason=record.reason,
+                message=record.message,
+                last_transition_time=format_time(now),
+            )
+        ],
+        attempts=old.attempts[:-1],
+    )
+    return _retry(task, failed, now, settings, images)
+
+
 def _retry(
     task: Task, failed: TaskStatus, now: datetime, settings: Settings, images: Images | None
 ) -> Plan:
@@ -176,16 +312,7 @@ def _retry(
         create = render_pod(task, settings, attempt + 1, images)
     except ImageLookupError as e:  # the lookup worked for an earlier attempt, not now
         return _finish(old, invalid_status(task, IMAGE_LOOKUP_FAILED, str(e), now=now), ())
-    cond = failed.condition()
-    record = AttemptStatus(
-        attempt=attempt,
-        pod_name=failed.pod_name,
-        reason=cond.reason if cond else None,
-        message=cond.message if cond else None,
-        start_time=failed.start_time,
-        completion_time=failed.completion_time,
-        steps=failed.steps,
-    )
+    record = _record(failed)
     carrier = TaskStatus(
         attempt=attempt + 1,
         attempts=[*failed.attempts, record],
@@ -195,17 +322,9 @@ def _retry(
         msgspec.structs.replace(task, status=carrier), None, now=now, settings=settings
     ).status
     # the failed attempt's own step events, then the retry itself (no final Failed event)
+    # (after a stop_before_retry these were recorded then: the same keys, so 409s now)
     events = [e for e in transition_events(task, old, failed) if e.key != FINAL_KEY]
-    why = f"{cond.reason}: {cond.message}" if cond else "failed"
-    events.append(
-        _event(
-            "Warning",
-            RETRYING,
-            f"attempt {attempt} failed ({why}); starting attempt {attempt + 1} of "
-            f"{task.spec.retries + 1}",
-            f"retry/{attempt + 1}",
-        )
-    )
+    events.append(_retrying(task, record))
     events += transition_events(task, failed, nxt)
     return Plan(
         create_pod=create,
@@ -214,8 +333,18 @@ def _retry(
     )
 
 
-def _after_finish(task: Task, old: TaskStatus, now: datetime, settings: Settings) -> Plan:
-    """A finished Task never changes; it is only deleted once its TTL has passed."""
+def _after_finish(
+    task: Task, old: TaskStatus, pod: Pod | None, now: datetime, settings: Settings
+) -> Plan:
+    """A finished Task never changes; it is only deleted once its TTL has passed. Its pod
+    is stopped if it still runs (the stop of the final plan did not take)."""
+    plan = _ttl_plan(task, old, now, settings)
+    if pod is not None and old.status != SUCCESSFUL and needs_stop(pod) and not plan.delete_task:
+        plan = msgspec.structs.replace(plan, stop_pod=pod.metadata.name)
+    return plan
+
+
+def _ttl_plan(task: Task, old: TaskStatus, now: datetime, settings: Settings) -> Plan:
     ttl = task.spec.ttl_seconds_after_finished
     if ttl is None:
         if settings.default_ttl_after_finished is None:

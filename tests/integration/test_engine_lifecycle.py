@@ -9,7 +9,9 @@ from typing import Any
 import anyio
 import pytest
 
+from taskflow.api.task import INSTALL_CONTAINER
 from taskflow.engine.kube import ApiError, Kube
+from taskflow.settings import Settings
 from tests.integration.kube_sim import (
     MERGE,
     T0,
@@ -17,6 +19,7 @@ from tests.integration.kube_sim import (
     Obj,
     bind,
     create_task,
+    cstatus,
     dec,
     enc,
     events_of,
@@ -28,6 +31,8 @@ from tests.integration.kube_sim import (
     status_is,
     steps,
     the_pod,
+    ts,
+    write_pod_status,
 )
 
 pytestmark = pytest.mark.integration
@@ -138,6 +143,61 @@ async def test_a_failed_attempt_is_retried_in_a_new_pod_and_can_succeed(
         + ["StepStarted"] * 2
         + ["StepFailed", "Retrying", "StepSucceeded", "Succeeded"]
     )
+
+
+async def test_a_failure_stops_the_pod_and_the_retry_waits_until_it_has_stopped(
+    admin: Kube, ns: str, kubeconfig: str
+) -> None:
+    async with operator(kubeconfig, ns):
+        task = await create_task(admin, ns, "halt", steps("a", "b"), retries=1)
+        uid = task["metadata"]["uid"]
+        first = await the_pod(admin, ns, uid)
+        # a failed; the kubelet has not ended the pod yet (b still waits)
+        await kubelet(admin, first, "Pending", {"a": ("terminated", 3, 1, 2)})
+
+        async def told() -> bool:
+            p = dec(await admin.request("GET", f"/api/v1/namespaces/{ns}/pods/halt-pod"))
+            return bool(p["spec"].get("activeDeadlineSeconds") == 1)
+
+        await eventually(told)
+        st = await status_is(admin, ns, "halt", status="Running", attempt=1)
+        assert st["conditions"][0]["reason"] == "Stopping"
+        assert "attempt 1 failed (StepFailed" in st["conditions"][0]["message"]
+        await anyio.sleep(0.5)  # no second pod while the first may still run
+        assert len(await pods_of(admin, ns, uid)) == 1
+        # the kubelet stops it at the lowered deadline
+        await kubelet(admin, first, "Failed", {"a": ("terminated", 3, 1, 2)})
+        await pod_named(admin, ns, "halt-pod-2")
+        st = await status_is(admin, ns, "halt", attempt=2, status="Pending")
+        assert [(a["attempt"], a["reason"]) for a in st["attempts"]] == [(1, "StepFailed")]
+        got = [e["reason"] for e in await events_of(admin, ns, uid)]
+        assert got.count("Retrying") == 1
+
+
+async def test_an_agent_killed_without_a_state_fails_the_task_and_stops_the_pod(
+    admin: Kube, ns: str, kubeconfig: str
+) -> None:
+    # issue 16: the Task ended at once but the later agents waited, the pod ran on
+    async with operator(kubeconfig, ns, settings=Settings(default_executor="agent")):
+        task = await create_task(admin, ns, "killed", steps("a", "b"))
+        uid = task["metadata"]["uid"]
+        pod = await the_pod(admin, ns, uid)
+        install = cstatus(INSTALL_CONTAINER, ("terminated", 0, 0, 1))
+        died = cstatus("a", ("terminated", 137, 1, 2))  # SIGKILL: no termination message
+        status = {
+            "phase": "Running",
+            "startTime": ts(0),
+            "initContainerStatuses": [install],
+            "containerStatuses": [died, cstatus("b", ("running", 1))],
+        }
+        await write_pod_status(admin, pod, status)
+        st = await status_is(admin, ns, "killed", status="Failure")
+        cond = st["conditions"][0]
+        assert cond["reason"] == "AgentDied"
+        assert "its container ended (Error, exit code 137) without a state" in cond["message"]
+        assert [s["state"] for s in st["steps"]] == ["Terminated", "NotRun"]
+        [p] = await pods_of(admin, ns, uid)
+        assert p["spec"]["activeDeadlineSeconds"] == 1
 
 
 async def test_an_always_failing_task_runs_retries_plus_one_pods(

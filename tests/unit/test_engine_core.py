@@ -43,7 +43,8 @@ from taskflow.metrics import Metrics
 from taskflow.reconcile import EventSpec
 from taskflow.server import parse_bind_address
 from taskflow.settings import Settings
-from tests.unit.builders import step, task_dict
+from tests.unit.builders import pod as kubelet_pod
+from tests.unit.builders import step, task_dict, terminated, waiting
 
 UID = "0b5d7f4e-0000-4000-8000-000000000001"
 NOW = datetime(2024, 1, 6, 22, 30, 0, tzinfo=UTC)
@@ -360,12 +361,43 @@ async def test_a_replica_that_may_have_lost_the_lease_writes_nothing() -> None:
     assert not w.events
 
 
-async def test_adopted_pod_requeues_without_writing() -> None:
+async def test_an_adopted_pod_gets_the_status_its_create_would_have() -> None:
     r, w, _ = reconciler(task_dict(step("a")))
     w.create_result = CreateResult(Created.ADOPTED, pod("demo-pod", "p", UID))
-    assert await r.reconcile(UID) == (ReconcileResult.REQUEUE, None)
-    assert not w.statuses
-    assert not w.events
+    outcome, _ = await r.reconcile(UID)
+    assert outcome is not ReconcileResult.REQUEUE
+    assert [s.pod_name for s in w.statuses] == ["demo-pod"]
+    assert [e.reason for e in w.events] == ["PodCreated"]
+
+
+async def test_a_retry_whose_status_write_failed_adopts_its_pod_and_moves_on() -> None:
+    # attempt 1 failed; the reconcile that created demo-pod-2 could not write its status
+    running_ = {"status": "Running", "podName": "demo-pod", "attempt": 1}
+    r, w, cache = reconciler(task_dict(step("a"), step("b"), retries=1, status=running_))
+    t = decode_task(raw(task_dict(step("a"), step("b"))))
+    assert not isinstance(t, Undecodable)
+    failed = kubelet_pod(
+        t, [terminated("a", 3, 1, 2)], [waiting("b", "PodInitializing")], phase="Failed"
+    )
+    meta = msgspec.structs.replace(failed.metadata, uid="pod-1-uid", resource_version="3")
+    cache.put_pod(msgspec.structs.replace(failed, metadata=meta))
+    w.status_error = ApiError(409, b"the object has been modified")
+    with pytest.raises(ApiError):
+        await r.reconcile(UID)
+    assert [m["metadata"]["name"] for m in w.created] == ["demo-pod-2"]
+    w.status_error = None
+    second = cache.pod_for(UID, "demo-pod-2")
+    assert second is not None
+    w.create_result = CreateResult(Created.ADOPTED, second)  # the POST now answers 409
+    for _ in range(3):
+        if w.statuses:
+            break
+        outcome, _ = await r.reconcile(UID)
+        assert outcome is not ReconcileResult.REQUEUE  # no hot loop
+    [status] = w.statuses
+    assert (status.attempt, status.pod_name) == (2, "demo-pod-2")
+    assert [a.reason for a in status.attempts] == ["StepFailed"]
+    assert [m["metadata"]["name"] for m in w.created] == ["demo-pod-2", "demo-pod-2"]
 
 
 async def test_rejected_create_fails_the_task_with_the_message() -> None:

@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import msgspec
 import pytest
 
-from taskflow.api import Task, TaskStatus, decode_task
+from taskflow.api import Pod, Task, TaskStatus, decode_pod, decode_task
+from taskflow.api.crd import build_crd
 from taskflow.api.duration import parse_duration
 from taskflow.labels import ATTEMPT_LABEL
 from taskflow.reconcile import Plan, plan, rejected
+from taskflow.render import render_pod
 from taskflow.settings import Settings
+from taskflow.status import NEVER_RETRIED, RETRYABLE_REASONS
 from tests.unit.builders import (
     ABC,
     SETTINGS,
@@ -377,3 +381,226 @@ def test_default_ttl_applies_and_spec_zero_means_at_once() -> None:
     assert plan(_finished(), None, now=at(4), settings=settings) == Plan(requeue_after=3600)
     zero = _finished(ttlSecondsAfterFinished=0)
     assert plan(zero, None, now=at(4), settings=settings) == Plan(delete_task=True)
+
+
+# -- no pod outlives its Task's outcome ------------------------------------------------------
+
+AGENT = Settings(default_executor="agent", default_timeout=0)
+INSTALLED = terminated("taskflow-install", 0, 0, 0.5)
+
+
+def _state(name: str, code: int = 0, error: str | None = None, abort: bool | None = None) -> str:
+    failed = code != 0 or error is not None
+    return json.dumps(
+        {
+            "v": 1,
+            "name": name,
+            "exitCode": code,
+            "startedAt": "2024-01-06T22:19:25.000Z",
+            "finishedAt": "2024-01-06T22:19:26.000Z",
+            "skipped": False,
+            "timedOut": False,
+            "abort": failed if abort is None else abort,
+            "error": error,
+            "results": [],
+        },
+        separators=(",", ":"),
+    )
+
+
+def _agent_pod(t: Task, mains: list[Any], *, phase: str = "Running", **kw: Any) -> Pod:
+    rendered = render_pod(t, AGENT)
+    obj = {
+        **rendered,
+        "metadata": {**rendered["metadata"], "uid": "pod-uid", "creationTimestamp": ts(-1)},
+        "status": {
+            "phase": phase,
+            "startTime": ts(0),
+            "initContainerStatuses": [kw.get("install", INSTALLED)],
+            "containerStatuses": mains,
+        },
+    }
+    obj["spec"]["nodeName"] = "node-1"
+    if "deadline" in kw:
+        obj["spec"]["activeDeadlineSeconds"] = kw["deadline"]
+    return decode_pod(obj)
+
+
+def _agent_task(**spec: Any) -> Task:
+    return decode_task(task_dict(*(step(n, command=["x"]) for n in ABC), executor="agent", **spec))
+
+
+def _done(name: str, code: int, message: str | None, reason: str | None = None) -> Any:
+    return terminated(name, code, 1, 2, reason=reason, message=message)
+
+
+FAILED_B_KUBELET = (
+    [terminated("a", 0, 1, 2), terminated("b", 7, 2, 3)],
+    [waiting("c", "PodInitializing")],
+)
+AGENT_B_FAILED = "agent: a step failed, later agents still run"
+STOPS = {
+    "kubelet: a step failed, the pod's phase lags": ("kubelet", FAILED_B_KUBELET, "StepFailed"),
+    "kubelet: an image that cannot be pulled": (
+        "kubelet",
+        ([terminated("a", 0, 1, 2), waiting("b", "InvalidImageName")], [waiting("c")]),
+        "ImagePullFailed",
+    ),
+    AGENT_B_FAILED: (
+        "agent",
+        [_done("a", 0, _state("a")), _done("b", 7, _state("b", 7)), running("c", 0.6)],
+        "StepFailed",
+    ),
+    "agent: a later image never pulls": (
+        "agent",
+        [_done("a", 0, _state("a")), waiting("b", "InvalidImageName"), running("c", 0.6)],
+        "ImagePullFailed",
+    ),
+    "agent: an agent died without a state": (
+        "agent",
+        [_done("a", 137, None, "Error"), running("b", 0.6), running("c", 0.6)],
+        "AgentDied",
+    ),
+    "agent: a state that disagrees with the kubelet": (
+        "agent",
+        [_done("a", 3, _state("a", 0)), running("b", 0.6), running("c", 0.6)],
+        "StepStateMismatch",
+    ),
+    "agent: results too large": (
+        "agent",
+        [
+            _done("a", 1, _state("a", 1, "results are 5000 bytes; a step's results must fit in")),
+            running("b", 0.6),
+            running("c", 0.6),
+        ],
+        "ResultsTooLarge",
+    ),
+}
+
+
+def _pod_of(executor: str, t: Task, statuses: Any, **kw: Any) -> Pod:
+    if executor == "agent":
+        return _agent_pod(t, statuses, **kw)
+    init, main = statuses
+    return pod(t, init, main, phase=kw.get("phase", "Running"), deadline=kw.get("deadline"))
+
+
+def _task_for(executor: str, **spec: Any) -> Task:
+    return _agent_task(**spec) if executor == "agent" else make(**spec)
+
+
+@pytest.mark.parametrize("case", list(STOPS))
+def test_a_final_failure_stops_a_pod_that_still_runs(case: str) -> None:
+    executor, statuses, reason = STOPS[case]
+    t = _task_for(executor)
+    p = plan(t, _pod_of(executor, t, statuses), now=at(5), settings=SETTINGS)
+    assert cond(p)[:2] == ("Failure", reason)
+    assert p.stop_pod == "demo-pod"
+    final = p.events[-1]  # one Event per transition, the new reasons' too
+    assert (final.reason, final.key) == ("Failed", "final")
+    assert final.message.startswith(f"{reason}: ")
+    # once stopped (or terminal) it is not asked again
+    stopped = _pod_of(executor, t, statuses, deadline=1)
+    assert plan(t, stopped, now=at(5), settings=SETTINGS).stop_pod is None
+    ended = _pod_of(executor, t, statuses, phase="Failed")
+    assert plan(t, ended, now=at(5), settings=SETTINGS).stop_pod is None
+
+
+def test_a_success_never_stops_its_pod() -> None:
+    t = make()
+    ok = pod(t, [terminated("a", 0, 1, 2), terminated("b", 0, 2, 3)], [terminated("c", 0, 3, 4)])
+    p = plan(t, ok, now=at(5), settings=SETTINGS)  # the pod's phase still says Running
+    assert cond(p)[:2] == ("Successful", "Succeeded")
+    assert p.stop_pod is None
+    assert plan(advance(t, p), ok, now=at(6), settings=SETTINGS).stop_pod is None
+
+
+def test_a_finished_task_whose_pod_still_runs_stops_it_again() -> None:
+    t = make()
+    failing = pod(t, *FAILED_B_KUBELET)
+    t = advance(t, plan(t, failing, now=at(5), settings=SETTINGS))
+    assert t.status is not None
+    assert t.status.finished
+    assert plan(t, failing, now=at(6), settings=SETTINGS) == Plan(stop_pod="demo-pod")
+    assert plan(t, pod(t, *FAILED_B_KUBELET, deadline=1), now=at(6), settings=SETTINGS) == Plan()
+    assert plan(t, pod(t, *FAILED_B_KUBELET, phase="Failed"), now=at(6), settings=SETTINGS) == (
+        Plan()
+    )
+
+
+@pytest.mark.parametrize("executor", ["kubelet", "agent"])
+def test_a_retry_starts_only_once_the_failed_attempts_pod_has_stopped(executor: str) -> None:
+    statuses = FAILED_B_KUBELET if executor == "kubelet" else STOPS[AGENT_B_FAILED][1]
+    t = _task_for(executor, retries=1)
+    t = advance(t, plan(t, None, now=at(0), settings=AGENT if executor == "agent" else SETTINGS))
+    first = plan(t, _pod_of(executor, t, statuses), now=at(5), settings=SETTINGS)
+    assert first.create_pod is None  # not while attempt 1 still runs
+    assert first.stop_pod == "demo-pod"
+    assert cond(first)[:2] == ("Running", "Stopping")
+    assert "attempt 1 failed (StepFailed: step b (2/3) failed with exit code 7)" in cond(first)[2]
+    assert first.status is not None
+    assert first.status.attempt == 1
+    assert [(a.attempt, a.reason) for a in first.status.attempts] == [(1, "StepFailed")]
+    assert "Retrying" in reasons(first)
+    assert "Failed" not in reasons(first)
+    t = advance(t, first)
+    # stopping: nothing new until the pod has stopped
+    stopping = _pod_of(executor, t, statuses, deadline=1)
+    assert plan(t, stopping, now=at(6), settings=SETTINGS) == Plan()
+    # the kubelet stopped it (DeadlineExceeded): attempt 1 is still the step's failure
+    stopped = pod(t, *FAILED_B_KUBELET, phase="Failed", reason="DeadlineExceeded", deadline=1)
+    if executor == "agent":
+        stopped = _pod_of(executor, t, statuses, phase="Failed", deadline=1)
+    second = plan(t, stopped, now=at(8), settings=SETTINGS)
+    assert second.create_pod is not None
+    assert second.create_pod["metadata"]["name"] == "demo-pod-2"
+    assert second.status is not None
+    assert (second.status.status, second.status.attempt) == ("Pending", 2)
+    [record] = second.status.attempts
+    assert (record.attempt, record.reason) == (1, "StepFailed")
+    assert reasons(second)[-2:] == ["Retrying", "PodCreated"]
+    keys = {(e.reason, e.key) for e in first.events} & {(e.reason, e.key) for e in second.events}
+    assert keys == {("Retrying", "retry/2")}  # the same Event: recorded once
+
+
+def test_a_cancel_while_the_failed_attempt_stops_ends_the_task() -> None:
+    t = make(retries=1)
+    t = advance(t, plan(t, None, now=at(0), settings=SETTINGS))
+    t = advance(t, plan(t, pod(t, *FAILED_B_KUBELET), now=at(5), settings=SETTINGS))
+    cancelled = make(retries=1, cancel=True, status=t.status)
+    p = plan(
+        cancelled,
+        pod(t, *FAILED_B_KUBELET, phase="Failed", deadline=1),
+        now=at(7),
+        settings=SETTINGS,
+    )
+    assert p.create_pod is None
+    assert cond(p)[:2] == ("Cancelled", "Cancelled")
+    assert p.status is not None
+    assert p.status.attempts == []
+
+
+def test_an_install_failure_is_not_retried() -> None:
+    t = _agent_task(retries=2)
+    install = terminated(
+        "taskflow-install", 128, 0, 0.1, reason="StartError", message="exec format error"
+    )
+    p = plan(
+        t,
+        _agent_pod(
+            t, [waiting(n, "PodInitializing") for n in ABC], phase="Failed", install=install
+        ),
+        now=at(5),
+        settings=SETTINGS,
+    )
+    assert p.create_pod is None
+    assert cond(p)[:2] == ("Failure", "AgentInstallFailed")
+
+
+def test_the_crd_names_every_reason_that_is_never_retried() -> None:
+    schema = build_crd()["spec"]["versions"][0]["schema"]["openAPIV3Schema"]
+    description = schema["properties"]["spec"]["properties"]["retries"]["description"]
+    never = description.split("Never after")[1]
+    for reason in (*NEVER_RETRIED, "TimedOut", "Cancelled"):
+        assert reason in never
+    assert not [r for r in RETRYABLE_REASONS if r in never]

@@ -9,12 +9,12 @@ from typing import Any
 import pytest
 
 from taskflow.api import Task, decode_pod
-from taskflow.api.pod import Pod
+from taskflow.api.pod import Container, Pod
 from taskflow.api.task import INSTALL_CONTAINER, ResultValue
 from taskflow.render import render_pod
 from taskflow.settings import Settings
 from taskflow.status import compute_status
-from taskflow.status._agent import decode_state, is_agent_pod
+from taskflow.status._agent import decode_state, is_agent_pod, message_budget
 from tests.unit.builders import SETTINGS, T0, at, running, step, task, terminated, waiting
 
 AGENT = Settings(default_executor="agent", default_timeout=0)
@@ -201,14 +201,23 @@ def test_a_state_the_kubelet_cut_fails_a_step_with_results() -> None:
     assert f"it keeps {budget} bytes of each termination message" in (st.condition().message or "")
 
 
-def test_a_cut_state_without_results_falls_back_to_the_container() -> None:
+def test_a_cut_state_without_results_fails_the_step_and_the_next_one_runs() -> None:
+    # the agent wrote its state (a exited 0, so b's agent read it and runs b), but the
+    # termination message is not that state: never a silent success
     t = task(step("a", command=["x"]), step("b", command=["y"]), executor="agent")
     mains = [done("a", 0, state("a", error="e" * 1000)[:100]), running("b", 0.6)]
     st = _status(t, agent_pod(t, INSTALLED, mains))
-    assert st.status == "Running"
-    assert (st.steps[0].state, st.steps[0].exit_code) == ("Terminated", 0)
-    assert st.steps[0].reason == "StateUnreadable"
-    assert st.steps[1].state == "Running"
+    assert st.status == "Failure"
+    cond = st.condition()
+    assert cond.reason == "StateUnreadable"
+    assert cond.message == (
+        "step a (1/2): its state could not be read (Completed, exit code 0): its termination "
+        "message is not an agent state (100 bytes)"
+    )
+    a, b = st.steps
+    assert (a.state, a.exit_code, a.reason) == ("Terminated", 1, "StateUnreadable")
+    assert b.state == "Terminated"  # its command ran: never NotRun
+    assert st.progress == "2/2"
 
 
 @pytest.mark.parametrize(
@@ -247,3 +256,221 @@ def test_the_step_after_a_timeout_or_a_skip_waits() -> None:
     skipped = state("a", skipped=True)
     p = agent_pod(t, INSTALLED, [done("a", 0, skipped), running("b", 0.6), running("c", 0.6)])
     assert [s.state for s in _status(t, p).steps] == ["NotRun", "Waiting", "Waiting"]
+
+
+# -- the operator checks what it is told ----------------------------------------------------
+
+TWO = task(step("a", command=["x"]), step("b", command=["y"], onError="continue"), executor="agent")
+
+
+@pytest.mark.parametrize(
+    ("name", "container", "message", "said"),
+    [
+        # a leftover process rewrote the termination log of a failed step
+        ("a", 3, state("a", 0), "its container exited 3 but its state says exit code 0"),
+        ("a", 0, state("a", 3), "its container exited 0 but its state says exit code 3"),
+        ("a", 2, state("a", 3), "its container exited 2 but its state says exit code 3"),
+        (
+            "a",
+            1,
+            state("a", skipped=True),
+            "its container exited 1 but its state says it was skipped",
+        ),
+        ("a", 0, state("b", 0), "its state is step 'b''s"),
+        # onError continue: the agent exits 0 whatever the step did
+        (
+            "b",
+            3,
+            state("b", 3, abort=False),
+            "its container exited 3 but its state says exit code 3 with onError continue (its "
+            "agent exits 0)",
+        ),
+    ],
+)
+def test_a_state_that_disagrees_with_the_kubelet_fails_the_task(
+    name: str, container: int, message: str, said: str
+) -> None:
+    mains = [done("a", 0, state("a"))] if name == "b" else []
+    mains.append(done(name, container, message, 2, 3))
+    if name == "a":
+        mains.append(running("b", 0.6))
+    st = _status(
+        TWO, agent_pod(TWO, INSTALLED, mains, phase="Failed" if name == "b" else "Running")
+    )
+    assert st.status == "Failure"
+    i = "ab".index(name)
+    assert st.condition().reason == "StepStateMismatch"
+    assert st.condition().message == f"step {name} ({i + 1}/2): {said}; the kubelet's account wins"
+    s = st.steps[i]
+    assert (s.state, s.reason, s.results) == ("Terminated", "StepStateMismatch", [])
+    assert s.exit_code != 0
+    if name == "a":  # b ran its command only if a's agent exited 0, whatever the state says
+        assert st.steps[1].state == ("Terminated" if container == 0 else "NotRun")
+
+
+@pytest.mark.parametrize(
+    ("container", "message"),
+    [
+        (0, state("a", 0)),
+        (3, state("a", 3)),
+        (1, state("a", 0, error="step 'x' did not write result 'r'")),
+        (143, state("a", 143, timed_out=True, error="timed out after 1s")),
+        (1, state("a", 0, timed_out=True, error="timed out after 1s")),
+        (0, state("a", skipped=True)),
+    ],
+)
+def test_a_state_that_agrees_with_the_kubelet_is_believed(container: int, message: str) -> None:
+    p = agent_pod(TWO, INSTALLED, [done("a", container, message), running("b", 0.6)])
+    assert _status(TWO, p).steps[0].reason != "StepStateMismatch"
+
+
+def test_a_last_step_that_exited_3_never_succeeds_whatever_its_state_says() -> None:
+    forged = state("c", 0, 3, 4, results=())
+    mains = [
+        done("a", 0, state("a", 0, results=(("digest", "sha256:1"),))),
+        done("b", 0, state("b", 0, 2, 3)),
+        done("c", 3, forged, 3, 4),
+    ]
+    st = _status(ABC, agent_pod(ABC, INSTALLED, mains, phase="Failed"))
+    assert (st.status, st.condition().reason) == ("Failure", "StepStateMismatch")
+    assert "step c (3/3): its container exited 3 but its state says exit code 0" in (
+        st.condition().message or ""
+    )
+
+
+# -- a container that ended without a state ends the Task at once ----------------------------
+
+
+@pytest.mark.parametrize(
+    ("code", "kubelet", "reason", "words"),
+    [
+        (137, "Error", "AgentDied", "its container ended (Error, exit code 137) without a state"),
+        (1, "Error", "AgentDied", "its container ended (Error, exit code 1) without a state"),
+        (137, "OOMKilled", "OOMKilled", "was killed for exceeding its memory limit (OOMKilled"),
+        # the runtime's words, not a state: the agent never started
+        (
+            128,
+            "StartError",
+            "AgentDied",
+            "its container ended (StartError, exit code 128: exec format error) without a state",
+        ),
+        (
+            137,
+            "ContainerStatusUnknown",
+            "AgentDied",
+            "(ContainerStatusUnknown, exit code 137: The container could not be located",
+        ),
+    ],
+)
+def test_an_agent_that_died_without_a_state_fails_the_task_at_once(
+    code: int, kubelet: str, reason: str, words: str
+) -> None:
+    t = task(*(step(n, command=["x"]) for n in "abc"), executor="agent")
+    words_of = {
+        "StartError": "exec format error",
+        "ContainerStatusUnknown": "The container could not be located when the pod was deleted",
+    }
+    died = terminated("b", code, 2, 3, reason=kubelet, message=words_of.get(kubelet))
+    mains = [done("a", 0, state("a")), died, running("c", 0.6)]
+    st = _status(t, agent_pod(t, INSTALLED, mains))  # the pod still runs: c's agent waits
+    assert (st.status, st.condition().reason) == ("Failure", reason)
+    assert words in (st.condition().message or "")
+    assert [s.state for s in st.steps] == ["Terminated", "Terminated", "NotRun"]
+
+
+def test_a_cut_state_of_a_continued_failure_is_not_a_success() -> None:
+    # past ~50 containers even a state without results is cut: its failure must not vanish
+    t = task(
+        *(step(f"s{i}", command=["x"], onError="continue") for i in range(63)), executor="agent"
+    )
+    budget = 12 * 1024 // 64
+    failed = [state(f"s{i}", 3, abort=False, error="the step failed") for i in range(63)]
+    assert all(len(m) > budget for m in failed)
+    mains = [done(f"s{i}", 0, m[:budget]) for i, m in enumerate(failed)]
+    st = _status(t, agent_pod(t, INSTALLED, mains, phase="Succeeded"))
+    assert st.status == "Failure"
+    assert st.condition().reason == "StateUnreadable"
+    assert f"cut by the kubelet, which keeps {budget} bytes" in (st.condition().message or "")
+    assert "12 KiB shared by 64 containers" in (st.condition().message or "")
+
+
+def test_a_step_whose_command_runs_is_never_reported_not_run() -> None:
+    # a 3713-byte state under a 3072-byte budget: a's agent wrote it whole to its run
+    # directory, so b's agent started b; the Task fails, b is not NotRun
+    full = state("a", 0, results=(("digest", "x" * 3500),))
+    assert len(full) > 3072
+    mains = [done("a", 0, full[:3072]), running("b", 0.6), running("c", 0.6)]
+    st = _status(ABC, agent_pod(ABC, INSTALLED, mains))
+    assert st.condition().reason == "ResultsTooLarge"
+    assert [s.state for s in st.steps] == ["Terminated", "Terminated", "NotRun"]
+    assert st.steps[1].reason == "ResultsTooLarge"
+    assert st.progress == "2/3"
+
+
+@pytest.mark.parametrize(
+    ("init", "main", "ephemeral", "budget"),
+    [
+        (0, 1, 0, 4096),  # the kubelet reads at most 4096 bytes of one file
+        (1, 2, 0, 4096),
+        (1, 3, 0, 3072),
+        (1, 3, 1, 2457),  # ephemeral containers count too
+        (1, 20, 0, 585),
+        (1, 63, 0, 192),
+        (1, 64, 2, 183),
+    ],
+)
+def test_the_message_budget_is_the_kubelets(
+    init: int, main: int, ephemeral: int, budget: int
+) -> None:
+    spec = {
+        "initContainers": [{"name": f"i{i}"} for i in range(init)],
+        "containers": [{"name": f"c{i}"} for i in range(main)],
+        "ephemeralContainers": [{"name": f"e{i}", "image": "debug"} for i in range(ephemeral)],
+    }
+    assert message_budget(decode_pod({"spec": spec})) == budget
+
+
+def test_an_ephemeral_container_shrinks_the_budget_the_message_names() -> None:
+    full = state("a", 0, results=(("digest", "x" * 3000),))
+    p = agent_pod(ABC, INSTALLED, [done("a", 0, full[:2457]), running("b", 0.6), running("c", 0.6)])
+    p.spec.ephemeral_containers.append(Container(name="debugger", image="busybox"))
+    st = _status(ABC, p)
+    assert st.condition().reason == "ResultsTooLarge"
+    assert "it keeps 2457 bytes of each termination message in this pod (12 KiB shared by 5 " in (
+        st.condition().message or ""
+    )
+
+
+# -- the install container ------------------------------------------------------------------
+
+
+def test_an_install_that_cannot_start_keeps_its_reason_and_names_the_agent_image() -> None:
+    install = terminated(
+        INSTALL_CONTAINER,
+        128,
+        0,
+        0.1,
+        reason="StartError",
+        message="failed to create containerd task: exec format error",
+    )
+    p = agent_pod(ABC, install, [waiting(n, "PodInitializing") for n in "abc"], phase="Failed")
+    st = _status(ABC, p)
+    assert (st.status, st.condition().reason) == ("Failure", "AgentInstallFailed")
+    message = st.condition().message or ""
+    assert "StartError" in message
+    assert "exec format error" in message
+    assert repr(p.spec.init_containers[0].image) in message
+    assert [s.state for s in st.steps] == ["NotRun"] * 3
+
+
+def test_an_agent_image_that_never_pulls_names_the_agent_image() -> None:
+    install = waiting(INSTALL_CONTAINER, "ErrImagePull", "rpc error: not found")
+    p = agent_pod(ABC, install, [waiting(n, "PodInitializing") for n in "abc"], phase="Pending")
+    assert _status(ABC, p, now=10).condition().reason == "ImagePullBackOff"
+    st = _status(ABC, p, now=400)
+    assert (st.status, st.condition().reason) == ("Failure", "AgentInstallFailed")
+    image = p.spec.init_containers[0].image
+    assert f"cannot pull image {image!r}" in (st.condition().message or "")
+    fatal = waiting(INSTALL_CONTAINER, "InvalidImageName", "bad")
+    p = agent_pod(ABC, fatal, [waiting(n, "PodInitializing") for n in "abc"], phase="Pending")
+    assert _status(ABC, p, now=1).condition().reason == "AgentInstallFailed"

@@ -411,9 +411,11 @@ class TaskSpec(msgspec.Struct, rename="camel", omit_defaults=True, kw_only=True,
             description=(
                 "How many times to run the Task again, each time in a new pod, after a "
                 "failure its steps caused (StepFailed, OOMKilled, Evicted, PodDeleted, "
-                "ImagePullFailed, PodFailed, ...). Never after Cancelled, TimedOut, "
+                "ImagePullFailed, PodFailed, AgentDied, ...). Never after Cancelled, TimedOut, "
                 "InvalidSpec, InvalidPodSpec, ImageLookupFailed, ResultsTooLarge, "
-                "PodNameTaken or WaitingForOldPod. status.attempts keeps every earlier attempt."
+                "StepStateMismatch, StateUnreadable, AgentInstallFailed, PodNameTaken or "
+                "WaitingForOldPod. The next attempt's pod is created once the failed "
+                "attempt's pod has stopped. status.attempts keeps every earlier attempt."
             ),
         ),
     ] = 0

@@ -133,8 +133,11 @@ class Reconciler:
                 if result.outcome is Created.CREATED:
                     tlog.info("created pod %s", _pod_name(plan.create_pod))
                 elif result.outcome is Created.ADOPTED:
+                    # ours already (a create whose status write failed, or a crash between
+                    # them): apply the plan as if the create had worked, so that the status
+                    # names this pod's attempt; planning again from the old status would
+                    # POST the same pod again, forever (the cached pod wakes the Task anyway)
                     tlog.info("adopted existing pod %s", _pod_name(plan.create_pod))
-                    return ReconcileResult.REQUEUE, None  # plan again, now with the pod
                 elif result.outcome in (Created.BUSY, Created.CONFLICT) and result.pod is not None:
                     tlog.info(
                         "pod name %s is held by a pod that is not ours (%s)",

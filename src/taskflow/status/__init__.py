@@ -35,14 +35,27 @@ Failure reasons (condition ``Succeeded=False``; the message names the step):
 ``StepTimeout``               (agent) a step ran past its own ``timeout``
 ``ResultsTooLarge``           (agent) a step's results do not fit its termination message
                               (4096 bytes; the kubelet's 12 KiB per pod, shared by the
-                              pod's containers)
-``ImageLookupFailed``         (agent) a step without ``command``: its image's ENTRYPOINT
-                              would have to be read from the registry (not supported yet)
+                              pod's init, regular and ephemeral containers)
+``ImageLookupFailed``         (agent) a step without ``command``: reading its image's
+                              ENTRYPOINT/CMD from the registry failed
+``StepStateMismatch``         (agent) a step's state disagrees with the kubelet (its
+                              container's exit code, the state's name): the kubelet wins
+``AgentDied``                 (agent) a step's container ended without a state (its agent
+                              was killed, e.g. SIGKILL: exit code 137)
+``StateUnreadable``           (agent) a step's termination message is not a state (cut by
+                              the kubelet in a pod of many containers, or not the agent's)
+``AgentInstallFailed``        (agent) the ``taskflow-install`` init container failed, or the
+                              agent image cannot be pulled
 ``PodNameTaken``              a pod that is not this Task's held the pod's name until
                               the Task's timeout, or 1 h without one (:mod:`._name_wait`)
 ``WaitingForOldPod``          the same for a pod that was going away (being deleted, or
                               its Task is gone) but did not go
 ============================  ====================================================
+
+Retries (``spec.retries``) follow :data:`RETRYABLE_REASONS`; :data:`NEVER_RETRIED` (and a
+timeout or a cancel) end the Task. A final status while the pod still runs comes with a
+stop of the pod (``reconcile.Plan.stop_pod``), as a cancel's does; a failed attempt that
+will be retried shows reason ``Stopping`` too until its pod has stopped (``reconcile``).
 
 A Task with ``spec.cancel`` ends ``Cancelled`` (condition reason ``Cancelled``). Cancel and
 timeout first ask the pod to stop (reason ``Stopping``, see :mod:`._stop`); the Task ends
@@ -72,6 +85,8 @@ from taskflow.status._compute import (
 )
 from taskflow.status._name_wait import gave_up_waiting, name_wait_status
 from taskflow.status._reasons import (
+    AGENT_DIED,
+    AGENT_INSTALL_FAILED,
     CONTAINER_CONFIG_ERROR,
     DEADLINE_EXCEEDED,
     EVICTED,
@@ -81,6 +96,7 @@ from taskflow.status._reasons import (
     INVALID_POD_SPEC,
     INVALID_SPEC,
     NAME_WAIT_REASONS,
+    NEVER_RETRIED,
     OOM_KILLED,
     POD_DELETED,
     POD_FAILED,
@@ -97,7 +113,9 @@ from taskflow.status._reasons import (
     REASON_UNSCHEDULABLE,
     RESULTS_TOO_LARGE,
     RETRYABLE_REASONS,
+    STATE_UNREADABLE,
     STEP_FAILED,
+    STEP_STATE_MISMATCH,
     STEP_TIMEOUT,
     TIMED_OUT,
     WAITING_FOR_OLD_POD,
@@ -113,6 +131,8 @@ from taskflow.status._stop import (
 )
 
 __all__ = [
+    "AGENT_DIED",
+    "AGENT_INSTALL_FAILED",
     "CONTAINER_CONFIG_ERROR",
     "DEADLINE_EXCEEDED",
     "EVICTED",
@@ -123,6 +143,7 @@ __all__ = [
     "INVALID_SPEC",
     "MAX_CONDITION_MESSAGE",
     "NAME_WAIT_REASONS",
+    "NEVER_RETRIED",
     "OOM_KILLED",
     "POD_DELETED",
     "POD_FAILED",
@@ -139,7 +160,9 @@ __all__ = [
     "REASON_UNSCHEDULABLE",
     "RESULTS_TOO_LARGE",
     "RETRYABLE_REASONS",
+    "STATE_UNREADABLE",
     "STEP_FAILED",
+    "STEP_STATE_MISMATCH",
     "STEP_TIMEOUT",
     "STOP_DEADLINE",
     "TIMED_OUT",

@@ -1,18 +1,28 @@
 """The step table of an agent pod (docs/agent.md): each step's outcome is the agent's state
-JSON in its container's termination message, not the container's own exit.
+JSON in its container's termination message, checked against what the kubelet saw.
 
 * terminated, state readable: the agent's exit code, ms timestamps, results and error; a
   skipped step (an earlier one failed, or the pod was stopped first) is ``NotRun``; a step
   that timed out has reason ``TimedOut``; a failure with ``onError: continue`` has reason
   ``ContinuedOnError`` and does not fail the Task.
-* terminated, state unreadable: the kubelet cuts each termination message to 12 KiB divided
-  by the pod's containers; the container's own exit code and times stand in, and a step
-  that declares results is ``ResultsTooLarge`` (a value is never reported cut).
+* terminated, state readable but disagreeing with the kubelet (its ``name`` is not the
+  container's, or the container's exit code is not the one the agent exits with for that
+  state, docs/agent.md rule 8): a step process rewrote the termination message. The kubelet
+  wins: the step failed (reason ``StepStateMismatch``), its results are dropped.
+* terminated, state unreadable: the step failed, never silently succeeded (a cut state of an
+  ``onError: continue`` failure or a timeout would read as a success). No message at all:
+  the agent died (reason ``AgentDied``, or ``OOMKilled``), the kubelet's reason and exit
+  code say how; so do the runtime's words (``StartError: exec format error``,
+  ``ContainerStatusUnknown``) in place of a state. A message the kubelet cut (it keeps ``12288 // containers`` bytes of each,
+  init, regular and ephemeral containers counted): ``ResultsTooLarge`` for a step that
+  declares results, else ``StateUnreadable``; any other text: ``StateUnreadable``.
 * running: the step is ``Running`` only once its command runs, i.e. once the previous step
-  has a state and did not abort; before that its agent waits (``Waiting``, reason
-  ``WaitingForPreviousStep``); after an abort it is about to skip (``Waiting``, then
+  has a state that did not abort (for an unreadable one: its container exited 0, which the
+  agent does only when the next step runs); before that its agent waits (``Waiting``,
+  reason ``WaitingForPreviousStep``); after an abort it is about to skip (``Waiting``, then
   ``NotRun``).
-* until the install container has succeeded, every step waits with its reason.
+* until the install container has succeeded, every step waits with its reason; an install
+  container that ended non-zero fails the Task (:func:`install_failure`).
 """
 
 from __future__ import annotations
@@ -21,7 +31,7 @@ from typing import Final
 
 import msgspec
 
-from taskflow.api.pod import ContainerStatus, Pod
+from taskflow.api.pod import ContainerStateTerminated, ContainerStatus, Pod
 from taskflow.api.task import (
     INSTALL_CONTAINER,
     ON_ERROR_CONTINUE,
@@ -30,6 +40,7 @@ from taskflow.api.task import (
     STEP_TERMINATED,
     STEP_WAITING,
     ResultValue,
+    Step,
     StepStatus,
     Task,
 )
@@ -38,6 +49,8 @@ from taskflow.status._clock import kubelet_time
 
 #: the kubelet's budget of termination-message bytes per pod (divided among its containers)
 POD_MESSAGE_BUDGET: Final = 12 * 1024
+#: the most the kubelet reads of one container's termination-message file
+CONTAINER_MESSAGE_LIMIT: Final = 4096
 
 # step reasons of the agent executor
 STEP_REASON_TIMED_OUT: Final = "TimedOut"
@@ -46,6 +59,12 @@ STEP_REASON_SKIPPED: Final = "Skipped"
 STEP_REASON_WAITING: Final = "WaitingForPreviousStep"
 STEP_REASON_RESULTS: Final = "ResultsTooLarge"
 STEP_REASON_UNREADABLE: Final = "StateUnreadable"
+STEP_REASON_MISMATCH: Final = "StepStateMismatch"
+STEP_REASON_AGENT_DIED: Final = "AgentDied"
+#: step reasons that fail the Task whatever the step's exit code says
+FAILING_STEP_REASONS: Final = frozenset(
+    {STEP_REASON_RESULTS, STEP_REASON_UNREADABLE, STEP_REASON_MISMATCH, STEP_REASON_AGENT_DIED}
+)
 #: what the agent's errors about result sizes say (docs/agent.md, rules 6 and 7)
 RESULTS_SIZE_ERROR: Final = "a step's results must fit in"
 
@@ -85,9 +104,39 @@ def decode_state(message: str | None) -> AgentState | None:
     return state if state.v == 1 else None
 
 
-def _message_budget(pod: Pod) -> int:
-    n = len(pod.spec.init_containers) + len(pod.spec.containers)
-    return POD_MESSAGE_BUDGET // max(1, n)
+def _containers(pod: Pod) -> int:
+    spec = pod.spec
+    return len(spec.init_containers) + len(spec.containers) + len(spec.ephemeral_containers)
+
+
+def message_budget(pod: Pod) -> int:
+    """The bytes the kubelet keeps of each termination message in ``pod``: 12 KiB divided by
+    its init, regular and ephemeral containers (``normalizeStatus`` in the kubelet's status
+    manager, Kubernetes 1.34), and never more than the 4096 it reads of a file."""
+    return min(CONTAINER_MESSAGE_LIMIT, POD_MESSAGE_BUDGET // max(1, _containers(pod)))
+
+
+def expected_exit(step: Step, state: AgentState) -> int:
+    """The exit code the agent ends its container with for ``state`` (docs/agent.md rule 8)."""
+    failed = state.exit_code != 0 or state.timed_out or state.error is not None
+    if state.skipped or not failed or step.on_error == ON_ERROR_CONTINUE:
+        return 0
+    return state.exit_code or 1
+
+
+def disagreement(step: Step, state: AgentState, exit_code: int) -> str | None:
+    """What in ``state`` contradicts the kubelet (the container exited ``exit_code``)."""
+    if state.name != step.name:
+        return f"its state is step {state.name!r}'s"
+    if exit_code == expected_exit(step, state):
+        return None
+    if state.skipped:
+        said = "it was skipped"
+    else:
+        said = f"exit code {state.exit_code}"
+        if step.on_error == ON_ERROR_CONTINUE and state.exit_code != 0:
+            said += " with onError continue (its agent exits 0)"
+    return f"its container exited {exit_code} but its state says {said}"
 
 
 def _from_state(task: Task, i: int, state: AgentState) -> StepStatus:
@@ -125,58 +174,119 @@ def _from_state(task: Task, i: int, state: AgentState) -> StepStatus:
     )
 
 
-def _terminated(task: Task, i: int, cs: ContainerStatus, pod: Pod) -> StepStatus:
+def _terminated(task: Task, i: int, cs: ContainerStatus, pod: Pod) -> tuple[StepStatus, bool]:
+    """The step's status, and whether its agent let the next step run."""
     t = cs.state.terminated
     assert t is not None
-    if (state := decode_state(t.message)) is not None:
-        return _from_state(task, i, state)
     step = task.spec.steps[i]
-    size = len((t.message or "").encode())
-    budget = _message_budget(pod)
-    reason = STEP_REASON_UNREADABLE
-    message: str | None = "the agent left no readable state"
-    if step.results:
-        reason = STEP_REASON_RESULTS
-        message = (
-            f"the step's state (with its results) is {size}+ bytes, cut by the kubelet: "
-            f"it keeps {budget} bytes of each termination message in this pod (12 KiB "
-            f"shared by {len(pod.spec.init_containers) + len(pod.spec.containers)} "
-            "containers); make the results smaller or use fewer steps"
+    if (state := decode_state(t.message)) is not None:
+        problem = disagreement(step, state, t.exit_code)
+        if problem is None:
+            return _from_state(task, i, state), not state.abort
+        failed = StepStatus(
+            name=step.name,
+            state=STEP_TERMINATED,
+            exit_code=t.exit_code or state.exit_code or 1,
+            reason=STEP_REASON_MISMATCH,
+            message=problem,
+            started_at=kubelet_time(t.started_at),
+            finished_at=kubelet_time(t.finished_at),
         )
-    elif t.reason == "OOMKilled":
-        reason, message = "OOMKilled", None  # the agent itself was killed
-    return StepStatus(
+        # the state the next agent read may be forged too: the agent's exit code is not
+        return failed, t.exit_code == 0
+    reason, message = _unreadable(step, t, pod)
+    status = StepStatus(
         name=step.name,
         state=STEP_TERMINATED,
-        exit_code=t.exit_code,
+        exit_code=t.exit_code or 1,
         reason=reason,
         message=message,
         started_at=kubelet_time(t.started_at),
         finished_at=kubelet_time(t.finished_at),
     )
+    # the agent exits 0 only once its state is written and says the next step may run
+    return status, t.exit_code == 0
 
 
-def _hands_on(prev: StepStatus) -> bool:
-    """Whether the step after ``prev`` runs its command now: ``prev`` finished and did not
-    abort (after a failure with stopAndFail, or a skip, the next agent skips at once)."""
-    if prev.state != STEP_TERMINATED:
-        return False
-    if prev.reason == STEP_REASON_CONTINUED:
-        return True
-    return prev.exit_code == 0 and prev.reason not in (STEP_REASON_RESULTS, STEP_REASON_TIMED_OUT)
+def _unreadable(step: Step, t: ContainerStateTerminated, pod: Pod) -> tuple[str, str | None]:
+    """Why a terminated step has no state: the step reason and message."""
+    how = f"{t.reason or 'no reason given'}, exit code {t.exit_code}"
+    if not t.message:
+        if t.reason == "OOMKilled":
+            return "OOMKilled", None  # the agent itself was killed
+        return STEP_REASON_AGENT_DIED, (
+            f"its container ended ({how}) without a state: the agent was killed or could not "
+            "write it"
+        )
+    if t.reason not in (None, "Completed", "Error") and not t.message.startswith("{"):
+        # the kubelet's or the runtime's own words (StartError, ContainerStatusUnknown):
+        # the agent never ran, or was lost
+        return STEP_REASON_AGENT_DIED, (
+            f"its container ended ({how}: {_clip(t.message)}) without a state"
+        )
+    size = len(t.message.encode())
+    budget = message_budget(pod)
+    shared = f"12 KiB shared by {_containers(pod)} containers"
+    # the kubelet cuts bytes; a cut inside a UTF-8 sequence comes back a little shorter
+    if size + 3 >= budget:
+        if step.results:
+            return STEP_REASON_RESULTS, (
+                f"the step's state (with its results) is {size}+ bytes, cut by the kubelet: "
+                f"it keeps {budget} bytes of each termination message in this pod ({shared}); "
+                "make the results smaller or use fewer steps"
+            )
+        return STEP_REASON_UNREADABLE, (
+            f"its state could not be read ({how}): it is {size}+ bytes, cut by the kubelet, "
+            f"which keeps {budget} bytes of each termination message in this pod ({shared}); "
+            "use fewer steps or shorter step names and errors"
+        )
+    return STEP_REASON_UNREADABLE, (
+        f"its state could not be read ({how}): its termination message is not an agent "
+        f"state ({size} bytes)"
+    )
+
+
+def _clip(text: str, limit: int = 300) -> str:
+    text = text.strip()
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def install_failure(pod: Pod) -> tuple[str, str] | None:
+    """(kubelet reason, message) of an install container that ended without success."""
+    install = _install_status(pod)
+    t = install.state.terminated if install is not None else None
+    if t is None or t.exit_code == 0:
+        return None
+    detail = (t.message or "").strip()
+    return t.reason or "Error", f"exit code {t.exit_code}" + (f": {detail}" if detail else "")
+
+
+def agent_image(pod: Pod) -> str | None:
+    """The agent image, from the pod's install container."""
+    c = next((c for c in pod.spec.init_containers if c.name == INSTALL_CONTAINER), None)
+    return c.image if c is not None else None
+
+
+def installing(pod: Pod) -> bool:
+    """The install container has not succeeded (yet): the steps wait for it."""
+    install = _install_status(pod)
+    t = install.state.terminated if install is not None else None
+    return t is None or t.exit_code != 0
+
+
+def _install_status(pod: Pod) -> ContainerStatus | None:
+    return next(
+        (cs for cs in pod.status.init_container_statuses if cs.name == INSTALL_CONTAINER), None
+    )
 
 
 def agent_step_statuses(task: Task, pod: Pod) -> list[StepStatus]:
     by_name = {cs.name: cs for cs in pod.status.container_statuses}
-    install = next(
-        (cs for cs in pod.status.init_container_statuses if cs.name == INSTALL_CONTAINER), None
-    )
-    installed = (
-        install is not None
-        and install.state.terminated is not None
-        and install.state.terminated.exit_code == 0
-    )
+    install = _install_status(pod)
+    installed = not installing(pod)
     out: list[StepStatus] = []
+    #: whether the previous step's agent let this one run its command
+    hands_on = True
     for i, step in enumerate(task.spec.steps):
         cs = by_name.get(step.name)
         if not installed:
@@ -190,10 +300,12 @@ def agent_step_statuses(task: Task, pod: Pod) -> list[StepStatus]:
                 )
             )
         elif cs is not None and cs.state.terminated is not None:
-            out.append(_terminated(task, i, cs, pod))
+            status, hands_on = _terminated(task, i, cs, pod)
+            out.append(status)
+            continue
         elif cs is not None and cs.state.running is not None:
             prev = out[i - 1] if i else None
-            if prev is None or _hands_on(prev):
+            if prev is None or (prev.state == STEP_TERMINATED and hands_on):
                 started = prev.finished_at if prev is not None and prev.finished_at else None
                 out.append(
                     StepStatus(
@@ -221,4 +333,5 @@ def agent_step_statuses(task: Task, pod: Pod) -> list[StepStatus]:
                     message=(w.message or None) if w else None,
                 )
             )
+        hands_on = False  # this step has not finished: the next one cannot run yet
     return out

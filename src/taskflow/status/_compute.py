@@ -95,11 +95,10 @@ def evaluate(task: Task, pod: Pod | None, *, now: datetime, settings: Settings) 
 
 def _carry(old: TaskStatus | None, status: TaskStatus) -> TaskStatus:
     """``status`` of the current attempt, with the attempt's number and the earlier ones."""
-    return msgspec.structs.replace(
-        status,
-        attempt=current_attempt(old),
-        attempts=list(old.attempts) if old is not None else [],
-    )
+    attempt = current_attempt(old)
+    # (an attempt whose pod is being stopped before the next has its record already)
+    earlier = [a for a in old.attempts if a.attempt < attempt] if old is not None else []
+    return msgspec.structs.replace(status, attempt=attempt, attempts=earlier)
 
 
 def _condition(

@@ -12,6 +12,7 @@ import msgspec
 from taskflow.api.pod import Pod
 from taskflow.api.task import (
     FAILURE,
+    INSTALL_CONTAINER,
     PENDING,
     RUNNING,
     STEP_RUNNING,
@@ -22,9 +23,21 @@ from taskflow.api.task import (
     Task,
 )
 from taskflow.settings import Settings
-from taskflow.status._agent import STEP_REASON_RESULTS, STEP_REASON_TIMED_OUT
+from taskflow.status._agent import (
+    STEP_REASON_AGENT_DIED,
+    STEP_REASON_MISMATCH,
+    STEP_REASON_RESULTS,
+    STEP_REASON_TIMED_OUT,
+    STEP_REASON_UNREADABLE,
+    agent_image,
+    install_failure,
+    installing,
+    is_agent_pod,
+)
 from taskflow.status._clock import format_duration, parse_time, utc
 from taskflow.status._reasons import (
+    AGENT_DIED,
+    AGENT_INSTALL_FAILED,
     CONFIG_RETRY,
     CONTAINER_CONFIG_ERROR,
     DEADLINE_EXCEEDED,
@@ -44,11 +57,13 @@ from taskflow.status._reasons import (
     REASON_SUCCEEDED,
     REASON_UNSCHEDULABLE,
     RESULTS_TOO_LARGE,
+    STATE_UNREADABLE,
     STEP_FAILED,
+    STEP_STATE_MISMATCH,
     STEP_TIMEOUT,
 )
 from taskflow.status._steps import became_current, current_step, is_failed
-from taskflow.status._stop import pod_stopped, stop_of
+from taskflow.status._stop import STOP_DEADLINE, pod_stopped, stop_of
 
 
 class Outcome(msgspec.Struct, kw_only=True):
@@ -84,6 +99,12 @@ def _step_failure(task: Task, pod: Pod, steps: list[StepStatus], i: int) -> tupl
         )
     if s.reason == STEP_REASON_RESULTS:
         return RESULTS_TOO_LARGE, f"{label}: its results do not fit: {s.message}"
+    if s.reason == STEP_REASON_MISMATCH:
+        return STEP_STATE_MISMATCH, f"{label}: {s.message}; the kubelet's account wins"
+    if s.reason == STEP_REASON_UNREADABLE:
+        return STATE_UNREADABLE, f"{label}: {s.message}"
+    if s.reason == STEP_REASON_AGENT_DIED:
+        return AGENT_DIED, f"{label}: {s.message}"
     if s.reason == "OOMKilled":
         return OOM_KILLED, (
             f"{label} was killed for exceeding its memory limit (OOMKilled, "
@@ -178,6 +199,18 @@ def _natural(
             completion_fallback_now=True,
         )
 
+    if is_agent_pod(pod) and (install := install_failure(pod)) is not None:
+        kubelet_reason, detail = install
+        return Outcome(
+            word=FAILURE,
+            reason=AGENT_INSTALL_FAILED,
+            message=(
+                f"the agent could not be installed ({INSTALL_CONTAINER} with image "
+                f"{agent_image(pod)!r}: {kubelet_reason}, {detail}); no step ran"
+            ),
+            completion_fallback_now=True,
+        )
+
     if phase == "Failed" or failed is not None:
         if pod_reason == "Evicted" or (phase == "Failed" and disrupted):
             detail = pod_message
@@ -189,7 +222,9 @@ def _natural(
                 message=f"the pod was evicted while {running_label} ran: {detail}".rstrip(": "),
                 completion_fallback_now=True,
             )
-        if pod_reason == "DeadlineExceeded":
+        # a pod that taskflow stopped because a step failed: the step's failure is the news
+        ours = failed is not None and pod.spec.active_deadline_seconds == STOP_DEADLINE
+        if pod_reason == "DeadlineExceeded" and not ours:
             return Outcome(
                 word=FAILURE,
                 reason=DEADLINE_EXCEEDED,
@@ -224,11 +259,14 @@ def _natural(
     s = steps[cur]
     waiting = s.reason if s.state == STEP_WAITING else None
     image = task.spec.steps[cur].image
+    pull_failed = IMAGE_PULL_FAILED
+    if is_agent_pod(pod) and installing(pod):  # the steps wait for the agent image
+        image, pull_failed = agent_image(pod) or "the agent image", AGENT_INSTALL_FAILED
     detail = f": {s.message.strip()}" if s.message else ""
     if waiting in PULL_FATAL:
         return Outcome(
             word=FAILURE,
-            reason=IMAGE_PULL_FAILED,
+            reason=pull_failed,
             message=f"{running_label}: cannot pull image {image!r} ({waiting}){detail}",
             completion_fallback_now=True,
         )
@@ -241,7 +279,7 @@ def _natural(
         if elapsed >= timeout:
             return Outcome(
                 word=FAILURE,
-                reason=IMAGE_PULL_FAILED if pull else CONTAINER_CONFIG_ERROR,
+                reason=pull_failed if pull else CONTAINER_CONFIG_ERROR,
                 message=(
                     f"{running_label}: {what} for {format_duration(elapsed)} ({waiting}){detail}"
                 ),

@@ -22,6 +22,18 @@ STEP_TIMEOUT: Final = "StepTimeout"
 RESULTS_TOO_LARGE: Final = "ResultsTooLarge"
 #: executor agent: a step without command needs its image's ENTRYPOINT/CMD (not read yet)
 IMAGE_LOOKUP_FAILED: Final = "ImageLookupFailed"
+#: executor agent: a step's state (its termination message) disagrees with what the kubelet
+#: saw (its container's exit code, the state's name); the kubelet wins
+STEP_STATE_MISMATCH: Final = "StepStateMismatch"
+#: executor agent: a step's container ended without any state (its agent was killed: SIGKILL,
+#: a failed write); the kubelet's reason and exit code say what is known
+AGENT_DIED: Final = "AgentDied"
+#: executor agent: a step's container ended with a termination message that is not a state
+#: (cut by the kubelet: too many containers in the pod; or written by something else)
+STATE_UNREADABLE: Final = "StateUnreadable"
+#: executor agent: the init container that installs the agent failed (it cannot start, or
+#: its image cannot be pulled)
+AGENT_INSTALL_FAILED: Final = "AgentInstallFailed"
 #: the pod's name is held by a pod that is not this Task's and is not going away (a 409 on
 #: create); Pending while the Task waits for the name, Failure once it gave up
 POD_NAME_TAKEN: Final = "PodNameTaken"
@@ -45,20 +57,30 @@ FAILURE_REASONS: Final = (
     STEP_TIMEOUT,
     RESULTS_TOO_LARGE,
     IMAGE_LOOKUP_FAILED,
+    STEP_STATE_MISMATCH,
+    AGENT_DIED,
+    STATE_UNREADABLE,
+    AGENT_INSTALL_FAILED,
     POD_NAME_TAKEN,
     WAITING_FOR_OLD_POD,
 )
 #: failures a new attempt may cure (spec.retries); the rest would fail the same way again,
 #: or were decided by the user (a timeout); a Task gives up waiting for its pod's name only
-#: at its timeout (or the cap), where a timeout never retries either
-RETRYABLE_REASONS: Final = frozenset(FAILURE_REASONS) - {
-    INVALID_POD_SPEC,
+#: at its timeout (or the cap), where a timeout never retries either. A state that disagrees
+#: with the kubelet is a step forging its outcome, a state cut by the kubelet is the pod's
+#: shape, an agent that cannot be installed is the agent image: each would fail again.
+NEVER_RETRIED: Final = (
     INVALID_SPEC,
-    TIMED_OUT,
-    RESULTS_TOO_LARGE,
+    INVALID_POD_SPEC,
     IMAGE_LOOKUP_FAILED,
-    *NAME_WAIT_REASONS,
-}
+    RESULTS_TOO_LARGE,
+    STEP_STATE_MISMATCH,
+    STATE_UNREADABLE,
+    AGENT_INSTALL_FAILED,
+    POD_NAME_TAKEN,
+    WAITING_FOR_OLD_POD,
+)
+RETRYABLE_REASONS: Final = frozenset(FAILURE_REASONS) - {TIMED_OUT, *NEVER_RETRIED}
 
 # --- other condition reasons ---
 REASON_PENDING: Final = "Pending"

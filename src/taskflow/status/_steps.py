@@ -14,8 +14,8 @@ from taskflow.api.task import (
     Task,
 )
 from taskflow.status._agent import (
+    FAILING_STEP_REASONS,
     STEP_REASON_CONTINUED,
-    STEP_REASON_RESULTS,
     agent_step_statuses,
     is_agent_pod,
 )
@@ -81,7 +81,7 @@ def is_failed(s: StepStatus) -> bool:
     """Finished and failing the Task."""
     if s.state != STEP_TERMINATED or s.reason == STEP_REASON_CONTINUED:
         return False
-    return s.exit_code != 0 or s.reason == STEP_REASON_RESULTS
+    return s.exit_code != 0 or s.reason in FAILING_STEP_REASONS
 
 
 def current_step(steps: list[StepStatus]) -> int | None:
