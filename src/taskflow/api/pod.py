@@ -86,6 +86,8 @@ class Container(msgspec.Struct, rename="camel", omit_defaults=True, kw_only=True
 class PodSpec(msgspec.Struct, rename="camel", omit_defaults=True, kw_only=True, gc=False):
     init_containers: list[Container] = []
     containers: list[Container] = []
+    #: they count against the termination-message budget (:mod:`taskflow.api.budget`)
+    ephemeral_containers: list[Container] = []
     restart_policy: str | None = None
     active_deadline_seconds: int | None = None
     node_name: str | None = None
