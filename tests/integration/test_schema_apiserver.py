@@ -136,14 +136,15 @@ async def _setup(api: client.ApiClient, namespace: str) -> None:
     except ApiException as e:
         if e.status != 409:
             raise
-    # the Task endpoint can lag behind Established for a moment
+    # the Task endpoint can lag behind Established for a moment (404), and a changed schema
+    # re-initializes its storage (429 "storage is (re)initializing")
     objs = _any(client.CustomObjectsApi(api))
     for _ in range(100):
         try:
             await objs.list_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL)
             return
         except ApiException as e:
-            if e.status != 404:
+            if e.status not in (404, 429):
                 raise
             await asyncio.sleep(0.1)
 

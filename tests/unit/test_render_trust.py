@@ -6,7 +6,10 @@ from __future__ import annotations
 
 import posixpath
 import re
+import subprocess
+import sys
 import time
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -131,6 +134,37 @@ def test_the_grace_flag_is_one_the_agent_reads() -> None:
     assert isinstance(parsed, StepArgs)
     assert parsed.grace == 1.0
     assert parsed.timeout == 2.0
+
+
+def test_a_step_ignoring_sigterm_is_killed_one_grace_after_its_timeout(tmp_path: Path) -> None:
+    # the rendered command line, run by the real agent: timeout 2s, the pod's grace 1 s
+    t = task(
+        step("a", command=["sh", "-c", "trap '' TERM; exec sleep 30"], timeout="2s"),
+        executor="agent",
+        podTemplate={"terminationGracePeriodSeconds": 1},
+    )
+    command = render_pod(t, AGENT)["spec"]["containers"][0]["command"]
+    opts = command[2 : command.index("--")]
+    i = opts.index("--termination-path")
+    opts[i + 1] = str(tmp_path / "termination-log")
+    # the agent's side of --message-limit comes in a change of its own
+    if "--message-limit" in opts and "--message-limit" not in parse_help():
+        j = opts.index("--message-limit")
+        del opts[j : j + 2]
+    argv = [sys.executable, "-m", "taskflow_agent", "step", *opts, "--run-dir", str(tmp_path)]
+    argv += command[command.index("--") :]
+    start = time.monotonic()
+    done = subprocess.run(argv, capture_output=True, timeout=30, check=False)
+    elapsed = time.monotonic() - start
+    assert b'"timedOut":true' in (tmp_path / "termination-log").read_bytes(), done.stderr
+    print(f"timeout 2s, grace 1s: the agent ended after {elapsed:.2f}s")
+    assert 2.5 < elapsed < 5.0, elapsed  # not 2 s + the agent's own default of 10 s
+
+
+def parse_help() -> str:
+    from taskflow_agent.cli import USAGE
+
+    return USAGE
 
 
 # --- the install container is in the pod as status reads it -----------------------------------
