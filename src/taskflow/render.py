@@ -33,14 +33,18 @@ from typing import Any, Final
 import msgspec
 
 from taskflow import __version__
+from taskflow.api.budget import EPHEMERAL_HEADROOM, message_budget
 from taskflow.api.executor import agent_problem, executor_of, result_path
 from taskflow.api.task import (
     AGENT_STEP_FIELDS,
     API_VERSION,
+    BIN_VOLUME,
+    DEFAULT_GRACE_SECONDS,
     EXECUTOR_AGENT,
     INSTALL_CONTAINER,
     KIND,
     ON_ERROR_STOP,
+    RUN_VOLUME_PREFIX,
     SCRIPTS_DIR,
     SCRIPTS_VOLUME,
     WORKSPACE_DIR,
@@ -235,12 +239,15 @@ def assemble(
 #   :class:`ImageLookupError`. The pod is not scheduled yet, so every linux platform of the
 #   image counts: when their commands differ, the agent picks its machine's at run time
 #   (``--arch``).
+# * ``--grace``: the pod's grace period (podTemplate.terminationGracePeriodSeconds, else
+#   Kubernetes' 30 s), so that a timed-out step gets SIGKILL when a stopped pod's would.
+# * ``--message-limit``: the bytes of the termination message the kubelet keeps for each
+#   container of this pod (:mod:`taskflow.api.budget`: 12 KiB over the steps, the install
+#   container and :data:`EPHEMERAL_HEADROOM` ephemeral containers, at most 4096).
 
-BIN_VOLUME: Final = "taskflow-bin"
 BIN_DIR: Final = "/taskflow/bin"
 AGENT: Final = f"{BIN_DIR}/taskflow-agent"
 RUN_DIR: Final = "/taskflow/run"
-RUN_VOLUME_PREFIX: Final = "taskflow-run-"
 TERMINATION_PATH: Final = "/dev/termination-log"
 #: resources the pod-level ``spec.resources`` takes (Kubernetes 1.34)
 POD_LEVEL_RESOURCES: Final = ("cpu", "memory")
@@ -306,9 +313,29 @@ def _platform_argv(step: Step, images: Images) -> list[tuple[str, list[str]]]:
     return out
 
 
-def _agent_command(
-    step: Step, prev: str | None, termination_path: str, images: Images
-) -> list[str]:
+def grace_seconds(task: Task) -> int:
+    """The pod's grace period: what the kubelet gives a stopped container before SIGKILL."""
+    tpl = task.spec.pod_template
+    if tpl is None or tpl.termination_grace_period_seconds is None:
+        return DEFAULT_GRACE_SECONDS
+    return tpl.termination_grace_period_seconds
+
+
+def agent_message_limit(steps: int) -> int:
+    """``--message-limit`` of each step of an agent pod with ``steps`` steps: the kubelet's
+    budget for it with the install container and room for ephemeral containers."""
+    return message_budget(steps, init=1, ephemeral=EPHEMERAL_HEADROOM)
+
+
+class _PodFacts(msgspec.Struct, frozen=True, gc=False):
+    """What every step's agent is told about the pod."""
+
+    termination_path: str
+    grace: int
+    message_limit: int
+
+
+def _agent_command(step: Step, prev: str | None, pod: _PodFacts, images: Images) -> list[str]:
     cmd = [AGENT, "step", "--name", step.name]
     if prev is not None:
         cmd += ["--prev", prev]
@@ -320,7 +347,8 @@ def _agent_command(
         cmd += ["--result", r.name]
     if step.script is not None:
         cmd += ["--script", script_path(step.name)]
-    cmd += ["--termination-path", termination_path]
+    cmd += ["--grace", f"{pod.grace}s", "--message-limit", str(pod.message_limit)]
+    cmd += ["--termination-path", pod.termination_path]
     if step.script is not None:
         argv = list(step.args)
     elif step.command:
@@ -337,11 +365,16 @@ def _agent_command(
     return [*cmd, "--", *(_paths(a, step) for a in argv)]
 
 
-def _step_container(steps: list[Step], i: int, images: Images) -> dict[str, Any]:
+def _step_container(task: Task, i: int, images: Images) -> dict[str, Any]:
+    steps = task.spec.steps
     step = steps[i]
     c = _container(step)  # the step verbatim + scripts and workspace mounts
-    path = step.termination_message_path or TERMINATION_PATH
-    c["command"] = _agent_command(step, steps[i - 1].name if i else None, path, images)
+    facts = _PodFacts(
+        termination_path=step.termination_message_path or TERMINATION_PATH,
+        grace=grace_seconds(task),
+        message_limit=agent_message_limit(len(steps)),
+    )
+    c["command"] = _agent_command(step, steps[i - 1].name if i else None, facts, images)
     c.pop("args", None)
     if "env" in c:
         c["env"] = [
@@ -449,7 +482,7 @@ def agent_pod(
     task: Task, settings: Settings, attempt: int, images: Images | None = None
 ) -> dict[str, Any]:
     steps = list(task.spec.steps)
-    containers = [_step_container(steps, i, images or {}) for i in range(len(steps))]
+    containers = [_step_container(task, i, images or {}) for i in range(len(steps))]
     install = {
         "name": INSTALL_CONTAINER,
         "image": agent_image(settings),

@@ -32,6 +32,7 @@ FIELD_MANAGER = "taskflow-schema-test"
 #: the init-container pods (agent pods: the agent test below); the agent's steps without
 #: command would need a registry lookup, which render alone does not make
 KUBELET = Settings(default_executor="kubelet")
+AGENT = Settings(agent_image="reg.local/agent:1")
 T = TypeVar("T")
 
 
@@ -135,14 +136,15 @@ async def _setup(api: client.ApiClient, namespace: str) -> None:
     except ApiException as e:
         if e.status != 409:
             raise
-    # the Task endpoint can lag behind Established for a moment
+    # the Task endpoint can lag behind Established for a moment (404), and a changed schema
+    # re-initializes its storage (429 "storage is (re)initializing")
     objs = _any(client.CustomObjectsApi(api))
     for _ in range(100):
         try:
             await objs.list_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL)
             return
         except ApiException as e:
-            if e.status != 404:
+            if e.status not in (404, 429):
                 raise
             await asyncio.sleep(0.1)
 
@@ -190,6 +192,34 @@ def test_seed_example_is_accepted_unchanged_and_its_pod_too(kube: Kube, fname: s
 
 # --- invalid Tasks -------------------------------------------------------------------------------
 
+
+def mount(name: str, path: str) -> dict[str, str]:
+    return {"name": name, "mountPath": path}
+
+
+DATA = {"volumes": [{"name": "data", "emptyDir": {}}]}
+#: the volumes taskflow adds to a pod (render.py), and any other name it may add later
+RESERVED_MOUNTS = (
+    "taskflow-bin",
+    "taskflow-run-0",
+    "taskflow-run-1",
+    "taskflow-scripts",
+    "taskflow-x",
+)
+#: at or under /taskflow, however written (the runtime cleans mount paths, the API server
+#: compares them as strings)
+RESERVED_PATHS = (
+    "/taskflow",
+    "/taskflow/bin/",
+    "/taskflow/run/a",
+    "//taskflow/run/a",
+    "/taskflow//run/a",
+    "taskflow/run/a",
+    "/x/../taskflow/run/a",
+    "/./taskflow/bin",
+    "/a/../b",
+)
+
 INVALID: list[tuple[str, dict[str, Any], list[str]]] = [
     ("no-steps", task_body("x"), ["spec.steps", "at least 1 item"]),
     ("steps-missing", {**task_body("x"), "spec": {}}, ["spec.steps: Required value"]),
@@ -236,7 +266,7 @@ INVALID: list[tuple[str, dict[str, Any], list[str]]] = [
     (
         "reserved-volume-name",
         task_body("x", ok("a"), podTemplate={"volumes": [{"name": "taskflow-x", "emptyDir": {}}]}),
-        ["reserved for taskflow's own volumes"],
+        ["podTemplate.volumes: volume taskflow-x is reserved"],
     ),
     (
         "duplicate-volumes",
@@ -250,7 +280,45 @@ INVALID: list[tuple[str, dict[str, Any], list[str]]] = [
     (
         "reserved-mount-path",
         task_body("x", ok("a", volumeMounts=[{"name": "v", "mountPath": "/taskflow/scripts/a"}])),
-        ["mount paths under /taskflow/scripts are reserved"],
+        ["spec.steps[0]", "step a: volumeMount v at /taskflow/scripts/a: mount paths under"],
+    ),
+    # issue 16: taskflow's volumes are taskflow's, under both executors
+    *(
+        (
+            f"mount-{name}-{executor}",
+            task_body(
+                "x",
+                ok("a"),
+                ok("b", volumeMounts=[{"name": "data", "mountPath": "/d"}, mount(name, "/x")]),
+                executor=executor,
+                podTemplate=DATA,
+            ),
+            ["spec.steps[1]", f"step b: volumeMount {name} is taskflow's own volume"],
+        )
+        for name in RESERVED_MOUNTS
+        for executor in ("agent", "kubelet")
+    ),
+    *(
+        (
+            f"mount-path-{i}",
+            task_body("x", ok("a"), ok("b", volumeMounts=[mount("data", path)]), podTemplate=DATA),
+            [
+                "spec.steps[1]",
+                f"step b: volumeMount data at {path}: mount paths under /taskflow are taskflow's",
+            ],
+        )
+        for i, path in enumerate(RESERVED_PATHS)
+    ),
+    *(
+        (
+            f"template-volume-{name}",
+            task_body("x", ok("a"), podTemplate={"volumes": [{"name": name, "emptyDir": {}}]}),
+            [
+                "spec.podTemplate.volumes",
+                f"podTemplate.volumes: volume {name} is reserved: names starting with taskflow-",
+            ],
+        )
+        for name in (*RESERVED_MOUNTS, "taskflow-workspace")
     ),
     (
         "bad-quantity",
@@ -403,6 +471,41 @@ def test_large_multibyte_scripts_fit_in_annotations(kube: Kube) -> None:
         | {"metadata": {"name": "big-scripts", "uid": str(uuid.uuid4())}}
     )
     kube.create_pod(render_pod(task, KUBELET))
+
+
+def test_the_workspace_and_other_paths_stay_mountable(kube: Kube) -> None:
+    body = task_body(
+        "own-mounts",
+        ok("a", command=["true"],
+           volumeMounts=[mount("taskflow-workspace", "/src"), mount("data", "/taskflowx")]),
+        ok("b", command=["true"], volumeMounts=[mount("data", "/opt/taskflow/run"),
+                                                 mount("taskflow-workspace", "/workspace/.cache"),
+                                                 mount("data", "/a/./b"),
+                                                 mount("data", "/x/..y")]),
+        podTemplate=DATA | {"terminationGracePeriodSeconds": 1},
+    )  # fmt: skip
+    for executor in ("agent", "kubelet"):
+        created = kube.create_task(
+            body | {"spec": body["spec"] | {"executor": executor}}, dry_run=True
+        )
+        task = decode_task(created | {"metadata": {"name": "own-mounts", "uid": str(uuid.uuid4())}})
+        pod = kube.create_pod(render_pod(task, AGENT))
+        mounts = [m["mountPath"] for c in pod["spec"]["containers"] for m in c["volumeMounts"]]
+        assert "/opt/taskflow/run" in mounts
+
+
+def test_the_largest_task_is_checked_within_the_cel_budget(kube: Kube) -> None:
+    # 64 steps x 64 mounts (the schema's maximum), long paths: the new rules stay within the
+    # API server's runtime budget for one object (the request-size limit bounds the rest)
+    mounts = [mount("data", f"/m{j}/" + "p" * 600) for j in range(64)]
+    body = task_body(
+        "large", *(ok(f"s{i}", volumeMounts=mounts) for i in range(64)), podTemplate=DATA
+    )
+    assert len(json.dumps(body)) > 2_000_000
+    assert kube.create_task(body, dry_run=True)["spec"] == body["spec"]
+    bad = copy.deepcopy(body)
+    bad["spec"]["steps"][63]["volumeMounts"][63] = mount("taskflow-run-62", "/x")
+    assert "step s63: volumeMount taskflow-run-62 is taskflow's own volume" in kube.rejection(bad)
 
 
 # --- property: schema-valid Tasks render to Pods the API server accepts -------------------------

@@ -26,7 +26,13 @@ from taskflow.api.schema import (
     structural_errors,
     walk,
 )
-from taskflow.api.task import CANCEL_FINAL_MESSAGE, FINAL_STATUS_MESSAGE, SPEC_IMMUTABLE_MESSAGE
+from taskflow.api.task import (
+    CANCEL_FINAL_MESSAGE,
+    FINAL_STATUS_MESSAGE,
+    RESERVED_MOUNT_MESSAGE,
+    RESERVED_PATH_MESSAGE,
+    SPEC_IMMUTABLE_MESSAGE,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 SWAGGER = Path.home() / "go/pkg/mod/k8s.io/kubernetes@v1.34.4/api/openapi-spec/swagger.json"
@@ -319,6 +325,12 @@ def test_cel_rules_have_messages() -> None:
     assert by_message["must be a duration such as 30s, 10m or 1h30m"] == ".spec.timeout"
     assert by_message["step names must be unique"] == ".spec.steps"
     assert by_message["a step has either script or command, not both"] == ".spec.steps[]"
+    # named in the message: the step and its mount (messageExpression)
+    for message in (RESERVED_MOUNT_MESSAGE, RESERVED_PATH_MESSAGE):
+        assert by_message[message] == ".spec.steps[]"
+    exprs = {r["message"]: r.get("messageExpression", "") for _, r in rules}
+    assert "self.name" in exprs[RESERVED_MOUNT_MESSAGE]
+    assert ".mountPath" in exprs[RESERVED_PATH_MESSAGE]
 
 
 def test_limits_bound_cel_cost() -> None:

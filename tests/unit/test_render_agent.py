@@ -99,7 +99,9 @@ def test_install_container_and_step_commands() -> None:
     ]
     cs = _containers(pod)
     assert list(cs) == ["a", "b", "c"]  # all regular containers, in spec order
-    tail = ["--termination-path", "/dev/termination-log", "--"]
+    # 3 steps + install + 1 ephemeral of headroom: 12288 // 5
+    tail = ["--grace", "30s", "--message-limit", "2457", "--termination-path"]
+    tail += ["/dev/termination-log", "--"]
     assert cs["a"]["command"] == [
         BIN,
         "step",

@@ -40,11 +40,48 @@ RESULT_NAME_PATTERN: Final = r"^[A-Za-z0-9_-]+$"
 DNS_LABEL_PATTERN: Final = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
 
 # --- names and paths taskflow adds to the pod (reserved for users) ---
+#: every volume taskflow adds is named so (and no user volume may be): scripts, workspace,
+#: and under the agent bin and run-<N>
 RESERVED_VOLUME_PREFIX: Final = "taskflow-"
 SCRIPTS_VOLUME: Final = "taskflow-scripts"
 WORKSPACE_VOLUME: Final = "taskflow-workspace"
-SCRIPTS_DIR: Final = "/taskflow/scripts"
+BIN_VOLUME: Final = "taskflow-bin"
+RUN_VOLUME_PREFIX: Final = "taskflow-run-"
+#: every path taskflow mounts is under this one (scripts, bin, run); no step may mount there
+TASKFLOW_DIR: Final = "/taskflow"
+SCRIPTS_DIR: Final = f"{TASKFLOW_DIR}/scripts"
 WORKSPACE_DIR: Final = "/workspace"
+#: A mount path at or under /taskflow however written: the API server compares mount paths
+#: as strings ("must be unique"), the runtime cleans them, so "/taskflow//run/a",
+#: "/taskflow/run/a/" or "/x/../taskflow/run/a" would land on taskflow's own mount. With
+#: ".." elements refused, a path cleans to one under /taskflow only if it starts with
+#: "taskflow" after a "/" and any number of "" and "." elements; refusing a first element ""
+#: or "." (a leading "//", "/./", "./") leaves "/taskflow" and "taskflow" (relative) to check.
+#: Prefixes and sizes rather than a regex: the CRD's CEL prices a regex at every character
+#: of 64 x 64 mount paths of 4096 characters, far past the API server's limit.
+RESERVED_PATH_PREFIXES: Final = ("//", "/./", "./", "../", "/taskflow/", "taskflow/")
+RESERVED_PATHS: Final = (".", "..", "/.", "/taskflow", "taskflow")
+#: a ".." element after the first one
+DOTDOT_INSIDE: Final = "/../"
+DOTDOT_LAST: Final = "/.."
+#: the pod's grace period when podTemplate.terminationGracePeriodSeconds is unset
+#: (Kubernetes' default, which the API server fills in)
+DEFAULT_GRACE_SECONDS: Final = 30
+#: where results are described (CRD descriptions); README and docs/agent.md say the same
+RESULTS_ARE_CODE: Final = (
+    "A substituted $(steps.STEP.results.NAME) is pasted into the text as is: in a script "
+    'or a shell command it is shell code, and a result like x"; echo INJECTED; : " runs its echo. '
+    "Pass results as data instead: an env value (env: [{name: TAG, value: "
+    '$(steps.build.results.tag)}]) and "$TAG" in the script, double-quoted.'
+)
+RESERVED_MOUNT_MESSAGE: Final = (
+    "a step may not mount taskflow's own volumes (taskflow-bin, taskflow-run-N, "
+    f"taskflow-scripts); {WORKSPACE_VOLUME} and podTemplate.volumes it may"
+)
+RESERVED_PATH_MESSAGE: Final = (
+    f"mount paths under {TASKFLOW_DIR} are taskflow's (and a mount path may not have '..' "
+    "elements nor start with '//', '/./' or './')"
+)
 
 # --- executors (docs/agent.md) ---
 #: the agent pod's init container that installs the agent (a step may not use the name)
@@ -188,7 +225,7 @@ class Step(msgspec.Struct, rename="camel", omit_defaults=True, kw_only=True, gc=
                 description=(
                     "A script to run instead of command: it is written to "
                     "/taskflow/scripts/<step name> (mode 0755) and executed with the step's "
-                    "args. Without a shebang line, '#!/bin/sh' is prepended."
+                    "args. Without a shebang line, '#!/bin/sh' is prepended. " + RESULTS_ARE_CODE
                 ),
             ),
         ]
@@ -214,12 +251,12 @@ class Step(msgspec.Struct, rename="camel", omit_defaults=True, kw_only=True, gc=
         _Objs,
         K8sType("list[V1VolumeMount]"),
         msgspec.Meta(max_length=MAX_MOUNTS),
-        _rules(
-            _rule(
-                f"self.all(m, !has(m.mountPath) || (m.mountPath != '{SCRIPTS_DIR}' && "
-                f"!m.mountPath.startsWith('{SCRIPTS_DIR}/')))",
-                f"mount paths under {SCRIPTS_DIR} are reserved for step scripts",
-            )
+        _doc(
+            "Volumes to mount into this step's container: podTemplate.volumes, or "
+            f"{WORKSPACE_VOLUME} (the shared workspace, mounted at {WORKSPACE_DIR} unless "
+            "the step mounts something there). taskflow's other volumes (taskflow-bin, "
+            f"taskflow-run-N, taskflow-scripts) and mount paths under {TASKFLOW_DIR} are "
+            "taskflow's: refused."
         ),
     ] = []
     volume_devices: Annotated[_Objs, K8sType("list[V1VolumeDevice]")] = []
@@ -266,7 +303,8 @@ class Step(msgspec.Struct, rename="camel", omit_defaults=True, kw_only=True, gc=
             "executor agent: small values this step writes to the file $(results.NAME.path); "
             "later steps use them as $(steps.STEP.results.NAME) in command, args, env values "
             "and scripts; they also reach status.steps[].results. A step's results and its "
-            "status fields must fit in the termination message (4096 bytes; 12 KiB per pod)."
+            "status fields must fit in its termination message: 12 KiB shared by the pod's "
+            "containers, at most 4096 bytes each (the agent is told its share). " + RESULTS_ARE_CODE
         ),
         _rules(
             _rule(
@@ -298,6 +336,10 @@ class PodTemplate(msgspec.Struct, rename="camel", omit_defaults=True, kw_only=Tr
                 f"self.all(v, !v.name.startsWith('{RESERVED_VOLUME_PREFIX}'))",
                 f"volume names starting with '{RESERVED_VOLUME_PREFIX}' are reserved for "
                 "taskflow's own volumes",
+                "'podTemplate.volumes: volume ' + "
+                f"self.map(v, v.name.startsWith('{RESERVED_VOLUME_PREFIX}'), v.name)[0] + "
+                f"\" is reserved: names starting with {RESERVED_VOLUME_PREFIX} are taskflow's "
+                'own volumes"',
             ),
             _rule(
                 "self.all(v, self.exists_one(w, w.name == v.name))",
@@ -322,13 +364,37 @@ class PodTemplate(msgspec.Struct, rename="camel", omit_defaults=True, kw_only=Tr
                 ge=0,
                 description=(
                     "Seconds a stopped step (cancel, timeout, deadline) gets between SIGTERM "
-                    "and SIGKILL (Kubernetes' default: 30)."
+                    f"and SIGKILL. Unset: {DEFAULT_GRACE_SECONDS} (Kubernetes' default), for "
+                    "a step's timeout too."
                 ),
             ),
         ]
         | None
     ) = None
 
+
+#: CEL, for a volume mount ``m`` and its step ``self``
+_STEP: Final = "(has(self.name) ? self.name : '')"
+_TAKEN_VOLUME: Final = (
+    f"has(m.name) && m.name.startsWith('{RESERVED_VOLUME_PREFIX}') && "
+    f"m.name != '{WORKSPACE_VOLUME}'"
+)
+_TAKEN_PATH: Final = (
+    "has(m.mountPath) && ("
+    + " || ".join(
+        [
+            f"m.mountPath.contains('{DOTDOT_INSIDE}')",
+            f"m.mountPath.endsWith('{DOTDOT_LAST}')",
+            *(f"m.mountPath.startsWith('{p}')" for p in RESERVED_PATH_PREFIXES),
+            # == on a 4096-character field is priced as a scan; a prefix and a size are not
+            *(
+                f"(m.mountPath.startsWith('{p}') && size(m.mountPath) == {len(p)})"
+                for p in RESERVED_PATHS
+            ),
+        ]
+    )
+    + ")"
+)
 
 Steps = Annotated[
     list[
@@ -338,7 +404,22 @@ Steps = Annotated[
                 _rule(
                     "!(has(self.script) && has(self.command))",
                     "a step has either script or command, not both",
-                )
+                ),
+                _rule(
+                    f"!has(self.volumeMounts) || !self.volumeMounts.exists(m, {_TAKEN_VOLUME})",
+                    RESERVED_MOUNT_MESSAGE,
+                    f"'step ' + {_STEP} + ': volumeMount ' + "
+                    f"self.volumeMounts.map(m, {_TAKEN_VOLUME}, m.name)[0] + "
+                    f"\" is taskflow's own volume: a step may mount {WORKSPACE_VOLUME} and "
+                    'podTemplate.volumes only"',
+                ),
+                _rule(
+                    f"!has(self.volumeMounts) || !self.volumeMounts.exists(m, {_TAKEN_PATH})",
+                    RESERVED_PATH_MESSAGE,
+                    f"'step ' + {_STEP} + ': volumeMount ' + "
+                    f"self.volumeMounts.map(m, {_TAKEN_PATH}, m.name + ' at ' + m.mountPath)[0] + "
+                    "': ' + \"" + RESERVED_PATH_MESSAGE + '"',
+                ),
             ),
         ]
     ],

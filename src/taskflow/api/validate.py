@@ -2,7 +2,17 @@
 
 from __future__ import annotations
 
-from taskflow.api.task import Task
+from taskflow.api.task import (
+    DOTDOT_INSIDE,
+    DOTDOT_LAST,
+    RESERVED_PATH_PREFIXES,
+    RESERVED_PATHS,
+    RESERVED_VOLUME_PREFIX,
+    TASKFLOW_DIR,
+    WORKSPACE_VOLUME,
+    Step,
+    Task,
+)
 
 
 def spec_problem(task: Task) -> str | None:
@@ -18,4 +28,46 @@ def spec_problem(task: Task) -> str | None:
     for s in steps:
         if s.script is not None and s.command:
             return f"step {s.name}: a step has either script or command, not both"
+        if (problem := mount_problem(s)) is not None:
+            return problem
+    tpl = task.spec.pod_template
+    for v in tpl.volumes if tpl else []:
+        name = str(v.get("name", ""))
+        if name.startswith(RESERVED_VOLUME_PREFIX):
+            return (
+                f"podTemplate.volumes: volume {name} is reserved: names starting with "
+                f"{RESERVED_VOLUME_PREFIX} are taskflow's own volumes"
+            )
     return None
+
+
+def mount_problem(step: Step) -> str | None:
+    """The first of ``step``'s volume mounts that would reach taskflow's own volumes or
+    paths (the CRD's rules on a step, in the same words)."""
+    for m in step.volume_mounts:
+        name = str(m.get("name", ""))
+        if name.startswith(RESERVED_VOLUME_PREFIX) and name != WORKSPACE_VOLUME:
+            return (
+                f"step {step.name}: volumeMount {name} is taskflow's own volume: a step may "
+                f"mount {WORKSPACE_VOLUME} and podTemplate.volumes only"
+            )
+        path = m.get("mountPath")
+        if isinstance(path, str) and reserved_path(path):
+            return (
+                f"step {step.name}: volumeMount {name} at {path}: mount paths under "
+                f"{TASKFLOW_DIR} are taskflow's (and a mount path may not have '..' elements "
+                "nor start with '//', '/./' or './')"
+            )
+    return None
+
+
+def reserved_path(path: str) -> bool:
+    """Whether ``path`` could land at or under /taskflow once cleaned (the CRD's rule, from
+    the same tables): it has a ".." element, starts with "//", "/./", "./", "/taskflow/" or
+    "taskflow/", or is ".", "/.", "/taskflow" or "taskflow"."""
+    return (
+        DOTDOT_INSIDE in path
+        or path.endswith(DOTDOT_LAST)
+        or path.startswith(RESERVED_PATH_PREFIXES)
+        or path in RESERVED_PATHS
+    )

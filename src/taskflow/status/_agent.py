@@ -31,6 +31,7 @@ from typing import Final
 
 import msgspec
 
+from taskflow.api.budget import pod_message_budget
 from taskflow.api.pod import ContainerStateTerminated, ContainerStatus, Pod
 from taskflow.api.task import (
     INSTALL_CONTAINER,
@@ -47,10 +48,6 @@ from taskflow.api.task import (
 from taskflow.labels import EXECUTOR_LABEL
 from taskflow.status._clock import kubelet_time
 
-#: the kubelet's budget of termination-message bytes per pod (divided among its containers)
-POD_MESSAGE_BUDGET: Final = 12 * 1024
-#: the most the kubelet reads of one container's termination-message file
-CONTAINER_MESSAGE_LIMIT: Final = 4096
 
 # step reasons of the agent executor
 STEP_REASON_TIMED_OUT: Final = "TimedOut"
@@ -104,16 +101,9 @@ def decode_state(message: str | None) -> AgentState | None:
     return state if state.v == 1 else None
 
 
-def _containers(pod: Pod) -> int:
-    spec = pod.spec
-    return len(spec.init_containers) + len(spec.containers) + len(spec.ephemeral_containers)
-
-
 def message_budget(pod: Pod) -> int:
-    """The bytes the kubelet keeps of each termination message in ``pod``: 12 KiB divided by
-    its init, regular and ephemeral containers (``normalizeStatus`` in the kubelet's status
-    manager, Kubernetes 1.34), and never more than the 4096 it reads of a file."""
-    return min(CONTAINER_MESSAGE_LIMIT, POD_MESSAGE_BUDGET // max(1, _containers(pod)))
+    """The bytes the kubelet keeps of each termination message in ``pod`` as it is now."""
+    return pod_message_budget(pod)
 
 
 def expected_exit(step: Step, state: AgentState) -> int:
@@ -226,7 +216,9 @@ def _unreadable(step: Step, t: ContainerStateTerminated, pod: Pod) -> tuple[str,
         )
     size = len(t.message.encode())
     budget = message_budget(pod)
-    shared = f"12 KiB shared by {_containers(pod)} containers"
+    spec = pod.spec
+    count = len(spec.init_containers) + len(spec.containers) + len(spec.ephemeral_containers)
+    shared = f"12 KiB shared by {count} containers"
     # the kubelet cuts bytes; a cut inside a UTF-8 sequence comes back a little shorter
     if size + 3 >= budget:
         if step.results:
