@@ -25,7 +25,8 @@ if TYPE_CHECKING:
     _T = TypeVar("_T")
 
 VERSION = 1
-# The kubelet keeps at most 4096 bytes of a container's termination message.
+# The kubelet keeps at most 4096 bytes of a container's termination message (less when
+# the pod has many containers: ``--message-limit``).
 TERMINATION_LIMIT = 4096
 # An error text longer than this is cut (with a note): it must leave room for the rest.
 ERROR_LIMIT = 1024
@@ -149,25 +150,57 @@ def clip_error(text: str) -> str:
 
 def fit(state: State, *, limit: int = TERMINATION_LIMIT) -> State:
     """``state`` if it encodes within ``limit`` bytes; else the same step failed with no
-    results and an error that gives the sizes (a value is never truncated)."""
+    results and an error that gives the sizes (a value is never truncated). When even that
+    is too large (a small budget), the error text is cut to what fits; a state that cannot
+    fit at all (the name and the fixed fields alone are over ``limit``) is returned as
+    small as it gets (``minimal_size``)."""
     size = len(encode(state))
     if size <= limit:
         return state
-    results_size = len(_codec.dumps([{"name": n, "value": v} for n, v in state.results]))
-    return State(
-        state.name,
-        exit_code=1,
-        started_at=state.started_at,
-        finished_at=state.finished_at,
-        skipped=state.skipped,
-        timed_out=state.timed_out,
-        abort=state.abort,
-        error=(
-            f"results are {results_size} bytes (the state {size}); a step's results must fit "
-            f"in {limit} bytes with the status fields"
-        ),
-        results=[],
-    )
+    if state.results:
+        results_size = len(_codec.dumps([{"name": n, "value": v} for n, v in state.results]))
+        state = State(
+            state.name,
+            exit_code=state.exit_code or 1,
+            started_at=state.started_at,
+            finished_at=state.finished_at,
+            skipped=state.skipped,
+            timed_out=state.timed_out,
+            abort=state.abort,
+            error=(
+                f"results are {results_size} bytes (the state {size}); a step's results must "
+                f"fit in {limit} bytes with the status fields"
+            ),
+            results=[],
+        )
+    if state.error is not None and len(encode(state)) > limit:
+        state.error = _cut(state, limit)
+    return state
+
+
+def _cut(state: State, limit: int) -> str:
+    """The longest prefix of ``state.error`` (marked as cut) with which it fits ``limit``;
+    "" when none does (an empty error still says the step failed)."""
+    text = state.error or ""
+    state.error = ""
+    room = limit - len(encode(state))
+    lo, hi = 0, len(text)
+    best = ""
+    while lo <= hi:  # the encoded size grows with the prefix: bisect on it
+        mid = (lo + hi) // 2
+        candidate = text[:mid] + "... (cut)"
+        if len(_codec.dumps(candidate)) - 2 <= room:
+            best, lo = candidate, mid + 1
+        else:
+            hi = mid - 1
+    return best
+
+
+def minimal_size(name: str) -> int:
+    """The most bytes a failed state of a step called ``name`` takes with no results and its
+    error cut to "": a ``--message-limit`` below it cannot carry that step's outcome."""
+    stamp = timestamp(0)
+    return len(encode(State(name, exit_code=255, started_at=stamp, finished_at=stamp, error="")))
 
 
 def timestamp(ns: int) -> str:
@@ -183,10 +216,17 @@ def write_atomic(path: str, data: bytes, *, mode: int = 0o644) -> None:
     tmp = f"{path}.tmp.{os.getpid()}"
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, mode)
     try:
-        view = memoryview(data)
-        while view:
-            view = view[os.write(fd, view) :]
-        os.fchmod(fd, mode)
-    finally:
-        os.close(fd)
-    os.rename(tmp, path)
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view) :]
+            os.fchmod(fd, mode)
+        finally:
+            os.close(fd)
+        os.rename(tmp, path)
+    except BaseException:
+        try:  # noqa: SIM105 (contextlib is a slow import)
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise

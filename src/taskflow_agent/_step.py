@@ -1,7 +1,9 @@
 """``taskflow-agent step``: wait for the previous step, run this one, record its state.
 
 The thin shell around the pure parts (``_substitute``, ``_state``): it reads and writes the
-run directory, waits, and spawns.
+run directory, waits, and spawns. Whatever happens, it ends by recording a state (``run_step``
+catches everything): the next step must never wait forever, the operator must never be
+left without an outcome.
 
     <run>/<prev>/state.json     appears when the previous step is done (we wait for it)
     <run>/<name>/results/R      the step writes its results here ($(results.R.path))
@@ -11,79 +13,114 @@ run directory, waits, and spawns.
 
 from __future__ import annotations
 
-import errno
 import os
-import stat
 import time
 
-from taskflow_agent import _arch, _state, _substitute, _supervise, _wait
+from taskflow_agent import _arch, _read, _signals, _state, _substitute, _supervise, _wait
+from taskflow_agent._args import StepArgs, print_error
+from taskflow_agent._read import StepError
+from taskflow_agent._results import collect, read_reference
 from taskflow_agent._state import State
-from taskflow_agent.cli import StepArgs, fatal
 
 STATE = "state.json"
 SCRIPT_COPY = "script"
 
 
-class _Interrupted(Exception):
-    def __init__(self, signum: int) -> None:
-        super().__init__(signum)
-        self.signum = signum
-
-
-class StepError(Exception):
-    """The step failed before or after its command: the message goes into ``error``."""
-
-
 def run_step(args: StepArgs) -> int:
+    """Run the step and record its state; the agent's exit code."""
     own = os.path.join(args.run_dir, args.name)
-    os.makedirs(os.path.join(own, "results"), exist_ok=True)
-    state = _execute(args, own)
-    if state.error is not None:
-        state.error = _state.clip_error(state.error)
-    state = _state.fit(state)
-    state.abort = state.skipped or (state.failed and args.on_error != "continue")
+    results = os.path.join(own, "results")
+    try:
+        try:
+            os.makedirs(results, exist_ok=True)
+        except OSError as e:
+            state = _failed(args.name, 1, f"cannot create {results}: {e.strerror}")
+        else:
+            state = _execute(args, own)
+    except BaseException as e:  # the state must be written, whatever failed
+        state = _failed(args.name, 1, f"the agent failed: {type(e).__name__}: {e}")
+    return _record(args, own, state)
+
+
+def _record(args: StepArgs, own: str, state: State) -> int:
+    """Write the state (then the termination message); the exit code. If the state cannot
+    be written the step has failed: the termination message says why."""
+    state = _finish(args, state)
     if state.error is not None and not state.skipped:
-        fatal(f"step {args.name}: {state.error}")
+        print_error(f"step {args.name}: {state.error}")
     data = _state.encode(state)
+    code = exit_code(state)
     # The state first: the next step must not wait forever because of a termination
     # message we could not write (the kubelet reads that only after we exit).
-    _state.write_atomic(os.path.join(own, STATE), data)
+    try:
+        _state.write_atomic(os.path.join(own, STATE), data)
+    except Exception as e:  # OSError, or anything: it is reported, not raised
+        problem = f"cannot write the state: {e}"
+        print_error(f"step {args.name}: {problem}")
+        state.error = problem if state.error is None else f"{state.error}; {problem}"
+        if state.skipped:  # it failed, whatever it was going to be: nothing follows it
+            state.skipped = False
+            state.started_at = state.finished_at = _state.timestamp(time.time_ns())
+        state = _finish(args, state, abort=True)
+        data = _state.encode(state)
+        code = exit_code(state)
+    if len(data) > args.message_limit:
+        print_error(
+            f"step {args.name}: its state is {len(data)} bytes, over --message-limit "
+            f"{args.message_limit}: the kubelet will cut it"
+        )
     if args.termination_path is not None:
-        with open(args.termination_path, "wb") as f:
-            f.write(data)
-    if state.failed and not state.skipped and args.on_error == "stopAndFail":
+        try:
+            with open(args.termination_path, "wb") as f:
+                f.write(data)
+        except OSError as e:
+            print_error(str(e))
+            return code or 1
+    return code
+
+
+def _finish(args: StepArgs, state: State, *, abort: bool = False) -> State:
+    if state.error is not None:
+        state.error = _state.clip_error(state.error)
+    state = _state.fit(state, limit=args.message_limit)
+    state.abort = abort or state.skipped or (state.failed and args.on_error != "continue")
+    return state
+
+
+def exit_code(state: State) -> int:
+    """The agent's exit code for ``state``: the step's code (1 when that is 0) when it
+    failed and stops the Task; 0 otherwise (skipped, succeeded, or ``continue``)."""
+    if state.failed and state.abort and not state.skipped:
         return state.exit_code or 1
     return 0
 
 
 def _execute(args: StepArgs, own: str) -> State:
     """Wait, then run the command; every outcome as a State (abort is set by the caller)."""
-    late: list[int] = []  # signals that came after the wait, before they were blocked
-    handlers = _raise_on_signals(late)
-    try:
-        prev = _wait_prev(args) if args.prev is not None else None
-    except _Interrupted as e:
-        # The pod is going away before our turn: record that, so no later step waits on us.
-        name = _supervise.NAMES.get(e.signum, str(e.signum))
-        return State(args.name, skipped=True, error=f"{name} before the step started")
-    except OSError as e:  # the previous state is unreadable: fail here, visibly
-        return _failed(args.name, 1, str(e))
-    finally:
-        late.append(0)  # from here on the handler records instead of raising
-        # Blocked before the handlers go: a signal now waits for the supervisor (which
-        # forwards it to the child), none is lost or kills us with no state written.
-        _supervise.block_signals()
-        _supervise.restore_handlers(handlers)
-    if prev is not None and prev.abort:
-        return State(args.name, skipped=True)
+    if args.prev is not None:
+        try:
+            signum = _wait.wait_for(
+                os.path.join(args.run_dir, args.prev, STATE),
+                mode=args.wait,
+                poll_interval=args.poll_interval,
+            )
+            if signum:
+                return _interrupted(args.name, signum)
+            if _read_prev(args).abort:
+                return State(args.name, skipped=True)
+        except (StepError, OSError) as e:  # e.g. the previous state is unreadable
+            return _failed(args.name, 1, str(e))
     try:
         argv, env = _prepare(args, own)
     except (StepError, OSError) as e:
         return _failed(args.name, 1, str(e))
+    # The hand-over: a signal that came after the wait (the pod is going away) is taken
+    # here, before the command exists, rather than forwarded to a command just started.
+    signum = _signals.take_forwarded()
+    if signum:
+        return _interrupted(args.name, signum)
     try:
-        out = _supervise.run(
-            argv, env, timeout=args.timeout, grace=args.grace, forward_at_start=late[1:]
-        )
+        out = _supervise.run(argv, env, timeout=args.timeout, grace=args.grace)
     except _supervise.SpawnError as e:
         return _failed(args.name, e.exit_code, str(e))
     state = State(
@@ -95,12 +132,20 @@ def _execute(args: StepArgs, own: str) -> State:
     )
     if out.timed_out:
         state.error = f"timed out after {_show(args.timeout)}"
-    state.results, problem, too_large = _collect(own, args.results)
+    # Read only now: every process of the step is gone, nothing can change them any more.
+    state.results, problem, too_large = collect(
+        args.run_dir, args.name, args.results, args.message_limit
+    )
     state.error = state.error or problem
     if too_large:  # as _state.fit does for results that are too large together
         state.results = []
-        state.exit_code = 1
+        state.exit_code = state.exit_code or 1
     return state
+
+
+def _interrupted(name: str, signum: int) -> State:
+    """The pod is going away before our turn: recorded, so that no later step waits on us."""
+    return State(name, skipped=True, error=f"{_signals.name(signum)} before the step started")
 
 
 def _failed(name: str, exit_code: int, error: str) -> State:
@@ -109,29 +154,17 @@ def _failed(name: str, exit_code: int, error: str) -> State:
     return State(name, exit_code=exit_code, started_at=now, finished_at=now, error=error)
 
 
-def _raise_on_signals(late: list[int]) -> _supervise.Handlers:
-    """While we wait, a forwarded signal ends the wait (as PID 1 we would ignore it). Once
-    ``late`` is not empty the wait is over: a signal is appended to it instead."""
-
-    def handler(signum: int, frame: object) -> None:
-        if late:
-            late.append(signum)
-        else:
-            raise _Interrupted(signum)
-
-    return _supervise.set_handlers(handler)
-
-
-def _wait_prev(args: StepArgs) -> State:
+def _read_prev(args: StepArgs) -> State:
     assert args.prev is not None
-    path = os.path.join(args.run_dir, args.prev, STATE)
-    _wait.wait_for(path, mode=args.wait, poll_interval=args.poll_interval)
-    with open(path, "rb") as f:
-        data = f.read()
+    limit = max(args.message_limit, _state.TERMINATION_LIMIT)
+    try:
+        data = _read.read(args.run_dir, (args.prev, STATE), limit)
+    except _read.TooLarge as e:
+        raise StepError(f"{e}, larger than any step state ({limit} bytes)") from None
     try:
         return _state.decode(data)
     except ValueError as e:
-        raise OSError(f"{path}: {e}") from None
+        raise StepError(f"{os.path.join(args.run_dir, args.prev, STATE)}: {e}") from None
 
 
 def _prepare(args: StepArgs, own: str) -> tuple[list[bytes], dict[bytes, bytes]]:
@@ -149,9 +182,17 @@ def _prepare(args: StepArgs, own: str) -> tuple[list[bytes], dict[bytes, bytes]]
     if args.script is not None:
         with open(args.script, "rb") as f:
             script = f.read()
-    chunks = [*args.argv, *env.values(), *([script] if script is not None else [])]
-    refs = _substitute.references(chunks)
-    values = {ref: _read_result(args.run_dir, *ref) for ref in refs}
+    limit = max(args.message_limit, _state.TERMINATION_LIMIT)
+    refs = _substitute.references([*args.argv, *env.values(), *([script] if script else [])])
+    values = {ref: read_reference(args.run_dir, *ref, limit=limit) for ref in refs}
+    # argv and the environment are C strings: a NUL byte would cut a value short (and
+    # posix_spawn refuses it). Checked per reference, so the error names the one at fault.
+    for ref in _substitute.references([*args.argv, *env.values()]):
+        if b"\0" in values[ref]:
+            raise StepError(
+                f"$(steps.{ref[0]}.results.{ref[1]}): the value has a NUL byte, which an "
+                "argument or an environment variable cannot hold"
+            )
 
     def value(step: str, result: str) -> bytes:
         return values[(step, result)]
@@ -167,87 +208,6 @@ def _prepare(args: StepArgs, own: str) -> tuple[list[bytes], dict[bytes, bytes]]
             program = os.fsencode(copy)
         argv = [program, *argv]
     return argv, env
-
-
-def _read_result(run_dir: str, step: str, result: str) -> bytes:
-    step_dir = os.path.join(run_dir, step)
-    if not os.path.exists(os.path.join(step_dir, STATE)):
-        raise StepError(
-            f"$(steps.{step}.results.{result}): step {step!r} has not run before this step"
-        )
-    path = os.path.join(step_dir, "results", result)
-    try:
-        return read_result_file(path)
-    except FileNotFoundError:
-        raise StepError(
-            f"$(steps.{step}.results.{result}): step {step!r} did not write result "
-            f"{result!r} ({path} is missing)"
-        ) from None
-    except StepError as e:
-        raise StepError(f"$(steps.{step}.results.{result}): {e}") from None
-
-
-class TooLarge(StepError):
-    """A result file that cannot fit in a termination message."""
-
-
-def read_result_file(path: str) -> bytes:
-    """A result file's bytes. Only a regular file, not through a symlink, at most the
-    termination message's size: a step must not make a later step's agent read that
-    step's own files (a symlink planted in the shared volume), block on a FIFO, or load a
-    huge file; StepError says which. FileNotFoundError when absent."""
-    limit = _state.TERMINATION_LIMIT
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
-    except OSError as e:
-        if e.errno == errno.ELOOP:
-            raise StepError(f"{path} is a symbolic link, not a file") from None
-        raise
-    try:
-        st = os.fstat(fd)
-        if not stat.S_ISREG(st.st_mode):
-            raise StepError(f"{path} is not a regular file")
-        data = b""
-        while len(data) <= limit and (chunk := os.read(fd, limit + 1 - len(data))):
-            data += chunk
-    finally:
-        os.close(fd)
-    if len(data) > limit:
-        raise TooLarge(
-            f"{path} is {max(st.st_size, len(data))} bytes; a step's results must fit in "
-            f"{limit} bytes with the status fields"
-        )
-    return data
-
-
-def _collect(own: str, names: list[str]) -> tuple[list[tuple[str, str]], str | None, bool]:
-    """The declared results the step wrote, what is wrong with the others, and whether one
-    is too large for any termination message."""
-    results = []
-    missing = []
-    problems = []
-    too_large = False
-    for name in names:
-        path = os.path.join(own, "results", name)
-        try:
-            data = read_result_file(path)
-        except FileNotFoundError:
-            missing.append(name)
-            continue
-        except (StepError, OSError) as e:
-            problems.append(f"result {name!r}: {e}")
-            too_large = too_large or isinstance(e, TooLarge)
-            continue
-        try:
-            results.append((name, data.decode()))
-        except UnicodeDecodeError:
-            problems.append(f"result {name!r} is not UTF-8 text")
-    if missing:
-        problems.append(
-            f"result(s) {', '.join(missing)} not written (the step writes "
-            f"$(results.NAME.path) = {os.path.join(own, 'results', 'NAME')})"
-        )
-    return results, "; ".join(problems) or None, too_large
 
 
 def _show(seconds: float | None) -> str:

@@ -3,12 +3,15 @@
 - PATH lookup as execvp does, with the child's PATH (``lookpath``), then ``posix_spawn``
   with the exact argv and environment, our stdin/stdout/stderr, default signal dispositions
   and an empty signal mask (Python ignores SIGPIPE/SIGXFSZ; the child must not inherit it).
-- SIGTERM/SIGINT/SIGHUP/SIGQUIT are forwarded to the child. They and SIGCHLD are blocked and
-  taken with ``sigtimedwait``, so a signal cannot be lost between two checks and nothing
-  runs in a handler.
+- SIGTERM/SIGINT/SIGHUP/SIGQUIT are forwarded to the child. They and SIGCHLD are blocked
+  (``_signals``) and taken with ``sigtimedwait``, so a signal cannot be lost between two
+  checks and nothing runs in a handler.
 - Every child that exits is reaped (orphans of the step's processes are re-parented to us as
   PID 1); the step's command's status is kept.
 - A timeout sends SIGTERM, then SIGKILL after the grace period.
+- Once the command has exited, nothing of the step may outlive it (``_stop_the_rest``): as
+  PID 1 every other process of the container is killed and reaped; otherwise the command's
+  process group (the child is spawned as its leader).
 """
 
 from __future__ import annotations
@@ -17,22 +20,23 @@ import errno
 import os
 import time
 
+from taskflow_agent import _signals
+
 TYPE_CHECKING = False  # typing is a slow import; mypy treats this name as True
 if TYPE_CHECKING:
     import signal
-    from collections.abc import Callable, Mapping, Sequence
+    from collections.abc import Mapping, Sequence
 else:
-    # The C module under signal.py, which imports enum (a slow import) for its IntEnums.
     import _signal as signal
 
-FORWARDED = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGQUIT)
-NAMES: dict[int, str] = {signal.SIGTERM: "SIGTERM", signal.SIGINT: "SIGINT"}
-NAMES.update({signal.SIGHUP: "SIGHUP", signal.SIGQUIT: "SIGQUIT"})
+FORWARDED = _signals.FORWARDED
 _WAITED = (*FORWARDED, signal.SIGCHLD)
 # Reset to SIG_DFL in the child: what we (or Python) may have changed.
-_DEFAULTED = (*_WAITED, signal.SIGPIPE, signal.SIGXFSZ)
+_DEFAULTED = (*_signals.BLOCKED, signal.SIGPIPE, signal.SIGXFSZ)
 # glibc's execvp uses this when PATH is unset (confstr(_CS_PATH)).
 DEFAULT_PATH = b"/bin:/usr/bin"
+# Not PID 1: how long to wait for the killed process group to be gone.
+GROUP_GONE_WITHIN = 5.0
 
 
 class SpawnError(Exception):
@@ -80,43 +84,51 @@ def lookpath(name: bytes, path: bytes | None) -> bytes:
     raise SpawnError(f"{os.fsdecode(name)}: not found in PATH ({shown})", 127)
 
 
-def block_signals() -> None:
-    """Hold our signals for ``run``'s sigtimedwait (call before anything can arrive that
-    should be forwarded, i.e. before the child exists)."""
-    signal.pthread_sigmask(signal.SIG_BLOCK, _WAITED)
-
-
 def run(
     argv: Sequence[bytes],
     env: Mapping[bytes, bytes],
     *,
     timeout: float | None,
     grace: float,
-    forward_at_start: Sequence[int] = (),
 ) -> Outcome:
-    """Spawn ``argv`` (argv[0] looked up in ``env``'s PATH) and supervise it until it exits.
-    ``block_signals()`` must have been called; ``forward_at_start`` are signals that came
-    before and are sent to the child as soon as it exists. Raises SpawnError."""
+    """Spawn ``argv`` (argv[0] looked up in ``env``'s PATH), supervise it until it exits,
+    then stop whatever else of the step still runs. ``_signals.block()`` must have been
+    called. Raises SpawnError; on any other error the child is killed before it goes up."""
     program = lookpath(argv[0], env.get(b"PATH"))
+    pid1 = os.getpid() == 1
     started_ns = time.time_ns()
     try:
-        pid = os.posix_spawn(program, list(argv), dict(env), setsigmask=(), setsigdef=_DEFAULTED)
+        pid = _spawn(program, argv, env, pid1)
     except OSError as e:
         code = 127 if e.errno in (errno.ENOENT, errno.ENOTDIR) else 126
         raise SpawnError(f"cannot run {os.fsdecode(program)}: {e.strerror}", code) from None
-    for sig in forward_at_start:
-        _signal(pid, sig)
+    try:
+        timed_out = _supervise(pid, timeout, grace)
+        finished_ns = time.time_ns()
+    finally:
+        # Also when supervising failed: the child (and the rest) never outlive us.
+        status = _stop_the_rest(pid, pid1)
+    code = os.waitstatus_to_exitcode(status)  # -N when killed by signal N
+    return Outcome(code if code >= 0 else 128 - code, started_ns, finished_ns, timed_out)
+
+
+def _spawn(program: bytes, argv: Sequence[bytes], env: Mapping[bytes, bytes], pid1: bool) -> int:
+    if pid1:
+        return os.posix_spawn(program, list(argv), dict(env), setsigmask=(), setsigdef=_DEFAULTED)
+    # Not PID 1: its own process group, so that it can be stopped with the rest.
+    return os.posix_spawn(
+        program, list(argv), dict(env), setsigmask=(), setsigdef=_DEFAULTED, setpgroup=0
+    )
+
+
+def _supervise(pid: int, timeout: float | None, grace: float) -> bool:
+    """Until ``pid`` has exited (not reaped: its PID stays ours, and so does its process
+    group's ID); whether it timed out."""
     start = time.monotonic()
     term_at = None if timeout is None else start + timeout
     kill_at: float | None = None
     timed_out = False
-    while True:
-        status = _reap(pid)
-        if status is not None:
-            finished_ns = time.time_ns()
-            _reap_orphans()
-            code = os.waitstatus_to_exitcode(status)  # -N when killed by signal N
-            return Outcome(code if code >= 0 else 128 - code, started_ns, finished_ns, timed_out)
+    while not _exited(pid):
         now = time.monotonic()
         if term_at is not None and now >= term_at:
             timed_out = True
@@ -131,6 +143,57 @@ def run(
         info = signal.sigtimedwait(_WAITED, wait) if wait is not None else _sigwait()
         if info is not None and info.si_signo in FORWARDED:
             _signal(pid, info.si_signo)
+    return timed_out
+
+
+def _exited(pid: int) -> bool:
+    """Whether ``pid`` has exited, reaping every other child that has (orphans re-parented
+    to us as PID 1) but not ``pid`` itself."""
+    while True:
+        info = os.waitid(os.P_ALL, 0, os.WEXITED | os.WNOHANG | os.WNOWAIT)
+        if info is None:
+            return False
+        if info.si_pid == pid:
+            return True
+        os.waitpid(info.si_pid, 0)  # an orphan, already exited
+
+
+def _stop_the_rest(pid: int, pid1: bool) -> int:
+    """Kill what is left of the step and wait until it is gone; ``pid``'s wait status.
+
+    As PID 1 (the container's, as in every pod: taskflow never shares the process
+    namespace) that is every other process in the namespace: ``kill(-1)`` reaches them all
+    and, since nobody can fork once SIGKILL is pending, every one of them ends as our
+    child (re-parented) or outside our namespace's descendants (``kubectl exec``):
+    reaping until ECHILD means our children all died. Otherwise only the child's process
+    group can be reached (without /proc): it is killed while the child's zombie still
+    holds its ID, then polled until empty (bounded)."""
+    if pid1:
+        _kill(-1)
+        status = 0
+        while True:
+            try:
+                reaped, st = os.waitpid(-1, 0)
+            except ChildProcessError:
+                return status
+            if reaped == pid:
+                status = st
+    _kill(-pid)
+    _signal(pid, signal.SIGKILL)  # when it is not its group's leader any more
+    status = os.waitpid(pid, 0)[1]
+    end = time.monotonic() + GROUP_GONE_WITHIN
+    while _kill(-pid, 0) and time.monotonic() < end:
+        time.sleep(0.002)
+    return status
+
+
+def _kill(target: int, sig: int = signal.SIGKILL) -> bool:
+    """``kill(target, sig)``; False when nothing was there (ESRCH)."""
+    try:
+        os.kill(target, sig)
+    except ProcessLookupError:
+        return False
+    return True
 
 
 def _sigwait() -> signal.struct_siginfo:
@@ -142,40 +205,3 @@ def _signal(pid: int, sig: int) -> None:
         os.kill(pid, sig)
     except ProcessLookupError:  # it exited in between: its SIGCHLD is on the way
         pass
-
-
-def _reap(pid: int) -> int | None:
-    """Reap every exited child; the wait status of ``pid`` if it was one of them."""
-    found = None
-    while True:
-        try:
-            reaped, status = os.waitpid(-1, os.WNOHANG)
-        except ChildProcessError:
-            return found
-        if reaped == 0:
-            return found
-        if reaped == pid:
-            found = status
-
-
-def _reap_orphans() -> None:
-    while True:
-        try:
-            if os.waitpid(-1, os.WNOHANG)[0] == 0:
-                return
-        except ChildProcessError:
-            return
-
-
-if TYPE_CHECKING:
-    Handlers = dict[int, signal._HANDLER]
-
-
-def set_handlers(handler: Callable[[int, object], None]) -> Handlers:
-    """Install ``handler`` for the forwarded signals; the previous handlers."""
-    return {sig: signal.signal(sig, handler) for sig in FORWARDED}
-
-
-def restore_handlers(previous: Handlers) -> None:
-    for sig, old in previous.items():
-        signal.signal(sig, old)

@@ -10,15 +10,15 @@ agent ever makes itself).
 from __future__ import annotations
 
 import os
-import sys
 
+from taskflow_agent._args import KUBELET_MESSAGE_MAX, InstallArgs, StepArgs, print_error
 from taskflow_agent._duration import parse_duration
 from taskflow_agent._substitute import is_result_name, is_step_name
 
 USAGE = """usage: taskflow-agent step --name NAME [--prev NAME] [--timeout DURATION]
          [--grace DURATION] [--on-error continue|stopAndFail] [--result NAME]...
          [--script PATH] [--termination-path PATH] [--run-dir DIR]
-         [--wait auto|inotify|poll] [--poll-interval DURATION]
+         [--message-limit BYTES] [--wait auto|inotify|poll] [--poll-interval DURATION]
          [--arch PLATFORM=N]... -- ARGV...
        taskflow-agent install DIR [--source FILE]"""
 
@@ -27,32 +27,6 @@ ON_ERROR = ("continue", "stopAndFail")
 
 class UsageError(Exception):
     pass
-
-
-class StepArgs:
-    """``step``'s options (defaults are the pod layout's paths)."""
-
-    def __init__(self) -> None:
-        self.name = ""
-        self.prev: str | None = None
-        self.timeout: float | None = None
-        self.grace = 10.0
-        self.on_error = "stopAndFail"
-        self.results: list[str] = []
-        self.script: str | None = None
-        self.termination_path: str | None = None
-        self.run_dir = "/taskflow/run"
-        self.wait = "auto"
-        self.poll_interval = 0.05
-        self.argv: list[bytes] = []
-        #: (platform, length): ARGV is one argv per platform, this machine's runs
-        self.arches: list[tuple[str, int]] = []
-
-
-class InstallArgs:
-    def __init__(self, directory: str, source: str | None) -> None:
-        self.directory = directory
-        self.source = source
 
 
 def _duration(flag: str, text: str) -> float:
@@ -127,6 +101,11 @@ def _parse_step(rest: list[str]) -> StepArgs:
             a.wait = value
         elif flag == "--poll-interval":
             a.poll_interval = _duration(flag, value)
+        elif flag == "--message-limit":
+            if not (value.isascii() and value.isdigit() and int(value) > 0):
+                raise UsageError(f"--message-limit must be a number of bytes, not {value!r}")
+            # the kubelet never reads more, whatever the pod's budget
+            a.message_limit = min(int(value), KUBELET_MESSAGE_MAX)
         elif flag == "--arch":
             platform, eq, count = value.partition("=")
             if not (eq and platform and count.isdigit() and int(count) > 0):
@@ -148,16 +127,15 @@ def _parse_step(rest: list[str]) -> StepArgs:
     return a
 
 
-def fatal(message: str) -> None:
-    sys.stderr.write(f"taskflow-agent: {message}\n")
-    sys.stderr.flush()
-
-
 def main(argv: list[str]) -> int:
+    if argv[:1] == ["step"]:
+        from taskflow_agent import _signals
+
+        _signals.block()  # first: a signal from now on waits for the code that handles it
     try:
         args = parse(argv)
     except UsageError as e:
-        fatal(f"{e}\n{USAGE}")
+        print_error(f"{e}\n{USAGE}")
         return 2
     try:
         if isinstance(args, InstallArgs):
@@ -169,5 +147,5 @@ def main(argv: list[str]) -> int:
 
         return run_step(args)
     except OSError as e:
-        fatal(str(e))
+        print_error(str(e))
         return 1

@@ -13,10 +13,11 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from taskflow_agent import _codec, _state, _substitute
+from taskflow_agent._args import InstallArgs, StepArgs
 from taskflow_agent._duration import parse_duration
 from taskflow_agent._state import State
 from taskflow_agent._supervise import SpawnError, lookpath
-from taskflow_agent.cli import InstallArgs, StepArgs, UsageError, parse
+from taskflow_agent.cli import UsageError, parse
 
 
 @pytest.mark.parametrize(
@@ -133,6 +134,56 @@ def test_fit_keeps_a_state_at_the_limit_and_fails_one_byte_over() -> None:
         "a step's results must fit in 4096 bytes with the status fields"
     )
     assert len(_state.encode(fitted)) <= _state.TERMINATION_LIMIT
+
+
+@pytest.mark.parametrize("limit", [4096, 512, 300, 200])
+def test_fit_with_a_small_budget(limit: int) -> None:
+    """Results that do not fit are dropped (the step fails, its real code kept); an error
+    that does not fit is cut, marked, to what does: always JSON within the limit."""
+    stamp = _state.timestamp(0)
+    ran = State("build", exit_code=3, started_at=stamp, finished_at=stamp, timed_out=True)
+    ran.results = [("digest", "x" * 5000)]
+    ran.error = "timed out after 1s; " + "e" * 900
+    fitted = _state.fit(ran, limit=limit)
+    data = _state.encode(fitted)
+    assert len(data) <= limit
+    assert _state.decode(data) == fitted
+    assert (fitted.exit_code, fitted.timed_out, fitted.results) == (3, True, [])
+    assert fitted.error is not None
+    if fitted.error:
+        assert fitted.error.startswith("results")  # what it says, cut when it must be
+    small = State("build", exit_code=0, started_at=stamp, finished_at=stamp, error="e" * 900)
+    fits = len(_state.encode(small)) <= limit
+    cut = _state.fit(small, limit=limit)
+    assert len(_state.encode(cut)) <= limit
+    assert cut.error is not None
+    assert cut.error == "e" * 900 if fits else cut.error.endswith("... (cut)")
+
+
+def test_a_state_that_cannot_fit_is_as_small_as_it_gets() -> None:
+    name = "s" * 63
+    floor = _state.minimal_size(name)
+    stamp = _state.timestamp(0)
+    failed = State(name, exit_code=1, started_at=stamp, finished_at=stamp, error="e" * 500)
+    fitted = _state.fit(failed, limit=floor - 50)
+    assert fitted.error == ""  # still failed: an empty error is not null
+    assert fitted.failed
+    assert len(_state.encode(fitted)) <= floor
+    assert len(_state.encode(_state.fit(failed, limit=floor))) <= floor
+
+
+@pytest.mark.parametrize(("value", "limit"), [("512", 512), ("4096", 4096), ("6144", 4096)])
+def test_parse_message_limit(value: str, limit: int) -> None:
+    assert (
+        _step(["step", "--name", "s", "--message-limit", value, "--", "x"]).message_limit == limit
+    )
+    assert _step(["step", "--name", "s", "--", "x"]).message_limit == 4096
+
+
+@pytest.mark.parametrize("value", ["0", "-1", "4k", "", "1.5", "\u0663"])
+def test_parse_message_limit_rejects(value: str) -> None:
+    with pytest.raises(UsageError, match="--message-limit must be a number of bytes"):
+        parse(["step", "--name", "s", "--message-limit", value, "--", "x"])
 
 
 def test_clip_error_keeps_short_and_cuts_long() -> None:

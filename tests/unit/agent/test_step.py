@@ -228,26 +228,35 @@ def _fill(path: Path, size: int) -> str:
 
 
 @pytest.mark.parametrize(
-    ("sizes", "error"),
+    ("limit", "sizes", "error"),
     [
-        ([3800], None),
+        (None, [3800], None),
         # together too large: no value is cut, none is reported
-        ([2000, 2100], "results are {total} bytes (the state "),
+        (None, [2000, 2100], "results are {total} bytes (the state "),
         # one file is already too large: not even read beyond the limit
-        ([100, 5000], "result 'r1': {res}/r1 is 5000 bytes; "),
+        (None, [100, 5000], "result 'r1': {res}/r1 is 5000 bytes; "),
+        # a pod with many containers: its share of the kubelet's 12 KiB, the same rules
+        (512, [300], None),
+        (512, [150, 200], "results are {total} bytes (the state "),
+        (512, [10, 600], "result 'r1': {res}/r1 is 600 bytes; "),
+        (6144, [3800], None),  # more than the kubelet reads: 4096 it is
+        (6144, [100, 5000], "result 'r1': {res}/r1 is 5000 bytes; "),
     ],
 )
 def test_results_must_fit_the_termination_message(
-    agent: Agent, run: Path, sizes: list[int], error: str | None
+    agent: Agent, run: Path, limit: int | None, sizes: list[int], error: str | None
 ) -> None:
     res = run / "s" / "results"
     term = run / "term"
     names = [f"r{i}" for i in range(len(sizes))]
     script = "; ".join(_fill(res / n, size) for n, size in zip(names, sizes, strict=True))
     opts = [x for n in names for x in ("--result", n)]
+    if limit is not None:
+        opts += ["--message-limit", str(limit)]
     p = agent.step(run, "s", *opts, "--termination-path", str(term), argv=["sh", "-c", script])
     s = state(run, "s")
-    assert len(term.read_bytes()) <= 4096
+    budget = min(limit or 4096, 4096)
+    assert len(term.read_bytes()) <= budget
     assert term.read_bytes() == (run / "s" / "state.json").read_bytes()
     if error is None:
         assert (p.returncode, s["error"], [len(r["value"]) for r in s["results"]]) == (
@@ -260,15 +269,28 @@ def test_results_must_fit_the_termination_message(
         values = [{"name": n, "value": "x" * size} for n, size in zip(names, sizes, strict=True)]
         total = len(json.dumps(values, separators=(",", ":")))
         assert s["error"].startswith(error.format(total=total, res=res))
-        assert s["error"].endswith("must fit in 4096 bytes with the status fields")
+        assert s["error"].endswith(f"must fit in {budget} bytes with the status fields")
+
+
+def test_a_small_budget_cuts_the_error_not_the_state(agent: Agent, run: Path) -> None:
+    """A long error in a small budget: cut to fit (and marked), the state stays JSON."""
+    term = run / "term"
+    p = agent.step(
+        run, "s", "--message-limit", "300", "--termination-path", str(term), argv=["x" * 900]
+    )
+    s = state(run, "s")
+    assert (p.returncode, s["exitCode"]) == (127, 127)
+    assert len(term.read_bytes()) <= 300
+    assert s["error"].startswith("xxx")
+    assert s["error"].endswith("... (cut)")
 
 
 @pytest.mark.parametrize(
     ("make", "message"),
     [
         (lambda p: p.symlink_to("/etc/hostname"), "is a symbolic link, not a file"),
-        (os.mkfifo, "is not a regular file"),  # must not block the agent
-        (lambda p: p.mkdir(), "is not a regular file"),
+        (os.mkfifo, "is a FIFO, not a regular file"),  # must not block the agent
+        (lambda p: p.mkdir(), "is a directory, not a regular file"),
     ],
 )
 def test_a_result_must_be_a_regular_file(
