@@ -41,8 +41,8 @@ def test_run_defaults() -> None:
     cfg = cli.run_config(args)
     assert cfg.namespaces == ()
     assert cfg.workers == 4
-    assert cfg.qps == 50.0
-    assert cfg.burst == 100
+    assert cfg.qps is None  # chosen at start: unlimited under APF, else 50/100
+    assert cfg.burst is None
     assert cfg.leader_elect is False
     assert cfg.lease_namespace is None
     assert cfg.lease_name == "taskflow-leader"
