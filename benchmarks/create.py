@@ -17,11 +17,12 @@ import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from taskflow.engine.kube import Kube
 
-from . import kubeops
+from . import kubeops, operator_proc
 from .operator_proc import DEFAULT_ARGS, OPERATOR_ARGS, operator
 from .report import Metric, percentile, ratio
 
@@ -218,7 +219,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument("--jobs", action="store_true", help="a Jobs row too")
     parser.add_argument("--timeout", type=float, default=300)
+    parser.add_argument("--profile", type=Path, metavar="DIR", help="py-spy each operator run")
     opts = parser.parse_args(argv)
+    if opts.profile:
+        opts.profile.mkdir(parents=True, exist_ok=True)
+        operator_proc.PROFILES[:] = [opts.profile]
     started = time.monotonic()
     asyncio.run(experiment(opts.kubeconfig, opts.n, opts.variant or [""], opts.jobs, opts.timeout))
     print(f"{time.monotonic() - started:.0f} s", file=sys.stderr)

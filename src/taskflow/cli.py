@@ -141,7 +141,7 @@ def build_parser() -> argparse.ArgumentParser:
     work.add_argument(
         "--workers",
         type=_positive_int,
-        default=4,
+        default=64,
         metavar="N",
         help="Tasks reconciled concurrently (default: %(default)s)",
     )

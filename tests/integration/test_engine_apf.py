@@ -15,7 +15,7 @@ from tests.integration.kube_sim import create_task, eventually, operator, pods_o
 
 pytestmark = pytest.mark.integration
 
-TASKS = 12  # each costs the operator a pod, an Event and a status write
+TASKS = 20  # each costs the operator a pod, an Event and a status write
 
 
 def paced(op: Operator) -> tuple[float, float]:
