@@ -68,7 +68,7 @@ async def test_with_qps_5_the_operator_sends_at_most_5_a_second(
 ) -> None:
     qps, burst = 5.0, 5
     started = time.monotonic()
-    async with operator(kubeconfig, ns, qps=qps, burst=burst) as op:
+    async with operator(kubeconfig, ns, qps=qps, burst=burst, workers=4) as op:
         assert op.client_limit.qps == qps
         for i in range(TASKS):
             await create_task(admin, ns, f"t{i}", steps("a"))
