@@ -58,7 +58,9 @@ METHOD = [
     "N Tasks Successful; on the node, from an idle node each time.",
     "create: N objects of each kind (raw pods, Jobs, Tasks at the operator's defaults, Tasks "
     "with `--qps 0`), each in a fresh namespace, 16 at a time; client send of each create -> "
-    "its pod's ADDED on a watch; pods pinned to a node label no node has.",
+    "its pod's ADDED on a watch; pods pinned to a node label no node has. Its defaults row "
+    "runs `python -m taskflow run --log-level warning` (no --qps, default workers), not the "
+    "operator line above.",
     "latency, scale: pods pinned to a node label no node has, so no kubelet touches them "
     "(the control-plane tier's behaviour; the notes say which cluster served them). "
     "latency: client send of each create -> the pod's ADDED event "
