@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 BURST_RATIO = 0.8  # burst.tasks_per_s >= 0.8x burst.raw_pods_per_s
+CREATE_RATIO = 0.25  # create.tasks_per_s >= 0.25x create.raw_pods_per_s (operator defaults)
 RSS_10K_MB = 120.0  # rss.tasks_10k_mb < 120 MB
 AGENT_X = 1.3  # handoff20.agent_mode_s <= 1.3x handoff20.parallel_floor_s
 KUBELET_X = 1.1  # handoff20.kubelet_mode_s <= 1.1x handoff20.init_floor_s
@@ -20,6 +21,12 @@ def notes(v: Mapping[str, float | None]) -> list[str]:
         out.append(
             f"burst misses its goal: Tasks/s is {r:.2f}x the raw pods/s (goal >= "
             f"{BURST_RATIO}x), {1 - r / BURST_RATIO:.0%} short."
+        )
+    c = v.get("create.ratio")
+    if c is not None and c < CREATE_RATIO:
+        out.append(
+            f"create misses its goal: Tasks/s at the operator's defaults is {c:.3f}x the raw "
+            f"pods/s (goal >= {CREATE_RATIO}x), {1 - c / CREATE_RATIO:.0%} short."
         )
     for mode, base_key, goal in (
         ("agent_mode_s", "parallel_floor_s", AGENT_X),

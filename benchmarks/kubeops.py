@@ -28,6 +28,7 @@ CREATE_CONCURRENCY = 16  # requests in flight while creating (kubectl-like, not 
 class _Meta(msgspec.Struct):
     name: str
     resourceVersion: str = ""
+    labels: dict[str, str] = {}
 
 
 class _Phase(msgspec.Struct):
@@ -116,9 +117,10 @@ async def ensure_crd(kube: Kube) -> None:
 
 
 @asynccontextmanager
-async def namespace(kube: Kube, prefix: str) -> AsyncIterator[str]:
+async def namespace(kube: Kube, prefix: str, *, wait_gone: float = 0) -> AsyncIterator[str]:
     """A fresh namespace, deleted afterwards (the namespace controller removes its objects;
-    nothing here carries a finalizer, so that needs no operator)."""
+    nothing here carries a finalizer, so that needs no operator); ``wait_gone`` seconds at
+    most for it to be gone, so that its clean-up does not load the next measurement."""
     name = f"{prefix}-{uuid.uuid4().hex[:6]}"
     body = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}}
     await kube.request("POST", "/api/v1/namespaces", body=msgspec.json.encode(body))
@@ -127,6 +129,21 @@ async def namespace(kube: Kube, prefix: str) -> AsyncIterator[str]:
         yield name
     finally:
         await kube.request("DELETE", f"/api/v1/namespaces/{name}")
+        if wait_gone > 0:
+            await _gone(kube, f"/api/v1/namespaces/{name}", wait_gone)
+
+
+async def _gone(kube: Kube, path: str, within: float) -> None:
+    async def gone() -> bool:
+        try:
+            await kube.request("GET", path)
+        except ApiError as exc:
+            if exc.status == 404:
+                return True
+            raise
+        return False
+
+    await wait_until(gone, f"{path} deleted", within=within)
 
 
 async def wait_populated(kube: Kube, ns: str) -> None:
@@ -217,15 +234,26 @@ async def task_states(kube: Kube, ns: str) -> dict[str, str]:
     return {t.metadata.name: t.status.status if t.status else "" for t in tasks}
 
 
+def pod_key(pod: _PodItem) -> str:
+    """A pod's name (the raw client's and the operator's pods)."""
+    return pod.metadata.name
+
+
 async def pods_added(
-    kube: Kube, ns: str, seen: dict[str, float], listening: asyncio.Event, *, within: float
+    kube: Kube,
+    ns: str,
+    seen: dict[str, float],
+    listening: asyncio.Event,
+    *,
+    within: float,
+    key: Callable[[_PodItem], str] = pod_key,
 ) -> None:
     """Record in ``seen`` the local arrival time (monotonic) of each pod's ADDED event in
-    ``ns``; sets ``listening`` once the watch stream is open; runs until cancelled or
-    ``within`` (the server closes the watch then)."""
+    ``ns``, under ``key(pod)``; sets ``listening`` once the watch stream is open; runs until
+    cancelled or ``within`` (the server closes the watch then)."""
     listed = msgspec.json.decode(await kube.request("GET", PODS.format(ns=ns)), type=_PodList)
     for item in listed.items:
-        seen.setdefault(item.metadata.name, time.monotonic())
+        seen.setdefault(key(item), time.monotonic())
     query: dict[str, str | int] = {
         "watch": "1",
         "resourceVersion": str(listed.metadata.get("resourceVersion", "")),
@@ -237,7 +265,7 @@ async def pods_added(
         async for line in body:
             event = decoder.decode(line)
             if event.type == "ADDED":
-                seen.setdefault(event.object.metadata.name, time.monotonic())
+                seen.setdefault(key(event.object), time.monotonic())
 
 
 def finished_status(step: str, at: str) -> dict[str, Any]:

@@ -19,6 +19,8 @@ from pathlib import Path
 # The bench measures the engine's own ceiling, not its client-side politeness: no --qps
 # limit (the default 50/s would bound every rate below at ~25 Tasks/s).
 OPERATOR_ARGS = ("--qps", "0", "--log-level", "warning")
+#: The operator as installed: its own defaults (the create part's "defaults" row).
+DEFAULT_ARGS = ("--log-level", "warning")
 EXTRA_ARGS: list[str] = []  # run.py's --operator-arg (e.g. --workers=16), for experiments
 PROFILES: list[Path] = []  # run.py's --profile DIR: py-spy samples each operator run here
 
@@ -83,8 +85,14 @@ def _py_spy(pid: int, name: str) -> subprocess.Popen[bytes] | None:
 
 
 @contextmanager
-def operator(kubeconfig: str, namespace: str, extra: Sequence[str] = ()) -> Iterator[Operator]:
-    """Run the operator for ``namespace`` until the block ends (SIGTERM, then SIGKILL)."""
+def operator(
+    kubeconfig: str,
+    namespace: str,
+    extra: Sequence[str] = (),
+    base: Sequence[str] = OPERATOR_ARGS,
+) -> Iterator[Operator]:
+    """Run the operator for ``namespace`` until the block ends (SIGTERM, then SIGKILL);
+    ``base``: its arguments before ``extra`` and run.py's --operator-arg."""
     port = free_port()
     argv = [sys.executable, "-m", "taskflow", "run", "--kubeconfig", kubeconfig]
     argv += [
@@ -92,7 +100,8 @@ def operator(kubeconfig: str, namespace: str, extra: Sequence[str] = ()) -> Iter
         namespace,
         "--bind-address",
         f"127.0.0.1:{port}",
-        *OPERATOR_ARGS,
+        *base,
+        *extra,
         *EXTRA_ARGS,
     ]
     with tempfile.TemporaryDirectory(prefix="bench-operator-") as tmp:

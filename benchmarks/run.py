@@ -13,8 +13,10 @@ only one of them: here the control-plane parts run with ``--only latency --only 
 inside the network namespace of their own control-plane tier, and the page merges the parts.
 Prints the table, then one ``BENCH key=value`` line per number, and writes the docs page.
 
-Parts: ``handoff`` and ``burst`` (full tier), ``latency`` and ``scale`` (pods pinned to no
-node, so the control-plane tier's behaviour on any cluster), ``agent`` (no cluster).
+Parts: ``handoff``, ``burst`` and ``create`` (full tier; create's pods pinned to no node:
+raw pods, Jobs, Tasks at the operator's defaults and with --qps 0), ``latency`` and
+``scale`` (pods pinned to no node, so the control-plane tier's behaviour on any cluster),
+``agent`` (no cluster).
 ``handoff`` is the rows of :mod:`benchmarks.handoff_bench` (its hook: ``bench_rows(kubeconfig:
 str, quick: bool) -> Mapping[str, float | None]``, BENCH key -> value).
 """
@@ -37,15 +39,16 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from . import agent, burst, goals, kubeops, latency, operator_proc, scale
+from . import agent, burst, create, goals, kubeops, latency, operator_proc, scale
 from .report import Metric, bench_lines, markdown, ratio, text_table
 
 ROOT = Path(__file__).resolve().parents[1]
-PARTS = ("handoff", "burst", "latency", "scale", "agent")
-NODE_PARTS = {"handoff", "burst"}  # need a kubelet: the full tier
+PARTS = ("handoff", "burst", "create", "latency", "scale", "agent")
+# handoff, burst need a kubelet; create is issue 20's full-tier measurement (pods pinned nowhere)
+NODE_PARTS = {"handoff", "burst", "create"}
 CONTROL_PLANE_PARTS = {"latency", "scale"}
 # (quick, full) sizes; the issue's minimums in full size.
-SIZES = {"burst": (20, 200), "latency": (50, 2000), "scale": (200, 10_000)}
+SIZES = {"burst": (20, 200), "create": (20, 500), "latency": (50, 2000), "scale": (200, 10_000)}
 METHOD = [
     "All clients (the bench's, the operator's) reach the API server through the kubeconfig "
     "given (the harness's: 127.0.0.1); each part runs in its own namespace, deleted after; "
@@ -53,6 +56,11 @@ METHOD = [
     "cluster, watching only that namespace.",
     "burst: from the first create until a poll (every 0.5 s) sees all N pods Succeeded / all "
     "N Tasks Successful; on the node, from an idle node each time.",
+    "create: N objects of each kind (raw pods, Jobs, Tasks at the operator's defaults, Tasks "
+    "with `--qps 0`), each in a fresh namespace, 16 at a time; client send of each create -> "
+    "its pod's ADDED on a watch; pods pinned to a node label no node has. Its defaults row "
+    "runs `python -m taskflow run --log-level warning` (no --qps, default workers), not the "
+    "operator line above.",
     "latency, scale: pods pinned to a node label no node has, so no kubelet touches them "
     "(the control-plane tier's behaviour; the notes say which cluster served them). "
     "latency: client send of each create -> the pod's ADDED event "
@@ -163,6 +171,7 @@ async def cluster_parts(
             notes.append(f"{', '.join(ran)}: served by {where}")
         runners: dict[str, Callable[[int], Any]] = {
             "burst": lambda n: burst.run(kube, kubeconfig, n, within),
+            "create": lambda n: create.run(kube, kubeconfig, n, within),
             "latency": lambda n: latency.run(kube, kubeconfig, n, within),
             "scale": lambda n: scale.run(kube, kubeconfig, n, within),
         }

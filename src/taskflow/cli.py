@@ -141,22 +141,23 @@ def build_parser() -> argparse.ArgumentParser:
     work.add_argument(
         "--workers",
         type=_positive_int,
-        default=4,
+        default=64,
         metavar="N",
         help="Tasks reconciled concurrently (default: %(default)s)",
     )
     work.add_argument(
         "--qps",
         type=_non_negative,
-        default=50.0,
+        default=None,
         help="API requests per second, client-side (as client-go; watches and the Lease are "
-        "not counted), 0 = unlimited (default: %(default)s)",
+        "not counted), 0 = unlimited (default: unlimited when the API server does API "
+        "Priority and Fairness, else 50)",
     )
     work.add_argument(
         "--burst",
         type=_positive_int,
-        default=100,
-        help="API requests allowed in a burst above --qps (default: %(default)s)",
+        default=None,
+        help="API requests allowed in a burst above --qps (default: 100)",
     )
     work.add_argument(
         "--stream-failure-threshold",

@@ -290,3 +290,13 @@ def test_admission_policy_is_installed_unless_turned_off(
     objects = chart.helm_template(helm=helm, set_values={"admissionPolicy": "false"})
     assert not _kinds(objects, "ValidatingAdmissionPolicy")
     assert not _kinds(objects, "ValidatingAdmissionPolicyBinding")
+
+
+def test_client_limit_values_reach_taskflow_run(helm: str, default_objects: Objects) -> None:
+    # unset: the operator chooses (none under API Priority and Fairness, else 50/100)
+    assert not any(a.startswith(("--qps", "--burst")) for a in _container(default_objects)["args"])
+    objects = chart.helm_template(helm=helm, set_values={"qps": "0", "burst": "20"})
+    args = _container(objects)["args"]
+    assert "--qps=0" in args  # 0 is a value (no limit), not "unset"
+    assert "--burst=20" in args
+    _assert_taskflow_run_accepts(args)

@@ -63,3 +63,14 @@ def test_handoff_within_its_goals_gives_no_notes() -> None:
         "handoff.agent_long_step_ms": 1.0,
     }
     assert notes(run) == []
+
+
+@pytest.mark.parametrize(("ratio", "short"), [(0.1, "60% short"), (0.3, None)])
+def test_create_short_of_its_goal_says_by_how_much(ratio: float, short: str | None) -> None:
+    got = notes({"create.ratio": ratio})
+    if short is None:
+        assert got == []
+    else:
+        (note,) = got
+        assert "0.100x" in note
+        assert short in note

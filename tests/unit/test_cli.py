@@ -40,9 +40,9 @@ def test_run_defaults() -> None:
     args = cli.build_parser().parse_args(["run"])
     cfg = cli.run_config(args)
     assert cfg.namespaces == ()
-    assert cfg.workers == 4
-    assert cfg.qps == 50.0
-    assert cfg.burst == 100
+    assert cfg.workers == 64
+    assert cfg.qps is None  # chosen at start: unlimited under APF, else 50/100
+    assert cfg.burst is None
     assert cfg.leader_elect is False
     assert cfg.lease_namespace is None
     assert cfg.lease_name == "taskflow-leader"

@@ -6,8 +6,9 @@ session and decode the bytes with msgspec ourselves (no OpenAPI model round trip
 
 Like client-go's REST client, :meth:`Kube.request` (not the long-running watch streams)
 
-* takes a token from a client-side QPS/burst bucket before each request (``limiter``),
-  so a burst of reconciles cannot flood the API server;
+* takes a token from a client-side QPS/burst bucket before each request (``limiter``):
+  the operator sets none when the API server does API Priority and Fairness
+  (:meth:`Kube.detect_apf`), whose queues are the server's own protection, else 50/100;
 * retries an answer the server did not act on: ``429 Too Many Requests`` (API priority
   and fairness, max-in-flight) always, ``503`` only when it carries ``Retry-After``.
   It waits the ``Retry-After`` seconds (capped) or the backoff, whichever is longer, at
@@ -72,6 +73,19 @@ class ApiError(Exception):
         except (msgspec.DecodeError, msgspec.ValidationError):
             self.message = body[:500].decode("utf-8", "replace")
         super().__init__(f"{method} {path}: HTTP {status} {self.reason}: {self.message}".strip())
+
+
+#: Headers an API server doing API Priority and Fairness sets on every answer it classified
+#: (k8s.io/api/flowcontrol/v1: the UIDs of the FlowSchema and PriorityLevel matched).
+APF_HEADERS = ("X-Kubernetes-PF-FlowSchema-UID", "X-Kubernetes-PF-PriorityLevel-UID")
+#: Answered by every API server to any client (system:public-info-viewer), classified by APF.
+APF_PROBE_PATH = "/version"
+
+
+def carries_apf(headers: Mapping[str, str]) -> bool:
+    """Whether an answer's headers say API Priority and Fairness classified the request."""
+    names = {name.lower() for name in headers}
+    return all(h.lower() in names for h in APF_HEADERS)
 
 
 #: Retries of one request the server refused for now (client-go's default is 10; each
@@ -260,6 +274,23 @@ class Kube:
                 self.metrics.api_retries.labels(str(resp.status), method).inc()
             log.info("%s %s: HTTP %d, retry %d in %.2fs", method, path, resp.status, attempt, delay)
             await self._sleep(delay)
+
+    async def detect_apf(self, seconds: float = 5.0) -> bool | None:
+        """Whether the API server does API Priority and Fairness: one GET (no token, no
+        retry) bounded by ``seconds``, any HTTP answer's headers. None when no answer came."""
+        try:
+            headers = await self._headers(None)
+            async with self._session.get(
+                self._url(APF_PROBE_PATH, None),
+                headers=headers,
+                timeout=aiohttp.ClientTimeout(total=seconds),
+                **self._kwargs(),
+            ) as resp:
+                await resp.read()
+                return carries_apf(resp.headers)
+        except (aiohttp.ClientError, TimeoutError, OSError) as exc:
+            log.warning("could not ask the API server whether it does APF: %s", exc)
+            return None
 
     async def _take_token(self, method: str) -> None:
         wait = self.limiter.reserve()

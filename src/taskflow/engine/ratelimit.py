@@ -5,6 +5,7 @@ from __future__ import annotations
 import random
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 
 Clock = Callable[[], float]
 
@@ -70,3 +71,41 @@ class TokenBucket:
         if self._tokens >= 0:
             return 0.0
         return -self._tokens / self.rate
+
+
+#: The client-side limit on a server without API Priority and Fairness (the operator's
+#: fixed default before it looked for APF).
+FALLBACK_QPS = 50.0
+FALLBACK_BURST = 100
+
+
+@dataclass(frozen=True)
+class ClientLimit:
+    """The QPS/burst an API client paces itself to (``qps`` 0: none), and why."""
+
+    qps: float
+    burst: int
+    why: str
+
+    def describe(self) -> str:
+        if self.qps <= 0:
+            return f"no client-side limit ({self.why})"
+        return f"{self.qps:g} requests/s, burst {self.burst} ({self.why})"
+
+
+def choose_limit(qps: float | None, burst: int | None, apf: bool | None) -> ClientLimit:
+    """The limit in force: an explicit ``qps`` (``--qps``, 0 = none) always wins; else none
+    when the API server does API Priority and Fairness (``apf``: its queues and 429s shed
+    load per flow, as controller-runtime >= 0.21 relies on), else the fallback 50/100 (no
+    APF headers, or the probe got no answer: ``apf`` None)."""
+    chosen_burst = burst if burst is not None else FALLBACK_BURST
+    if qps is not None:
+        return ClientLimit(qps, chosen_burst, "set by --qps")
+    if apf:
+        return ClientLimit(0.0, chosen_burst, "the API server does API Priority and Fairness")
+    why = (
+        "the API server's answers carry no API Priority and Fairness headers"
+        if apf is False
+        else "could not tell whether the API server does API Priority and Fairness"
+    )
+    return ClientLimit(FALLBACK_QPS, chosen_burst, why)
