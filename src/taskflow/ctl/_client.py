@@ -14,7 +14,7 @@ import yaml
 
 from taskflow.api import task as api
 from taskflow.ctl._model import TaskView, decode_task
-from taskflow.engine.kube import ApiError, Kube, _default_kubeconfig, connect
+from taskflow.engine.kube import ApiError, Kube, connect, default_kubeconfig
 
 MERGE_PATCH = "application/merge-patch+json"
 #: a watch asks the server to end it after this long (then it is resumed), and gives up on a
@@ -38,7 +38,7 @@ class Target:
 
 def context_namespace(kubeconfig: str | None, context: str | None) -> str | None:
     """The namespace of the kubeconfig context in use (kubectl's default namespace)."""
-    path = kubeconfig or _default_kubeconfig()
+    path = kubeconfig or default_kubeconfig()
     if path is None:
         return None
     try:
@@ -58,7 +58,7 @@ def context_namespace(kubeconfig: str | None, context: str | None) -> str | None
 
 def resolve(kubeconfig: str | None, context: str | None, namespace: str | None) -> Target:
     """Where to connect, or a CtlError saying clearly that there is nowhere."""
-    path = kubeconfig or _default_kubeconfig()
+    path = kubeconfig or default_kubeconfig()
     if path is not None and not os.path.isfile(path):
         raise CtlError(f"no kubeconfig at {path}")
     if path is None and not os.environ.get("KUBERNETES_SERVICE_HOST"):
