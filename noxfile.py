@@ -1,5 +1,5 @@
-"""Developer sessions. `nox` alone runs every test: lint + types, unit, chart, integration,
-e2e, chaos."""
+"""Developer sessions. `nox` alone runs every test: lint + types, unit, loopback, chart,
+integration, e2e, chaos."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from pathlib import Path
 
 import nox
 
-nox.options.sessions = ["lint", "unit", "chart", "integration", "e2e", "chaos"]
+nox.options.sessions = ["lint", "unit", "loopback", "chart", "integration", "e2e", "chaos"]
 nox.options.reuse_existing_virtualenvs = True
 nox.options.error_on_missing_interpreters = True
 
@@ -106,6 +106,16 @@ def unit_312(session: nox.Session) -> None:
 def unit_313(session: nox.Session) -> None:
     """The unit tier on Python 3.13 (the newest this project supports)."""
     _unit(session, floor=False)
+
+
+@nox.session(python=PYTHON)
+def loopback(session: nox.Session) -> None:
+    """Against servers the tests start on 127.0.0.1, no cluster: a scripted API server that
+    misbehaves (leases, 429/503, pacing), docker-registry with and without auth, a token
+    server, `taskflow run` with nothing to talk to."""
+    _debian_packages(session, "tests/loopback/apt-packages.txt")
+    _install(session)
+    session.run("pytest", "tests/loopback", *session.posargs)
 
 
 @nox.session(python=PYTHON)
