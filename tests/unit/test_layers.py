@@ -5,6 +5,7 @@ pure layers' promise: no I/O library imported, no file or stdin touched."""
 from __future__ import annotations
 
 import ast
+import sys
 from pathlib import Path
 
 import pytest
@@ -174,3 +175,32 @@ def test_the_io_check_sees_a_module_that_does_io() -> None:
         "sys.stdin at line 12",
     ]
     assert not io_uses(ast.parse("class S:\n    stdin: bool = False\n"))
+
+
+# -- the agent stands alone -----------------------------------------------------------------
+
+AGENT = SRC.parent / "taskflow_agent"
+#: Built into the static executable by taskflow_agent.build (its C part), not installed.
+AGENT_NATIVE = {"_taskflow_native"}
+
+
+def top_level_imports(tree: ast.AST) -> set[str]:
+    found: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            found.update(a.name.split(".")[0] for a in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            found.add(node.module.split(".")[0])
+    return found
+
+
+@pytest.mark.parametrize("path", sorted(AGENT.rglob("*.py")), ids=lambda p: p.name)
+def test_the_agent_imports_only_the_stdlib_and_itself(path: Path) -> None:
+    allowed = set(sys.stdlib_module_names) | {"taskflow_agent"} | AGENT_NATIVE
+    bad = top_level_imports(ast.parse(path.read_text())) - allowed
+    assert not bad, f"{path.relative_to(AGENT.parent)} imports {sorted(bad)}"
+
+
+def test_the_agent_check_sees_a_taskflow_import() -> None:
+    tree = ast.parse("import os\nfrom taskflow.api import Task\nimport yaml\n")
+    assert top_level_imports(tree) - set(sys.stdlib_module_names) == {"taskflow", "yaml"}
