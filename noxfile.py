@@ -1,5 +1,5 @@
-"""Developer sessions. `nox` alone runs every test: lint + types, unit, chart, integration,
-e2e, chaos."""
+"""Developer sessions. `nox` alone runs every test: lint + types, unit, loopback, chart,
+integration, e2e, chaos."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from pathlib import Path
 
 import nox
 
-nox.options.sessions = ["lint", "unit", "chart", "integration", "e2e", "chaos"]
+nox.options.sessions = ["lint", "unit", "loopback", "chart", "integration", "e2e", "chaos"]
 nox.options.reuse_existing_virtualenvs = True
 nox.options.error_on_missing_interpreters = True
 
@@ -68,13 +68,54 @@ def lint(session: nox.Session) -> None:
     session.run("mypy")
 
 
-@nox.session(python=PYTHON)
-def unit(session: nox.Session) -> None:
-    """Pure tests: no cluster, no network. The agent's tests build its static executable
-    (Debian packages in tests/unit/agent/apt-packages.txt, installed when missing)."""
+#: The unit tier's coverage floor (percent of src/taskflow and src/taskflow_agent lines, the
+#: agent's executable aside: it runs as a subprocess). Raise it when coverage rises.
+COVERAGE_FLOOR = 75
+
+
+def _selects_tests(args: list[str]) -> bool:
+    """Whether pytest arguments choose some tests (a path, ``x::y``, ``-k``, ``-m``)."""
+    return any(a.startswith(("tests", "-k", "-m")) or "::" in a for a in args)
+
+
+def _unit(session: nox.Session, *, floor: bool) -> None:
     _debian_packages(session, "tests/unit/agent/apt-packages.txt")
     _install(session)
-    session.run("pytest", "tests/unit", *session.posargs)
+    cov = ["--cov=taskflow", "--cov=taskflow_agent", "--cov-report=term:skip-covered"]
+    # A chosen subset of tests covers less: the floor holds for the whole tier only.
+    if floor and not _selects_tests(session.posargs):
+        cov.append(f"--cov-fail-under={COVERAGE_FLOOR}")
+    session.run("pytest", "tests/unit", *(cov if floor else ()), *session.posargs)
+
+
+@nox.session(python=PYTHON)
+def unit(session: nox.Session) -> None:
+    """Pure tests: no cluster, no network; fails under the coverage floor. The agent's tests
+    build its static executable (Debian packages in tests/unit/agent/apt-packages.txt,
+    installed when missing)."""
+    _unit(session, floor=True)
+
+
+@nox.session(name="unit-3.12", python="3.12")
+def unit_312(session: nox.Session) -> None:
+    """The unit tier on Python 3.12 (pyenv: `PYENV_VERSION=3.11.7:3.12.1:3.13.0 nox ...`)."""
+    _unit(session, floor=False)
+
+
+@nox.session(name="unit-3.13", python="3.13")
+def unit_313(session: nox.Session) -> None:
+    """The unit tier on Python 3.13 (the newest this project supports)."""
+    _unit(session, floor=False)
+
+
+@nox.session(python=PYTHON)
+def loopback(session: nox.Session) -> None:
+    """Against servers the tests start on 127.0.0.1, no cluster: a scripted API server that
+    misbehaves (leases, 429/503, pacing), docker-registry with and without auth, a token
+    server, `taskflow run` with nothing to talk to."""
+    _debian_packages(session, "tests/loopback/apt-packages.txt")
+    _install(session)
+    session.run("pytest", "tests/loopback", *session.posargs)
 
 
 @nox.session(python=PYTHON)

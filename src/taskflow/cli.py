@@ -331,10 +331,11 @@ def cmd_render(
     import yaml
 
     from taskflow import api, render
+    from taskflow.inputs import read_documents
     from taskflow.settings import Settings
 
     try:
-        docs = api.read_documents(filename)
+        docs = read_documents(filename)
     except (OSError, yaml.YAMLError) as exc:
         err.write(f"taskflow render: {exc}\n")
         return 1

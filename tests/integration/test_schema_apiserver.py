@@ -403,6 +403,20 @@ def test_agent_fields_are_accepted_with_the_agent_or_no_executor(kube: Kube) -> 
         assert kube.create_task(body, dry_run=True)["spec"] == body["spec"]
 
 
+DURATIONS = json.loads((SEED.parent / "durations.json").read_text(encoding="utf-8"))["cases"]
+
+
+@pytest.mark.parametrize("case", DURATIONS, ids=lambda c: ascii(c["text"]))
+def test_the_api_server_reads_durations_as_the_table_says(kube: Kube, case: dict[str, Any]) -> None:
+    """The CRD's CEL rule (RE2) against tests/data/durations.json, the grammar both parsers
+    are held to (tests/unit/test_durations.py)."""
+    body = task_body("d", ok("a"), timeout=case["text"])
+    if case["seconds"] is None:
+        assert "is not a duration" in kube.rejection(body)
+    else:
+        kube.create_task(body, dry_run=True)
+
+
 @pytest.mark.parametrize(
     ("body", "expected"), [c[1:] for c in INVALID], ids=[c[0] for c in INVALID]
 )

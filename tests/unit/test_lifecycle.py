@@ -10,7 +10,6 @@ import pytest
 
 from taskflow.api import Pod, Task, TaskStatus, decode_pod, decode_task
 from taskflow.api.crd import build_crd
-from taskflow.api.duration import parse_duration
 from taskflow.labels import ATTEMPT_LABEL
 from taskflow.reconcile import Plan, plan, rejected
 from taskflow.render import render_pod
@@ -54,23 +53,6 @@ def reasons(p: Plan) -> list[str]:
 
 
 A_RUNNING = ([running("a", 2), waiting("b", "PodInitializing")], [waiting("c", "PodInitializing")])
-
-
-# -- durations ----------------------------------------------------------------------------
-
-
-@pytest.mark.parametrize(
-    ("text", "seconds"),
-    [("30s", 30), ("1m30s", 90), ("1h", 3600), ("1.5h", 5400), ("250ms", 0.25), ("2h3m4s", 7384)],
-)
-def test_go_durations(text: str, seconds: float) -> None:
-    assert parse_duration(text) == pytest.approx(seconds)
-
-
-@pytest.mark.parametrize("text", ["", "30", "-1s", "1d", "1 h", "h", "1m 30s", "1.s"])
-def test_bad_durations_are_refused(text: str) -> None:
-    with pytest.raises(ValueError, match="duration such as"):
-        parse_duration(text)
 
 
 # -- cancel -------------------------------------------------------------------------------

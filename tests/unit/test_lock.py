@@ -69,3 +69,14 @@ def test_the_crd_generator_runs_on_the_locked_version(name: str) -> None:
         f"{name} {installed} is installed, requirements.lock pins {pinned}: install with "
         "`pip install -c requirements.lock -e '.[dev]'` (every nox session does)"
     )
+
+
+def test_pre_commit_runs_the_locked_ruff() -> None:
+    import yaml
+
+    config = yaml.safe_load((ROOT / ".pre-commit-config.yaml").read_text())
+    hooks = [h for repo in config["repos"] for h in repo["hooks"]]
+    assert {h["id"] for h in hooks} == {"ruff-check", "ruff-format"}
+    ruff = parse_lock(LOCK.read_text())["ruff"]
+    for hook in hooks:
+        assert hook["additional_dependencies"] == [f"ruff=={ruff}"], hook["id"]

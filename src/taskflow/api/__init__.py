@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sys
 from typing import Any
 
 import msgspec
@@ -50,7 +49,6 @@ __all__ = [
     "decode_task",
     "decode_task_status",
     "load_task_yaml",
-    "read_documents",
     "to_dict",
 ]
 
@@ -83,17 +81,6 @@ def decode_task_status(obj: Any) -> TaskStatus | None:
         return msgspec.convert(obj, TaskStatus)
     except msgspec.ValidationError:
         return None
-
-
-def read_documents(filename: str) -> list[Any]:
-    """The YAML (or JSON) documents of FILE, empty ones left out; '-' reads stdin (the
-    CLIs' ``-f``). Raises OSError or yaml.YAMLError."""
-    if filename == "-":
-        text = sys.stdin.read()
-    else:
-        with open(filename, encoding="utf-8") as f:
-            text = f.read()
-    return [d for d in yaml.safe_load_all(text) if d is not None]
 
 
 def load_task_yaml(text: str | bytes) -> Task:

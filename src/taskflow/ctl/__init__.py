@@ -15,14 +15,16 @@ from typing import Any
 
 from taskflow import __version__
 
-PROG = "kubectl taskflow"
+__all__ = ["build_parser", "main"]
 
-DESCRIPTION = """\
+_PROG = "kubectl taskflow"
+
+_DESCRIPTION = """\
 Follow, start and inspect taskflow Tasks (api.practice.com/v1alpha1): every step's log in
 order, live, with one command.
 """
 
-EPILOG = """\
+_EPILOG = """\
 examples:
   kubectl taskflow logs -f build              # every step's output, live, in order
   kubectl taskflow run -f task.yaml --follow  # create a Task, stream it, exit with its result
@@ -36,7 +38,7 @@ defaults to the context's). Exit status: 0 on success (for logs -f, run --follow
 only when the Task ended Successful), 1 on a failed Task or an error, 2 on a usage error.
 """
 
-LOGS_EPILOG = """\
+_LOGS_EPILOG = """\
 examples:
   kubectl taskflow logs build                 # what the steps printed so far
   kubectl taskflow logs -f build              # wait for each step, stream it, exit with the result
@@ -52,7 +54,7 @@ ended otherwise; 1 on an error. A step without a log (its pod deleted, its node 
 named on stderr and the others are still printed.
 """
 
-RUN_EPILOG = """\
+_RUN_EPILOG = """\
 examples:
   kubectl taskflow run -f task.yaml                      # prints task/NAME created
   kubectl taskflow run -f task.yaml --follow             # ... then streams it like logs -f
@@ -62,7 +64,7 @@ With --follow the exit status is the Task's result (0 only when Successful): the
 for scripts and CI.
 """
 
-GET_EPILOG = """\
+_GET_EPILOG = """\
 examples:
   kubectl taskflow get                 # the Tasks of the namespace
   kubectl taskflow get build -w        # one Task, a new line on every change
@@ -72,17 +74,17 @@ STEPS has one sign per step: ✓ done, ✗ failed, ▸ running, · waiting, - no
 (+ x > . - when the terminal cannot show them).
 """
 
-DESCRIBE_EPILOG = """\
+_DESCRIBE_EPILOG = """\
 examples:
   kubectl taskflow describe build
 """
 
-CANCEL_EPILOG = """\
+_CANCEL_EPILOG = """\
 examples:
   kubectl taskflow cancel build        # sets spec.cancel; the Task ends Cancelled
 """
 
-WAIT_EPILOG = """\
+_WAIT_EPILOG = """\
 examples:
   kubectl taskflow wait build                      # until it is final
   kubectl taskflow wait build --timeout 5m || kubectl taskflow logs build
@@ -126,9 +128,9 @@ def _cluster_options(p: argparse.ArgumentParser, *, top: bool) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog=PROG,
-        description=DESCRIPTION,
-        epilog=EPILOG,
+        prog=_PROG,
+        description=_DESCRIPTION,
+        epilog=_EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--version", action="version", version=f"taskflow {__version__}")
@@ -146,7 +148,7 @@ def build_parser() -> argparse.ArgumentParser:
         _cluster_options(p, top=False)
         return p
 
-    logs = add("logs", "print the steps' output in order; -f follows it live", LOGS_EPILOG)
+    logs = add("logs", "print the steps' output in order; -f follows it live", _LOGS_EPILOG)
     logs.add_argument("task", metavar="TASK")
     logs.add_argument(
         "-f", "--follow", action="store_true", help="wait for each step, stream it until it ends"
@@ -157,7 +159,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--attempt", type=_attempt, metavar="N", help="attempt N of a retried Task (default: now)"
     )
 
-    run = add("run", "create a Task from a file, and with --follow stream it", RUN_EPILOG)
+    run = add("run", "create a Task from a file, and with --follow stream it", _RUN_EPILOG)
     run.add_argument(
         "-f", "--filename", required=True, metavar="FILE", help="Task manifest; '-' reads stdin"
     )
@@ -166,7 +168,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _log_options(run)
 
-    get = add("get", "list Tasks with their steps' progress", GET_EPILOG)
+    get = add("get", "list Tasks with their steps' progress", _GET_EPILOG)
     get.add_argument("task", metavar="TASK", nargs="?")
     get.add_argument("-w", "--watch", action="store_true", help="print a line on every change")
     get.add_argument("-A", "--all-namespaces", action="store_true", help="Tasks of every namespace")
@@ -174,14 +176,14 @@ def build_parser() -> argparse.ArgumentParser:
     desc = add(
         "describe",
         "show a Task's steps, condition, attempts and recent Events",
-        DESCRIBE_EPILOG,
+        _DESCRIBE_EPILOG,
     )
     desc.add_argument("task", metavar="TASK")
 
-    cancel = add("cancel", "stop a running Task (its status becomes Cancelled)", CANCEL_EPILOG)
+    cancel = add("cancel", "stop a running Task (its status becomes Cancelled)", _CANCEL_EPILOG)
     cancel.add_argument("task", metavar="TASK")
 
-    wait = add("wait", "wait until a Task is final; exit 0 only if Successful", WAIT_EPILOG)
+    wait = add("wait", "wait until a Task is final; exit 0 only if Successful", _WAIT_EPILOG)
     wait.add_argument("task", metavar="TASK")
     wait.add_argument(
         "--timeout",

@@ -4,7 +4,8 @@ the commands make, through :class:`taskflow.engine.kube.Kube` (no second client)
 from __future__ import annotations
 
 import os
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
+from contextlib import aclosing
 from dataclasses import dataclass
 from typing import Any
 
@@ -14,7 +15,15 @@ import yaml
 
 from taskflow.api import task as api
 from taskflow.ctl._model import TaskView, decode_task
-from taskflow.engine.kube import ApiError, Kube, _default_kubeconfig, connect
+from taskflow.engine.kube import ApiError, Kube, connect, default_kubeconfig
+from taskflow.engine.watch import (
+    Gone,
+    WatchError,
+    WatchEvent,
+    decode_list_page,
+    decode_watch_line,
+    resource_version_of,
+)
 
 MERGE_PATCH = "application/merge-patch+json"
 #: a watch asks the server to end it after this long (then it is resumed), and gives up on a
@@ -38,7 +47,7 @@ class Target:
 
 def context_namespace(kubeconfig: str | None, context: str | None) -> str | None:
     """The namespace of the kubeconfig context in use (kubectl's default namespace)."""
-    path = kubeconfig or _default_kubeconfig()
+    path = kubeconfig or default_kubeconfig()
     if path is None:
         return None
     try:
@@ -58,7 +67,7 @@ def context_namespace(kubeconfig: str | None, context: str | None) -> str | None
 
 def resolve(kubeconfig: str | None, context: str | None, namespace: str | None) -> Target:
     """Where to connect, or a CtlError saying clearly that there is nowhere."""
-    path = kubeconfig or _default_kubeconfig()
+    path = kubeconfig or default_kubeconfig()
     if path is not None and not os.path.isfile(path):
         raise CtlError(f"no kubeconfig at {path}")
     if path is None and not os.environ.get("KUBERNETES_SERVICE_HOST"):
@@ -174,50 +183,65 @@ class Client:
         """The Tasks now (``ADDED`` each, then one ``SYNCED``), then every change (``ADDED``,
         ``MODIFIED``, ``DELETED``) for as long as the caller iterates. A watch the server
         ends is resumed from the last resourceVersion; an expired one (410) starts over with
-        a new LIST (its objects come again as ``ADDED``)."""
+        a new LIST (its objects come again as ``ADDED``). The wire format is the operator's
+        (:mod:`taskflow.engine.watch`)."""
         path = tasks_path(None if all_namespaces else self.namespace)
         query: dict[str, str | int] = {}
         if name is not None:
             query["fieldSelector"] = f"metadata.name={name}"
         while True:
-            listed = await self.call("GET", path, query=query)
-            items = listed.get("items") or []
+            listed = decode_list_page(await self._get(path, query))
+            items = listed.items or []
             if name is not None and not items:
                 raise CtlError(f"{self.task_what(name)} not found")
             for item in items:
-                yield "ADDED", item
+                yield "ADDED", msgspec.json.decode(item)
             yield "SYNCED", {}  # the LIST is complete: what follows are changes
-            rv = str((listed.get("metadata") or {}).get("resourceVersion", ""))
-            expired = False
-            while not expired:
-                watch_query = {
-                    **query,
-                    "watch": "true",
-                    "resourceVersion": rv,
-                    "allowWatchBookmarks": "true",
-                    "timeoutSeconds": WATCH_SECONDS,
-                }
-                try:
-                    async with self.kube.stream(
-                        path, query=watch_query, read_timeout=WATCH_READ_TIMEOUT
-                    ) as body:
-                        async for line in body:
-                            event = msgspec.json.decode(line)
-                            kind, obj = event.get("type"), event.get("object") or {}
-                            if kind == "ERROR":
-                                expired = obj.get("code") == 410
-                                if not expired:
-                                    raise CtlError(f"watch failed: {obj.get('message', obj)}")
-                                break
-                            rv = str((obj.get("metadata") or {}).get("resourceVersion", rv))
-                            if kind != "BOOKMARK":
-                                yield kind, obj
-                except ApiError as exc:
-                    if exc.status != 410:
-                        raise self._fail(exc) from None
-                    expired = True
-                except (aiohttp.ClientError, OSError, TimeoutError) as exc:
-                    raise self._fail(exc) from None
+            rv = listed.metadata.resourceVersion
+            try:
+                while True:
+                    async with aclosing(self._watch(path, query, rv)) as events:
+                        async for event in events:
+                            rv = resource_version_of(event.object) or rv
+                            if event.type != "BOOKMARK":
+                                yield event.type, msgspec.json.decode(event.object)
+            except Gone:
+                continue  # expired: LIST again
+
+    async def _get(self, path: str, query: dict[str, str | int]) -> bytes:
+        try:
+            return await self.kube.request("GET", path, query=query)
+        except (ApiError, aiohttp.ClientError, OSError, TimeoutError) as exc:
+            raise self._fail(exc) from None
+
+    async def _watch(
+        self, path: str, query: dict[str, str | int], rv: str
+    ) -> AsyncGenerator[WatchEvent, None]:
+        """One WATCH from ``rv`` until the server ends it, bookmarks included; Gone on a 410,
+        CtlError on any other failure."""
+        watch_query = {
+            **query,
+            "watch": "true",
+            "resourceVersion": rv,
+            "allowWatchBookmarks": "true",
+            "timeoutSeconds": WATCH_SECONDS,
+        }
+        try:
+            async with self.kube.stream(
+                path, query=watch_query, read_timeout=WATCH_READ_TIMEOUT
+            ) as body:
+                async for line in body:
+                    if not line.strip():
+                        continue
+                    yield decode_watch_line(line)
+        except WatchError as exc:
+            raise CtlError(f"watch failed: {exc.message}") from None
+        except ApiError as exc:
+            if exc.status == 410:
+                raise Gone(exc.message or "410 Gone") from None
+            raise self._fail(exc) from None
+        except (aiohttp.ClientError, OSError, TimeoutError) as exc:
+            raise self._fail(exc) from None
 
     async def task_changes(self, name: str) -> AsyncIterator[TaskView]:
         """Task ``name`` now and after every change; CtlError when it does not exist or is

@@ -9,7 +9,6 @@ from typing import Any, TextIO
 import anyio
 import yaml
 
-from taskflow.api import read_documents
 from taskflow.api import task as api
 from taskflow.ctl import _follow as fsm
 from taskflow.ctl._client import Client, CtlError, tasks_path
@@ -17,6 +16,7 @@ from taskflow.ctl._describe import describe
 from taskflow.ctl._format import GET_HEADERS, can_encode, get_row, summary, table
 from taskflow.ctl._logs import Output, show_logs
 from taskflow.ctl._model import TaskView, attempt_of, decode_task
+from taskflow.inputs import read_documents
 from taskflow.status import format_duration
 
 

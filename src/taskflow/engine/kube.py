@@ -366,3 +366,6 @@ def in_cluster_namespace(default: str = "default") -> str:
     except OSError:
         return default
     return ns or default
+
+
+default_kubeconfig = _default_kubeconfig  # public: kubectl taskflow resolves it the same way

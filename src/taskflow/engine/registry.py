@@ -40,6 +40,7 @@ from taskflow.oci import (
     ACCEPT,
     Credential,
     ImageCommand,
+    ImageManifest,
     IndexEntry,
     InvalidReference,
     ManifestError,
@@ -52,7 +53,6 @@ from taskflow.oci import (
     parse_reference,
     select_platforms,
 )
-from taskflow.oci._manifest import ImageManifest
 
 log = logging.getLogger("taskflow.registry")
 

@@ -81,7 +81,12 @@ class Gone(Exception):
 
 
 class WatchError(Exception):
-    """The server reported an error inside the watch stream (an ``ERROR`` event)."""
+    """The server reported an error inside the watch stream (an ``ERROR`` event); ``message``
+    is the server's own words."""
+
+    def __init__(self, text: str, message: str = "") -> None:
+        super().__init__(text)
+        self.message = message or text
 
 
 class StreamFailed(Exception):
@@ -103,7 +108,9 @@ def decode_watch_line(line: bytes) -> WatchEvent:
         status = _status_decoder.decode(event.object)
         if status.code == 410:
             raise Gone(status.message or status.reason or "410 Gone")
-        raise WatchError(f"watch error {status.code} {status.reason}: {status.message}")
+        raise WatchError(
+            f"watch error {status.code} {status.reason}: {status.message}", status.message
+        )
     return event
 
 

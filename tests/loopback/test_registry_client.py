@@ -16,7 +16,7 @@ from taskflow.engine.registry import RegistryClient, RegistryConfig
 from taskflow.oci import Credential, ImageCommand, Resolved
 from tests.oci_registry import LocalRegistry, local_registry
 
-pytestmark = pytest.mark.integration
+pytestmark = pytest.mark.loopback  # a fake API server or registry on 127.0.0.1: no cluster
 
 USER = ("taskflow", "s3cret-pass")
 GOOD = Credential(*USER)

@@ -26,7 +26,7 @@ from taskflow.engine.leader import LeaderElector, LeadershipLost
 from taskflow.engine.ratelimit import ExponentialBackoff, TokenBucket
 from taskflow.metrics import Metrics
 
-pytestmark = pytest.mark.integration  # loopback only: no cluster needed
+pytestmark = pytest.mark.loopback  # a fake API server or registry on 127.0.0.1: no cluster
 
 LEASES = "/apis/coordination.k8s.io/v1/namespaces/ns/leases"
 PODS = "/api/v1/namespaces/ns/pods"

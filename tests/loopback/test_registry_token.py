@@ -23,7 +23,7 @@ from taskflow.engine.registry import RegistryClient, RegistryConfig
 from taskflow.oci import Credential, ImageCommand, Resolved
 from tests.oci_registry import LocalRegistry, local_registry
 
-pytestmark = pytest.mark.integration
+pytestmark = pytest.mark.loopback  # a fake API server or registry on 127.0.0.1: no cluster
 
 USER = ("hub-user", "hub-pass")
 SERVICE = "taskflow-test-registry"
