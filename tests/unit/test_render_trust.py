@@ -116,7 +116,8 @@ def test_grace_is_the_pods(template: dict[str, Any] | None, grace: str) -> None:
 
 
 def test_the_grace_flag_is_one_the_agent_reads() -> None:
-    from taskflow_agent.cli import StepArgs, parse
+    from taskflow_agent._args import StepArgs
+    from taskflow_agent.cli import parse
 
     pod = render_pod(
         task(

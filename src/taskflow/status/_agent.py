@@ -13,7 +13,8 @@ JSON in its container's termination message, checked against what the kubelet sa
   ``onError: continue`` failure or a timeout would read as a success). No message at all:
   the agent died (reason ``AgentDied``, or ``OOMKilled``), the kubelet's reason and exit
   code say how; so do the runtime's words (``StartError: exec format error``,
-  ``ContainerStatusUnknown``) in place of a state. A message the kubelet cut (it keeps ``12288 // containers`` bytes of each,
+  ``ContainerStatusUnknown``) in place of a state. A message the kubelet cut (it keeps
+  ``12288 // containers`` bytes of each,
   init, regular and ephemeral containers counted): ``ResultsTooLarge`` for a step that
   declares results, else ``StateUnreadable``; any other text: ``StateUnreadable``.
 * running: the step is ``Running`` only once its command runs, i.e. once the previous step
@@ -47,7 +48,6 @@ from taskflow.api.task import (
 )
 from taskflow.labels import EXECUTOR_LABEL
 from taskflow.status._clock import kubelet_time
-
 
 # step reasons of the agent executor
 STEP_REASON_TIMED_OUT: Final = "TimedOut"
