@@ -73,30 +73,35 @@ def test_no_leftover_writes_after_the_state(
     agent: Agent, run: Path, tmp_path: Path, stop: Path, pid1: bool
 ) -> None:
     """The leftovers append to a workspace file and, once the state exists, say so: they
-    must all be gone before it does (so before the next step can start)."""
+    must all be gone before it does (so before the next step can start). The termination
+    path is a FIFO that we open only 0.2 s after the state appears: however long the agent
+    takes after its state, nothing of the step may run in that time."""
     log = tmp_path / "workspace" / "log"
     log.parent.mkdir()
     own = run / "s" / "state.json"
+    term = tmp_path / "term"
+    os.mkfifo(term)
     body = f"echo x >> {log}; if [ -e {own} ]; then echo LATE >> {log}; fi"
     script = f"{_loops(3, stop, body)} sleep 0.2"
-    p = subprocess.run(
-        _argv(
-            agent,
-            run,
-            "s",
-            "--termination-path",
-            str(run / "term"),
-            argv=["sh", "-c", script],
-            pid1=pid1,
-        ),
+    argv = ["sh", "-c", script]
+    with subprocess.Popen(
+        _argv(agent, run, "s", "--termination-path", str(term), argv=argv, pid1=pid1),
         env=BASE_ENV,
-        capture_output=True,
-        timeout=DEADLINE,
-        check=False,
-    )
-    assert (p.returncode, p.stderr) == (0, b"")
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    ) as p:
+        wait_until(own.exists, what="the state")
+        time.sleep(0.2)
+        fd = os.open(term, os.O_RDONLY | os.O_NONBLOCK)  # lets the agent's write through
+        try:
+            out, err = p.communicate(timeout=DEADLINE)
+            message = os.read(fd, 65536)
+        finally:
+            os.close(fd)
+    assert (p.returncode, out, err) == (0, b"", b"")
+    assert message == own.read_bytes()
     size = log.stat().st_size
-    time.sleep(0.3)
+    time.sleep(0.2)
     assert log.stat().st_size == size  # nothing writes any more
     assert b"LATE" not in log.read_bytes()
     assert size > 0  # the loops did run
