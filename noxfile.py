@@ -50,10 +50,25 @@ def _debian_packages(session: nox.Session, *lists: str) -> None:
     if missing:
         session.log(f"installing Debian packages: {' '.join(missing)}")
         env = {"DEBIAN_FRONTEND": "noninteractive"}
+        _add_architectures(session, {pkg.partition(":")[2] for pkg in missing} - {""})
         session.run("apt-get", "update", external=True, env=env)
         session.run(
             "apt-get", "install", "-y", "--no-install-recommends", *missing, external=True, env=env
         )
+
+
+def _add_architectures(session: nox.Session, wanted: set[str]) -> None:
+    """Multiarch: ``pkg:arm64`` installs only once dpkg knows the architecture."""
+    known = {
+        *subprocess.run(
+            ["dpkg", "--print-foreign-architectures"], capture_output=True, text=True, check=True
+        ).stdout.split(),
+        subprocess.run(
+            ["dpkg", "--print-architecture"], capture_output=True, text=True, check=True
+        ).stdout.strip(),
+    }
+    for arch in sorted(wanted - known):
+        session.run("dpkg", "--add-architecture", arch, external=True)
 
 
 NODE_PACKAGES = ("tests/cluster/apt-packages.txt", "tests/e2e/apt-packages.txt")

@@ -15,13 +15,26 @@ Command line (root; needs ``buildah`` and ``mmdebstrap``)::
     python -m tests.e2e.images operator --push 127.0.0.1:5000/taskflow/operator:dev
     python -m tests.e2e.images agent                # base + the static agent image
     python -m tests.e2e.images static               # an image holding one static binary
-    python -m tests.e2e.images all --registry 127.0.0.1:5000   # operator + agent, pushed;
-                                                    # prints operator=REF and agent=REF
+    python -m tests.e2e.images all [--registry 127.0.0.1:5000] [--platforms amd64,arm64]
+
+``all`` builds the operator and the agent for every platform (default linux/amd64 and
+linux/arm64) and pushes each as one OCI image index, printing ``operator=REF`` and
+``agent=REF``; without ``--registry`` (or ``$TASKFLOW_TEST_REGISTRY``) it pushes to the
+running harness cluster's registry (the full tier's, 127.0.0.1:35000).
+
+Other platforms than this machine's need no emulation: the Containerfile's build stages run
+on this machine's base and write the target's files (wheels by ``pip --platform``, the
+agent cross-compiled), and the target's base is built by ``mmdebstrap --variant=extract
+--arch=ARCH`` (unpacked, no maintainer script run; the two things those scripts would make
+that the operator uses, the CA certificates and the stdlib's bytecode, come from this
+machine: the native base's ``/etc/ssl/certs`` and its same-version python3).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import hashlib
 import json
 import os
 import shutil
@@ -29,7 +42,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -69,6 +82,9 @@ DEBIAN_MIRRORS = (
 BASE_PACKAGES = ("python3", "python3-pip", "ca-certificates")
 BUILD_CA_PATH = "/run/taskflow-build-ca.crt"
 MERGED_USR_HOOK = Path("/usr/share/mmdebstrap/hooks/merged-usr")
+#: the platforms `all` builds and pushes (README, the chart's values say the same)
+PLATFORMS = ("amd64", "arm64")
+_DPKG_ARCH = {"x86_64": "amd64", "aarch64": "arm64"}
 
 # (context_dir, containerfile, target, tag, build_args) -> None; the harness's
 # ``build_containerfile`` has this shape.
@@ -162,18 +178,58 @@ def registry_image_size(registry: str, repository: str, reference: str) -> int:
     return sum(int(b.get("size", 0)) for b in blobs)
 
 
-def build_python_base(tag: str = BASE_TAG, *, force: bool = False) -> str:
-    """Build the Debian Python base image into buildah storage; skipped when present."""
+def native_arch() -> str:
+    """This machine's architecture, as OCI and Debian name it."""
+    machine = os.uname().machine
+    return _DPKG_ARCH.get(machine, machine)
+
+
+def base_tag(arch: str) -> str:
+    """The local Python base for ``arch`` (:data:`BASE_TAG` is this machine's)."""
+    return BASE_TAG if arch == native_arch() else f"{BASE_TAG}-{arch}"
+
+
+def operator_tag(arch: str) -> str:
+    return OPERATOR_TAG if arch == native_arch() else f"{OPERATOR_TAG}-{arch}"
+
+
+def agent_tag(arch: str) -> str:
+    return AGENT_TAG if arch == native_arch() else f"{AGENT_TAG}-{arch}"
+
+
+def _foreign_hooks(native_root: str) -> list[str]:
+    """mmdebstrap hooks for an unpacked foreign root: what its maintainer scripts would
+    have made and the operator uses (the native base's CA store, same Debian package;
+    the stdlib's bytecode, compiled by this machine's python3 of the same version)."""
+    return [
+        f'--customize-hook=cp -a {native_root}/etc/ssl/certs/. "$1"/etc/ssl/certs/',
+        '--customize-hook=/usr/bin/python3 -m compileall -q -j0 "$1"/usr/lib/python3.11',
+    ]
+
+
+def build_python_base(tag: str = BASE_TAG, *, force: bool = False, arch: str | None = None) -> str:
+    """Build the Debian Python base image for ``arch`` (default this machine's) into buildah
+    storage; skipped when present. Another architecture's is unpacked, not installed (no
+    emulation): see the module docstring."""
     require_tools("buildah", "mmdebstrap")
+    arch = arch or native_arch()
     if not force and image_exists(tag):
         _log(f"{tag}: present, not rebuilt")
         return tag
+    foreign = arch != native_arch()
+    if foreign:
+        require_tools("/usr/bin/python3")
+        build_python_base(BASE_TAG)
     started = time.monotonic()
-    with tempfile.TemporaryDirectory(prefix="taskflow-base-") as tmp:
+    with (
+        tempfile.TemporaryDirectory(prefix="taskflow-base-") as tmp,
+        _mounted(BASE_TAG if foreign else None) as native_root,
+    ):
         tarball = Path(tmp) / "rootfs.tar"
         args = [
             "mmdebstrap",
-            "--variant=minbase",
+            "--variant=extract" if foreign else "--variant=minbase",
+            f"--arch={arch}",
             "--include=" + ",".join(BASE_PACKAGES),
             "--aptopt=APT::Install-Recommends false",
             "--dpkgopt=path-exclude=/usr/share/doc/*",
@@ -186,6 +242,8 @@ def build_python_base(tag: str = BASE_TAG, *, force: bool = False) -> str:
             '"$1"/var/lib/apt/lists/* "$1"/var/cache/apt/* "$1"/var/cache/debconf/*-old '
             '"$1"/var/log/* "$1"/tmp/*',
         ]
+        if native_root is not None:
+            args += _foreign_hooks(native_root)
         if MERGED_USR_HOOK.is_dir():
             # usr-is-merged instead of usrmerge (which drags perl into the image).
             args.append(f"--hook-dir={MERGED_USR_HOOK}")
@@ -198,6 +256,10 @@ def build_python_base(tag: str = BASE_TAG, *, force: bool = False) -> str:
                 [
                     "buildah",
                     "config",
+                    "--os",
+                    "linux",
+                    "--arch",
+                    arch,
                     "--env",
                     "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
                     "--env",
@@ -218,6 +280,19 @@ def build_python_base(tag: str = BASE_TAG, *, force: bool = False) -> str:
     return tag
 
 
+@contextlib.contextmanager
+def _mounted(image: str | None) -> Iterator[str | None]:
+    """A local image's root, mounted read-only for the block (None: nothing)."""
+    if image is None:
+        yield None
+        return
+    ctr = _run(["buildah", "from", "--pull-never", image], capture=True).strip()
+    try:
+        yield _run(["buildah", "mount", ctr], capture=True).strip()
+    finally:
+        subprocess.run(["buildah", "rm", ctr], capture_output=True, check=False)
+
+
 def host_ca_bundle() -> Path | None:
     """The CA bundle this machine's pip trusts, if configured (e.g. a TLS-inspecting proxy)."""
     for var in ("PIP_CERT", "REQUESTS_CA_BUNDLE", "SSL_CERT_FILE"):
@@ -233,8 +308,25 @@ def buildah_build(
     target: str,
     tag: str,
     build_args: Mapping[str, str],
+    *,
+    arch: str | None = None,
 ) -> None:
-    """Build one target of a Containerfile with buildah (layers cached, host network)."""
+    """Build one target of a Containerfile with buildah (layers cached, host network), for
+    ``arch`` (default this machine's).
+
+    Not with ``--platform``: buildah 1.28 then looks every local image up for that
+    platform, ``FROM --platform=...`` included, and finds no base for the build stages. So
+    TARGETARCH is passed as the builders that honour ``--platform`` set it (and not
+    BUILDPLATFORM, which buildah 1.28 would take as the platform of every lookup), BUILD_BASE is
+    this machine's base and PYTHON_BASE the target's (whose architecture the operator image
+    inherits); a ``FROM scratch`` result (the agent) gets its architecture set after."""
+    arch = arch or native_arch()
+    build_args = {
+        "TARGETARCH": arch,
+        "BUILD_BASE": BASE_TAG,
+        "PYTHON_BASE": base_tag(arch),
+        **build_args,
+    }
     args = [
         "buildah",
         "build",
@@ -250,7 +342,6 @@ def buildah_build(
         "-t",
         tag,
     ]
-    build_args = dict(build_args)
     ca_bundle = host_ca_bundle()
     if ca_bundle is not None and "PIP_CERT" not in build_args:
         args += ["--volume", f"{ca_bundle}:{BUILD_CA_PATH}:ro"]
@@ -259,6 +350,24 @@ def buildah_build(
         args += ["--build-arg", f"{key}={value}"]
     args.append(str(context_dir))
     _run(args)
+    _set_arch(tag, arch)
+
+
+def _set_arch(tag: str, arch: str) -> None:
+    """Re-commit ``tag`` with ``arch`` in its config when it says another one."""
+    fmt = "{{.OCIv1.Architecture}}"
+    if (
+        _run(["buildah", "inspect", "--type", "image", "--format", fmt, tag], capture=True).strip()
+        == arch
+    ):
+        return
+    ctr = _run(["buildah", "from", "--pull-never", tag], capture=True).strip()
+    try:
+        _run(["buildah", "config", "--os", "linux", "--arch", arch, ctr])
+        _run(["buildah", "commit", "--rm", ctr, tag], capture=True)
+    except BaseException:
+        subprocess.run(["buildah", "rm", ctr], capture_output=True, check=False)
+        raise
 
 
 @dataclass(frozen=True)
@@ -268,21 +377,34 @@ class BuiltImage:
     seconds: float
 
 
+def _bases(base: str, arch: str) -> dict[str, str]:
+    """Build args for the bases (built first when they are the local ones and absent)."""
+    if base != BASE_TAG:
+        return {"PYTHON_BASE": base, "BUILD_BASE": base}
+    build_python_base(BASE_TAG)
+    return {"PYTHON_BASE": build_python_base(base_tag(arch), arch=arch)}
+
+
 def build_operator(
     *,
     base: str = BASE_TAG,
-    tag: str = OPERATOR_TAG,
+    tag: str | None = None,
     builder: Builder | None = None,
     context_dir: Path = ROOT,
+    arch: str | None = None,
 ) -> BuiltImage:
-    """Build the Containerfile's ``operator`` target on ``base`` (built first if absent)."""
-    if base == BASE_TAG:
-        build_python_base(base)
+    """Build the Containerfile's ``operator`` target for ``arch`` (default this machine's)
+    on ``base`` (the local bases are built first if absent)."""
+    arch = arch or native_arch()
+    tag = tag or operator_tag(arch)
+    build_args = {**_bases(base, arch), "VERSION": version()}
     started = time.monotonic()
-    build_args = {"PYTHON_BASE": base, "VERSION": version()}
-    (builder or buildah_build)(
-        context_dir, context_dir / "Containerfile", "operator", tag, build_args
-    )
+    if builder is None:
+        buildah_build(
+            context_dir, context_dir / "Containerfile", "operator", tag, build_args, arch=arch
+        )
+    else:
+        builder(context_dir, context_dir / "Containerfile", "operator", tag, build_args)
     seconds = time.monotonic() - started
     size = image_size(tag)
     _log(f"{tag}: built in {seconds:.0f}s, {size / 1e6:.1f} MB")
@@ -292,17 +414,27 @@ def build_operator(
 def build_agent(
     *,
     base: str = BASE_TAG,
-    tag: str = AGENT_TAG,
+    tag: str | None = None,
     builder: Builder | None = None,
     context_dir: Path = ROOT,
+    arch: str | None = None,
 ) -> BuiltImage:
-    """Build the Containerfile's ``agent`` target (its build stage apt-installs gcc and
-    libpython3-dev into ``base``: needs the Debian mirrors the first time; cached after)."""
+    """Build the Containerfile's ``agent`` target for ``arch`` (its build stage apt-installs
+    gcc and libpython3-dev, or the cross gcc and the arch's libpython3.11-dev, into this
+    machine's base: needs the Debian mirrors the first time; cached after)."""
+    arch = arch or native_arch()
+    tag = tag or agent_tag(arch)
+    build_args = {"BUILD_BASE": base, "VERSION": version()}
     if base == BASE_TAG:
         build_python_base(base)
+        build_args.pop("BUILD_BASE")
     started = time.monotonic()
-    build_args = {"PYTHON_BASE": base, "VERSION": version()}
-    (builder or buildah_build)(context_dir, context_dir / "Containerfile", "agent", tag, build_args)
+    if builder is None:
+        buildah_build(
+            context_dir, context_dir / "Containerfile", "agent", tag, build_args, arch=arch
+        )
+    else:
+        builder(context_dir, context_dir / "Containerfile", "agent", tag, build_args)
     seconds = time.monotonic() - started
     size = image_size(tag)
     _log(f"{tag}: built in {seconds:.0f}s, {size / 1e6:.1f} MB")
@@ -337,6 +469,54 @@ def push_versioned(tag: str, registry: str, repository: str) -> str:
     return ref
 
 
+def push_index(tags: Mapping[str, str], registry: str, repository: str) -> str:
+    """Push local images (architecture -> tag) as one OCI image index
+    ``registry/repository:<version>-<id12>`` (the id a hash of the images' IDs); returns
+    that ref."""
+    ids = {arch: image_id(tag) for arch, tag in sorted(tags.items())}
+    digest = hashlib.sha256(" ".join(f"{a}={i}" for a, i in ids.items()).encode()).hexdigest()
+    ref = f"{registry}/{repository}:{version()}-{digest[:12]}"
+    name = f"localhost/taskflow/index-{repository.replace('/', '-')}:{digest[:12]}"
+    subprocess.run(["buildah", "manifest", "rm", name], capture_output=True, check=False)
+    _run(["buildah", "manifest", "create", name], capture=True)
+    try:
+        for arch, ident in ids.items():
+            _run(
+                ["buildah", "manifest", "add", "--os", "linux", "--arch", arch, name, ident],
+                capture=True,
+            )
+        _run(
+            [
+                "buildah", "manifest", "push", "--all", "--format", "oci",
+                "--tls-verify=false", name, f"docker://{ref}",
+            ]
+        )  # fmt: skip
+    finally:
+        subprocess.run(["buildah", "manifest", "rm", name], capture_output=True, check=False)
+    return ref
+
+
+def harness_registry() -> str | None:
+    """The running harness cluster's registry (its full tier), if one runs."""
+    from tests.cluster import harness
+
+    info = harness.running()
+    return info.registry if info is not None else None
+
+
+def build_all(registry: str, platforms: Sequence[str]) -> dict[str, str]:
+    """Operator and agent for every platform, pushed as indexes: name -> ref."""
+    operators = {a: build_operator(arch=a).tag for a in platforms}
+    agents = {a: build_agent(arch=a).tag for a in platforms}
+    for arch in platforms:
+        for tag in (operators[arch], agents[arch]):
+            _log(f"{tag}: {image_size(tag) / 1e6:.1f} MB uncompressed")
+    return {
+        "operator": push_index(operators, registry, "taskflow/operator"),
+        "agent": push_index(agents, registry, "taskflow/agent"),
+    }
+
+
 def push(tag: str, destination: str) -> None:
     """Push a local image to ``host:port/repo:tag`` over plain HTTP (the test registry)."""
     _run(["buildah", "push", "--tls-verify=false", tag, f"docker://{destination}"])
@@ -349,33 +529,47 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--registry",
         default=os.environ.get("TASKFLOW_TEST_REGISTRY"),
         metavar="HOST:PORT",
-        help="with 'all': push there (default: $TASKFLOW_TEST_REGISTRY)",
+        help="with 'all': push there (default: $TASKFLOW_TEST_REGISTRY, else the running "
+        "harness cluster's registry)",
     )
+    parser.add_argument(
+        "--platforms",
+        default=",".join(PLATFORMS),
+        metavar="ARCH,...",
+        help=f"with 'all': the index's platforms (default {','.join(PLATFORMS)})",
+    )
+    parser.add_argument("--arch", help="with operator/agent/base: build for this platform")
     parser.add_argument("--force", action="store_true", help="rebuild the base image")
     parser.add_argument("--base", default=BASE_TAG, help="PYTHON_BASE for the Containerfile")
-    parser.add_argument("--tag", default=OPERATOR_TAG)
+    parser.add_argument("--tag", help="operator: the local tag")
     parser.add_argument("--push", metavar="HOST:PORT/REPO:TAG", help="push the result there")
     opts = parser.parse_args(argv)
     os.environ.setdefault("BUILDAH_ISOLATION", "chroot")
     try:
         if opts.what == "all":
-            if not opts.registry:
-                parser.error("'all' needs --registry or TASKFLOW_TEST_REGISTRY")
-            operator = build_operator(base=opts.base).tag
-            agent = build_agent(base=opts.base).tag
-            print(f"operator={push_versioned(operator, opts.registry, 'taskflow/operator')}")
-            print(f"agent={push_versioned(agent, opts.registry, 'taskflow/agent')}")
+            registry = opts.registry or harness_registry()
+            if not registry:
+                raise ImageError(
+                    "no registry to push to: no harness cluster with a registry runs "
+                    "(`nox -s cluster -- up --tier full` starts one) and neither --registry "
+                    "nor TASKFLOW_TEST_REGISTRY is set"
+                )
+            refs = build_all(registry, [a for a in opts.platforms.split(",") if a])
+            for name, ref in refs.items():
+                print(f"{name}={ref}")
             return 0
         if opts.what == "base":
-            result = build_python_base(opts.base, force=opts.force)
+            arch = opts.arch or native_arch()
+            tag = opts.base if opts.base != BASE_TAG else base_tag(arch)
+            result = build_python_base(tag, force=opts.force, arch=arch)
         elif opts.what == "agent":
-            result = build_agent(base=opts.base, tag=AGENT_TAG).tag
+            result = build_agent(base=opts.base, arch=opts.arch).tag
         elif opts.what == "static":
             result = build_static_image().tag
         else:
             if opts.force and opts.base == BASE_TAG:
                 build_python_base(opts.base, force=True)
-            result = build_operator(base=opts.base, tag=opts.tag).tag
+            result = build_operator(base=opts.base, tag=opts.tag, arch=opts.arch).tag
         if opts.push:
             push(result, opts.push)
     except ImageError as exc:

@@ -35,6 +35,7 @@ from taskflow.status._agent import (
     is_agent_pod,
 )
 from taskflow.status._clock import format_duration, parse_time, utc
+from taskflow.status._platform import platform_mismatch
 from taskflow.status._reasons import (
     AGENT_DIED,
     AGENT_INSTALL_FAILED,
@@ -269,6 +270,12 @@ def _natural(
             reason=pull_failed,
             message=f"{running_label}: cannot pull image {image!r} ({waiting}){detail}",
             completion_fallback_now=True,
+        )
+    mismatch = platform_mismatch(task, pod, s.message) if waiting in PULL_RETRY else None
+    if mismatch is not None:  # no retry can pull what the index does not have
+        msg = f"{running_label}: {mismatch}"
+        return Outcome(
+            word=FAILURE, reason=IMAGE_PULL_FAILED, message=msg, completion_fallback_now=True
         )
     if waiting in PULL_RETRY or waiting in CONFIG_RETRY:
         pull = waiting in PULL_RETRY
