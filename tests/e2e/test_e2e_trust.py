@@ -303,7 +303,8 @@ def test_an_agent_killed_from_the_host_fails_the_task_and_stops_the_pod(
 
 
 def test_a_step_whose_image_never_pulls_fails_and_stops_the_pod(installed: Installed) -> None:
-    status = _final(installed, "never-pulls")
+    # a pull that keeps failing ends the Task after the operator's --image-pull-timeout (5 min)
+    status = _final(installed, "never-pulls", timeout=420)
     assert status["status"] == "Failure", status
     assert _cond(status)["reason"] == "ImagePullFailed", _cond(status)
     assert _logs(installed, status, "first").strip() == "first"

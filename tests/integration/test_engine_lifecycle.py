@@ -82,8 +82,13 @@ async def test_cancel_while_running_stops_the_pod_then_ends_cancelled(
             return bool(p["spec"].get("activeDeadlineSeconds") == 1)
 
         await eventually(told)
-        st = await status_is(admin, ns, "stop", status="Running")
-        assert st["conditions"][0]["reason"] == "Stopping"
+
+        async def stopping() -> bool:
+            # the pod is told before the status that follows from it is written
+            st = await status_is(admin, ns, "stop", status="Running")
+            return bool(st["conditions"][0]["reason"] == "Stopping")
+
+        await eventually(stopping)
         # the kubelet stops the running step at the deadline; b never starts
         await kubelet(admin, pod, "Failed", {"a": ("terminated", 143, 1, 3)})
         st = await status_is(admin, ns, "stop", status="Cancelled")
@@ -242,8 +247,9 @@ async def test_ttl_deletes_finished_tasks_also_those_that_expired_while_down(
 ) -> None:
     async with operator(kubeconfig, ns):
         await _finish(admin, ns, "keep")
-        await _finish(admin, ns, "short", ttlSecondsAfterFinished=1)
-        await eventually(lambda: _gone(admin, ns, "short"), within=15)
+        # long enough for _finish to see it finished before it is deleted
+        await _finish(admin, ns, "short", ttlSecondsAfterFinished=3)
+        await eventually(lambda: _gone(admin, ns, "short"), within=20)
         await _finish(admin, ns, "later", ttlSecondsAfterFinished=4)
     # the operator is down when "later" expires
     await anyio.sleep(4.5)
