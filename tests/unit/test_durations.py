@@ -18,16 +18,6 @@ from taskflow_agent import _duration as agent
 TABLE = Path(__file__).resolve().parents[1] / "data" / "durations.json"
 CASES: list[dict[str, Any]] = json.loads(TABLE.read_text(encoding="utf-8"))["cases"]
 
-#: Where the agent's parser disagrees with the table today. The agent belongs to its own
-#: change; strict xfail, so each line must go once the agent is fixed.
-AGENT_DISAGREES = {
-    " 30s": "strips blanks",
-    "30s ": "strips blanks",
-    "\t1m": "strips blanks",
-    "10\u03bcs": "knows only U+00B5, not U+03BC",
-    "\u0663s": "str.isdigit() takes any Unicode digit",
-}
-
 
 def _ids(case: dict[str, Any]) -> str:
     return ascii(case["text"])
@@ -52,19 +42,7 @@ def test_crd_pattern(case: dict[str, Any]) -> None:
     assert bool(re.fullmatch(api.DURATION_PATTERN, case["text"])) == (case["seconds"] is not None)
 
 
-@pytest.mark.parametrize(
-    "case",
-    [
-        pytest.param(
-            c,
-            marks=pytest.mark.xfail(strict=True, reason=f"agent {AGENT_DISAGREES[c['text']]}"),
-        )
-        if c["text"] in AGENT_DISAGREES
-        else c
-        for c in CASES
-    ],
-    ids=_ids,
-)
+@pytest.mark.parametrize("case", CASES, ids=_ids)
 def test_agent_parser(case: dict[str, Any]) -> None:
     _check(agent.parse_duration, case)
 
@@ -75,4 +53,3 @@ def test_the_table_covers_both_verdicts_and_every_unit() -> None:
     assert len(CASES) - len(good) >= 10
     for unit in ("ns", "us", "\u00b5s", "\u03bcs", "ms", "s", "m", "h"):
         assert any(t.endswith(unit) for t in good), unit
-    assert set(AGENT_DISAGREES) <= {c["text"] for c in CASES}
