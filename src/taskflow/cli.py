@@ -8,7 +8,7 @@ import logging
 import signal
 import sys
 from collections.abc import Sequence
-from typing import Any, Literal, TextIO
+from typing import Any, Literal, TextIO, TypeAlias
 
 import msgspec
 
@@ -101,9 +101,11 @@ def _settings_fields() -> list[tuple[str, Any]]:
     ]
 
 
-def build_parser() -> argparse.ArgumentParser:
-    from taskflow import logs
+#: What ``add_subparsers`` returns (argparse does not name the type publicly).
+_Subcommands: TypeAlias = "argparse._SubParsersAction[argparse.ArgumentParser]"
 
+
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="taskflow",
         description=DESCRIPTION,
@@ -111,7 +113,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"taskflow {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    _add_run(sub)
+    _add_crd(sub)
+    _add_policy(sub)
+    _add_render(sub)
+    return parser
 
+
+def _add_run(sub: _Subcommands) -> None:
     run = sub.add_parser(
         "run",
         help="run the operator",
@@ -119,6 +128,17 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=RUN_EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
+    # One function per group, in the order ``taskflow run --help`` lists them.
+    _cluster_flags(run)
+    _reconciling_flags(run)
+    _leader_election_flags(run)
+    _timeout_flags(run)
+    _executor_flags(run)
+    _serving_flags(run)
+
+
+def _cluster_flags(run: argparse.ArgumentParser) -> None:
+    """Which cluster, and which of its namespaces."""
     conn = run.add_argument_group("cluster")
     conn.add_argument(
         "--kubeconfig",
@@ -137,6 +157,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="watch only this namespace; repeat for several (default: all namespaces)",
     )
 
+
+def _reconciling_flags(run: argparse.ArgumentParser) -> None:
+    """How fast and how often Tasks are reconciled."""
     work = run.add_argument_group("reconciling")
     work.add_argument(
         "--workers",
@@ -167,7 +190,6 @@ def build_parser() -> argparse.ArgumentParser:
         help="a watch stream failing this long marks /healthz failed and the operator exits "
         "(default: %(default)s)",
     )
-
     work.add_argument(
         "--resync-period",
         type=_non_negative,
@@ -177,6 +199,9 @@ def build_parser() -> argparse.ArgumentParser:
         "0 = never (default: %(default)s)",
     )
 
+
+def _leader_election_flags(run: argparse.ArgumentParser) -> None:
+    """Several replicas, one of them working."""
     le = run.add_argument_group("leader election")
     le.add_argument(
         "--leader-elect",
@@ -218,6 +243,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="interval between Lease renewals/attempts (default: %(default)s)",
     )
 
+
+def _timeout_flags(run: argparse.ArgumentParser) -> None:
+    """One flag per duration among the Settings fields."""
     timeouts = run.add_argument_group("Task timeouts (seconds, or durations such as 1h30m)")
     for name, default in _settings_fields():
         shown = "off" if default is None else f"{default:g}"
@@ -230,6 +258,9 @@ def build_parser() -> argparse.ArgumentParser:
             help=f"{SETTINGS_HELP.get(name, name.replace('_', ' '))} (default: {shown})",
         )
 
+
+def _executor_flags(run: argparse.ArgumentParser) -> None:
+    """How steps run: the agent or the kubelet alone."""
     executor = run.add_argument_group("executor (how a Task's steps run)")
     executor.add_argument(
         "--default-executor",
@@ -257,6 +288,11 @@ def build_parser() -> argparse.ArgumentParser:
         "https, or http for localhost and 127.0.0.0/8",
     )
 
+
+def _serving_flags(run: argparse.ArgumentParser) -> None:
+    """The health and metrics endpoints, and the logs."""
+    from taskflow import logs
+
     obs = run.add_argument_group("serving and logging")
     obs.add_argument(
         "--bind-address",
@@ -272,6 +308,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--log-level", choices=logs.LEVELS, default="info", help="(default: %(default)s)"
     )
 
+
+def _add_crd(sub: _Subcommands) -> None:
+    """``taskflow crd``."""
     sub.add_parser(
         "crd",
         help="print the CustomResourceDefinition (YAML)",
@@ -279,6 +318,9 @@ def build_parser() -> argparse.ArgumentParser:
         "Apply it with: taskflow crd | kubectl apply -f -",
     )
 
+
+def _add_policy(sub: _Subcommands) -> None:
+    """``taskflow policy``."""
     sub.add_parser(
         "policy",
         help="print the ValidatingAdmissionPolicy for result references (YAML)",
@@ -287,6 +329,9 @@ def build_parser() -> argparse.ArgumentParser:
         "Apply it with: taskflow policy | kubectl apply -f -",
     )
 
+
+def _add_render(sub: _Subcommands) -> None:
+    """``taskflow render -f FILE``."""
     render = sub.add_parser(
         "render",
         help="print the pod the operator would create for a Task (no cluster needed)",
@@ -305,7 +350,6 @@ def build_parser() -> argparse.ArgumentParser:
         default="agent",
         help="as `taskflow run --default-executor` (default: %(default)s)",
     )
-    return parser
 
 
 # -- commands -------------------------------------------------------------------------------
