@@ -12,7 +12,7 @@ from typing import Any
 import anyio
 
 from taskflow import reconcile
-from taskflow.api.task import FINISHED, TaskStatus
+from taskflow.api.task import FINISHED, Task, TaskStatus
 from taskflow.engine.cache import Cache, TaskEntry, Undecodable, task_name, task_namespace
 from taskflow.engine.images import ImageResolver
 from taskflow.engine.kube import ApiError
@@ -108,61 +108,80 @@ class Reconciler:
         ref = TaskRef.of(entry)
         now = self.now()
         old_status: TaskStatus | dict[str, Any] | None
+        refused = False
         if isinstance(entry, Undecodable):
             old_status = entry.raw_status
             plan = reconcile.undecodable(entry.raw_status, entry.error, now=now)
         else:
             old_status = entry.status
-            name = pod_name(entry.metadata.name, current_attempt(entry.status))
-            pod = self.cache.pod_for(uid, name)
-            if pod is not None and pod.metadata.name != name:
-                pod = None  # an earlier attempt's pod: the current one is not there yet
-            plan = reconcile.plan(entry, pod, now=now, settings=self.settings)
-            if plan.lookup_images:  # the pod is due and needs images' ENTRYPOINT/CMD
-                found = await self.images.resolve(entry, plan.lookup_images)
-                for answer in found.values():
-                    if answer.error is not None:
-                        tlog.warning("image lookup failed: %s", answer.error)
-                plan = reconcile.plan(entry, pod, now=now, settings=self.settings, images=found)
+            plan = await self._plan(uid, entry, now, tlog)
             if plan.delete_task:
                 if await self.writer.delete_task(ref):
                     tlog.info("deleted: finished and past its ttlSecondsAfterFinished")
                 return ReconcileResult.SUCCESS, None
             if plan.create_pod is not None:
-                result = await self.writer.create_pod(ref, plan.create_pod)
-                if result.outcome is Created.CREATED:
-                    tlog.info("created pod %s", _pod_name(plan.create_pod))
-                elif result.outcome is Created.ADOPTED:
-                    # ours already (a create whose status write failed, or a crash between
-                    # them): apply the plan as if the create had worked, so that the status
-                    # names this pod's attempt; planning again from the old status would
-                    # POST the same pod again, forever (the cached pod wakes the Task anyway)
-                    tlog.info("adopted existing pod %s", _pod_name(plan.create_pod))
-                elif result.outcome in (Created.BUSY, Created.CONFLICT) and result.pod is not None:
-                    tlog.info(
-                        "pod name %s is held by a pod that is not ours (%s)",
-                        _pod_name(plan.create_pod),
-                        result.outcome.value,
-                    )
-                    plan = reconcile.name_taken(
-                        entry,
-                        result.pod,
-                        going_away=result.outcome is Created.BUSY,
-                        now=now,
-                        settings=self.settings,
-                    )
-                elif result.outcome is Created.REFUSED:
-                    tlog.warning("pod refused for now: %s", result.message)
-                    refused = reconcile.create_refused(entry, result.message, now=now)
-                    await self.apply(entry, ref, old_status, refused, tlog, now)
-                    return ReconcileResult.ERROR, None
-                else:
-                    tlog.warning("pod %s: %s", result.outcome.value, result.message)
-                    plan = reconcile.rejected(entry, result.message, now=now)
+                plan, refused = await self._create_pod(entry, ref, plan.create_pod, plan, now, tlog)
         await self.apply(entry, ref, old_status, plan, tlog, now)
+        if refused:  # its status says so; the per-key backoff paces the next try
+            return ReconcileResult.ERROR, None
         if plan.requeue_after is not None:
             return ReconcileResult.REQUEUE_AFTER, plan.requeue_after
         return ReconcileResult.SUCCESS, None
+
+    async def _plan(self, uid: str, task: Task, now: datetime, tlog: TaskLogger) -> Plan:
+        """The pure core's plan for ``task`` and its current attempt's cached pod, with the
+        images' ENTRYPOINT/CMD looked up first when a due pod needs them."""
+        name = pod_name(task.metadata.name, current_attempt(task.status))
+        pod = self.cache.pod_for(uid, name)
+        if pod is not None and pod.metadata.name != name:
+            pod = None  # an earlier attempt's pod: the current one is not there yet
+        plan = reconcile.plan(task, pod, now=now, settings=self.settings)
+        if not plan.lookup_images:
+            return plan
+        found = await self.images.resolve(task, plan.lookup_images)
+        for answer in found.values():
+            if answer.error is not None:
+                tlog.warning("image lookup failed: %s", answer.error)
+        return reconcile.plan(task, pod, now=now, settings=self.settings, images=found)
+
+    async def _create_pod(
+        self,
+        task: Task,
+        ref: TaskRef,
+        manifest: dict[str, Any],
+        plan: Plan,
+        now: datetime,
+        tlog: TaskLogger,
+    ) -> tuple[Plan, bool]:
+        """POST ``manifest``; the plan to apply after the API server's answer, and whether
+        the create was refused for now (to be retried with backoff)."""
+        result = await self.writer.create_pod(ref, manifest)
+        if result.outcome is Created.CREATED:
+            tlog.info("created pod %s", _pod_name(manifest))
+            return plan, False
+        if result.outcome is Created.ADOPTED:
+            # ours already (a create whose status write failed, or a crash between them):
+            # apply the plan as if the create had worked, so that the status names this
+            # pod's attempt; planning again from the old status would POST the same pod
+            # again, forever (the cached pod wakes the Task anyway)
+            tlog.info("adopted existing pod %s", _pod_name(manifest))
+            return plan, False
+        if result.outcome in (Created.BUSY, Created.CONFLICT) and result.pod is not None:
+            tlog.info(
+                "pod name %s is held by a pod that is not ours (%s)",
+                _pod_name(manifest),
+                result.outcome.value,
+            )
+            going_away = result.outcome is Created.BUSY
+            held = reconcile.name_taken(
+                task, result.pod, going_away=going_away, now=now, settings=self.settings
+            )
+            return held, False
+        if result.outcome is Created.REFUSED:
+            tlog.warning("pod refused for now: %s", result.message)
+            return reconcile.create_refused(task, result.message, now=now), True
+        tlog.warning("pod %s: %s", result.outcome.value, result.message)
+        return reconcile.rejected(task, result.message, now=now), False
 
     async def apply(
         self,
