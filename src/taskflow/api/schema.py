@@ -228,21 +228,7 @@ def struct_schema(tp: Any, *, k8s_descriptions: bool = True) -> Schema:
 
 def _convert(t: mi.Type, k8s_descriptions: bool) -> Schema:
     if isinstance(t, mi.Metadata):
-        inner = _convert(t.type, k8s_descriptions)
-        extra = t.extra or {}
-        if "k8s" in extra:
-            out = k8s_schema(str(extra["k8s"]), descriptions=k8s_descriptions)
-            if out.get("type") != inner.get("type"):
-                raise SchemaError(f"K8sType({extra['k8s']!r}) does not fit {inner}")
-            out.update({k: v for k, v in inner.items() if k in _CONSTRAINT_KEYS})
-        else:
-            out = inner
-        for key, value in (t.extra_json_schema or {}).items():
-            if key == "x-kubernetes-validations":
-                out.setdefault(key, []).extend(copy.deepcopy(value))
-            else:
-                out[key] = copy.deepcopy(value)
-        return out
+        return _annotated(t, k8s_descriptions)
     if isinstance(t, mi.StructType):
         return _struct(t, k8s_descriptions)
     if isinstance(t, mi.UnionType):
@@ -260,29 +246,47 @@ def _convert(t: mi.Type, k8s_descriptions: bool) -> Schema:
         out = {"type": "object", "additionalProperties": _convert(t.value_type, k8s_descriptions)}
         _bounds(out, t, "Properties")
         return out
+    return _scalar(t)
+
+
+def _annotated(t: mi.Metadata, k8s_descriptions: bool) -> Schema:
+    """``Annotated[T, Meta(...)]``: T's schema (a Kubernetes type's, for ``K8sType``) with
+    the constraints and ``extra_json_schema`` the annotation adds."""
+    inner = _convert(t.type, k8s_descriptions)
+    extra = t.extra or {}
+    if "k8s" in extra:
+        out = k8s_schema(str(extra["k8s"]), descriptions=k8s_descriptions)
+        if out.get("type") != inner.get("type"):
+            raise SchemaError(f"K8sType({extra['k8s']!r}) does not fit {inner}")
+        out.update({k: v for k, v in inner.items() if k in _CONSTRAINT_KEYS})
+    else:
+        out = inner
+    for key, value in (t.extra_json_schema or {}).items():
+        if key == "x-kubernetes-validations":
+            out.setdefault(key, []).extend(copy.deepcopy(value))
+        else:
+            out[key] = copy.deepcopy(value)
+    return out
+
+
+#: Leaf types whose schema has no constraint of its own.
+_PLAIN: Final[tuple[tuple[type[mi.Type], Schema], ...]] = (
+    (mi.FloatType, {"type": "number"}),
+    (mi.BoolType, {"type": "boolean"}),
+    (mi.DateTimeType, {"type": "string", "format": "date-time"}),
+    (mi.AnyType, {"x-kubernetes-preserve-unknown-fields": True}),
+)
+
+
+def _scalar(t: mi.Type) -> Schema:
     if isinstance(t, mi.StrType):
-        out = {"type": "string"}
+        out: Schema = {"type": "string"}
         _bounds(out, t, "Length")
         if t.pattern is not None:
             out["pattern"] = t.pattern
         return out
     if isinstance(t, mi.IntType):
-        out = {"type": "integer"}
-        if t.ge is not None:
-            out["minimum"] = t.ge
-        if t.le is not None:
-            out["maximum"] = t.le
-        if t.gt is not None:
-            out["minimum"] = t.gt + 1
-        if t.lt is not None:
-            out["maximum"] = t.lt - 1
-        return out
-    if isinstance(t, mi.FloatType):
-        return {"type": "number"}
-    if isinstance(t, mi.BoolType):
-        return {"type": "boolean"}
-    if isinstance(t, mi.DateTimeType):
-        return {"type": "string", "format": "date-time"}
+        return _integer(t)
     if isinstance(t, mi.LiteralType):
         kinds = {type(v) for v in t.values}
         if kinds == {str}:
@@ -290,9 +294,23 @@ def _convert(t: mi.Type, k8s_descriptions: bool) -> Schema:
         if kinds == {int}:
             return {"type": "integer", "enum": list(t.values)}
         raise SchemaError(f"mixed literal {t}")
-    if isinstance(t, mi.AnyType):
-        return {"x-kubernetes-preserve-unknown-fields": True}
+    for kind, schema in _PLAIN:
+        if isinstance(t, kind):
+            return dict(schema)
     raise SchemaError(f"no structural schema for {t!r}")
+
+
+def _integer(t: mi.IntType) -> Schema:
+    out: Schema = {"type": "integer"}
+    if t.ge is not None:
+        out["minimum"] = t.ge
+    if t.le is not None:
+        out["maximum"] = t.le
+    if t.gt is not None:
+        out["minimum"] = t.gt + 1
+    if t.lt is not None:
+        out["maximum"] = t.lt - 1
+    return out
 
 
 def _bounds(out: Schema, t: Any, suffix: str) -> None:
@@ -328,20 +346,39 @@ def _struct(t: mi.StructType, k8s_descriptions: bool) -> Schema:
 
 def structural_errors(schema: Schema, path: str = "") -> list[str]:
     """Reasons why ``schema`` is not structural (empty when it is)."""
+    errs = _node_errors(schema, path or "/") + _value_validation_errors(schema, path)
+    for name, sub in schema.get("properties", {}).items():
+        errs += structural_errors(sub, f"{path}/{name}")
+    if isinstance(schema.get("additionalProperties"), dict):
+        errs += structural_errors(schema["additionalProperties"], f"{path}/*")
+    if isinstance(schema.get("items"), dict):
+        errs += structural_errors(schema["items"], f"{path}[]")
+    return errs
+
+
+def _node_errors(schema: Schema, where: str) -> list[str]:
+    """What is wrong with this node itself, its children aside."""
     errs: list[str] = []
     if "$ref" in schema:
-        errs.append(f"{path or '/'}: $ref")
+        errs.append(f"{where}: $ref")
     for key in ("additionalItems", "patternProperties", "dependencies", "definitions", "id"):
         if key in schema:
-            errs.append(f"{path or '/'}: forbidden keyword {key}")
+            errs.append(f"{where}: forbidden keyword {key}")
     intstr = schema.get("x-kubernetes-int-or-string") is True
     preserve = schema.get("x-kubernetes-preserve-unknown-fields") is True
     if "type" not in schema and not intstr and not preserve:
-        errs.append(f"{path or '/'}: no type")
+        errs.append(f"{where}: no type")
     if "properties" in schema and "additionalProperties" in schema:
-        errs.append(f"{path or '/'}: both properties and additionalProperties")
+        errs.append(f"{where}: both properties and additionalProperties")
     if schema.get("type") == "array" and "items" not in schema:
-        errs.append(f"{path or '/'}: array without items")
+        errs.append(f"{where}: array without items")
+    return errs
+
+
+def _value_validation_errors(schema: Schema, path: str) -> list[str]:
+    """``anyOf``/``allOf``/``oneOf`` may only validate values, not shape them."""
+    errs: list[str] = []
+    intstr = schema.get("x-kubernetes-int-or-string") is True
     for key in ("anyOf", "allOf", "oneOf"):
         for i, sub in enumerate(schema.get(key, [])):
             for bad in ("description", "default", "nullable", "additionalProperties"):
@@ -349,12 +386,6 @@ def structural_errors(schema: Schema, path: str = "") -> list[str]:
                     errs.append(f"{path}/{key}[{i}]: {bad} inside a value validation")
             if "type" in sub and not intstr:
                 errs.append(f"{path}/{key}[{i}]: type inside a value validation")
-    for name, sub in schema.get("properties", {}).items():
-        errs += structural_errors(sub, f"{path}/{name}")
-    if isinstance(schema.get("additionalProperties"), dict):
-        errs += structural_errors(schema["additionalProperties"], f"{path}/*")
-    if isinstance(schema.get("items"), dict):
-        errs += structural_errors(schema["items"], f"{path}[]")
     return errs
 
 
