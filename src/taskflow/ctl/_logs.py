@@ -178,32 +178,7 @@ async def _drive(
         task = shared.task
         action = fsm.decide(task, cur, opts)
         if isinstance(action, fsm.Stream):
-            index = task.step_names().index(action.step) if action.step in task.step_names() else 0
-            with anyio.CancelScope() as scope:
-                # only a followed stream waits for more; a plain read ends by itself
-                shared.stream_scope = scope if action.follow else None
-                if task.final and action.follow:
-                    _bound(scope)
-                ended, message = await read_log(
-                    client,
-                    action.pod,
-                    action.step,
-                    follow=action.follow,
-                    timestamps=o.timestamps,
-                    emit=_emitter(o, action.step, index),
-                )
-            shared.stream_scope = None
-            if scope.cancelled_caught:
-                ended = fsm.Ended.DRAINED
-                o.note(f"the log of step {action.step} was still open after the Task ended")
-            if ended is fsm.Ended.POD_GONE and not cur.pod_gone:
-                o.note(
-                    f"pod {action.pod} is gone (deleted, or removed after the Task ended): "
-                    f"the logs of step {action.step} and later steps are lost"
-                )
-            elif ended is fsm.Ended.NO_LOG:
-                o.note(f"step {action.step} has no log: {message}")
-            cur = fsm.after_stream(cur, ended)
+            cur = await _stream(client, shared, task, action, cur, o)
         elif isinstance(action, fsm.Skip):
             if action.note:
                 o.note(action.note)
@@ -219,9 +194,52 @@ async def _drive(
             if shared.task is task:  # nothing new arrived while deciding
                 await shared.changed.wait()
         else:
-            if action.note:
-                o.err.write(f"error: {action.note}\n")
-            if action.attempt is not None:
-                o.err.write(summary(task.name, action.attempt, o.err_colour) + "\n")
-            o.err.flush()
-            return action.code
+            return _finish(action, task, o)
+
+
+async def _stream(
+    client: Client,
+    shared: _Shared,
+    task: TaskView,
+    action: fsm.Stream,
+    cur: fsm.Cursor,
+    o: Output,
+) -> fsm.Cursor:
+    """Print one step's log as ``action`` (decided on ``task``) says; the cursor after it,
+    by how the stream ended."""
+    index = task.step_names().index(action.step) if action.step in task.step_names() else 0
+    with anyio.CancelScope() as scope:
+        # only a followed stream waits for more; a plain read ends by itself
+        shared.stream_scope = scope if action.follow else None
+        if task.final and action.follow:
+            _bound(scope)
+        ended, message = await read_log(
+            client,
+            action.pod,
+            action.step,
+            follow=action.follow,
+            timestamps=o.timestamps,
+            emit=_emitter(o, action.step, index),
+        )
+    shared.stream_scope = None
+    if scope.cancelled_caught:
+        ended = fsm.Ended.DRAINED
+        o.note(f"the log of step {action.step} was still open after the Task ended")
+    if ended is fsm.Ended.POD_GONE and not cur.pod_gone:
+        o.note(
+            f"pod {action.pod} is gone (deleted, or removed after the Task ended): "
+            f"the logs of step {action.step} and later steps are lost"
+        )
+    elif ended is fsm.Ended.NO_LOG:
+        o.note(f"step {action.step} has no log: {message}")
+    return fsm.after_stream(cur, ended)
+
+
+def _finish(action: fsm.Finish, task: TaskView, o: Output) -> int:
+    """Say why the logs end (an error, the attempt's summary); the exit code."""
+    if action.note:
+        o.err.write(f"error: {action.note}\n")
+    if action.attempt is not None:
+        o.err.write(summary(task.name, action.attempt, o.err_colour) + "\n")
+    o.err.flush()
+    return action.code
