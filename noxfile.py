@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
-from pathlib import Path
+from pathlib import Path, PurePath
 
 import nox
 
@@ -93,6 +93,20 @@ def _selects_tests(args: list[str]) -> bool:
     return any(a.startswith(("tests", "-k", "-m")) or "::" in a for a in args)
 
 
+#: pytest options whose value is a path, not a test to run
+_PATH_OPTIONS = frozenset({"--deselect", "--ignore", "--ignore-glob"})
+
+
+def _pytest_args(tier: str, posargs: list[str]) -> list[str]:
+    """The tier folder, then the session's arguments; without the folder when they name
+    tests under ``tests/`` themselves: pytest would run the whole tier beside them."""
+    named = any(
+        PurePath(arg.partition("::")[0]).parts[:1] == ("tests",) and before not in _PATH_OPTIONS
+        for before, arg in zip(["", *posargs], posargs, strict=False)
+    )
+    return [*posargs] if named else [tier, *posargs]
+
+
 def _unit(session: nox.Session, *, floor: bool) -> None:
     _debian_packages(session, "tests/unit/agent/apt-packages.txt")
     _install(session)
@@ -100,7 +114,7 @@ def _unit(session: nox.Session, *, floor: bool) -> None:
     # A chosen subset of tests covers less: the floor holds for the whole tier only.
     if floor and not _selects_tests(session.posargs):
         cov.append(f"--cov-fail-under={COVERAGE_FLOOR}")
-    session.run("pytest", "tests/unit", *(cov if floor else ()), *session.posargs)
+    session.run("pytest", *(cov if floor else ()), *_pytest_args("tests/unit", session.posargs))
 
 
 @nox.session(python=PYTHON)
@@ -130,7 +144,7 @@ def loopback(session: nox.Session) -> None:
     server, `taskflow run` with nothing to talk to."""
     _debian_packages(session, "tests/loopback/apt-packages.txt")
     _install(session)
-    session.run("pytest", "tests/loopback", *session.posargs)
+    session.run("pytest", *_pytest_args("tests/loopback", session.posargs))
 
 
 @nox.session(python=PYTHON)
@@ -138,7 +152,7 @@ def chart(session: nox.Session) -> None:
     """The Helm chart without a cluster: its CRD is `taskflow crd`, `helm template` output
     (RBAC, Deployment, options). Builds the harness's pinned helm when it is not cached."""
     _install(session)
-    session.run("pytest", "tests/chart", *session.posargs)
+    session.run("pytest", *_pytest_args("tests/chart", session.posargs))
 
 
 @nox.session(python=PYTHON)
@@ -146,7 +160,7 @@ def integration(session: nox.Session) -> None:
     """Against a real kube-apiserver (the control-plane tier, or $KUBECONFIG)."""
     _debian_packages(session, "tests/cluster/apt-packages.txt")
     _install(session)
-    session.run("pytest", "tests/integration", *session.posargs)
+    session.run("pytest", *_pytest_args("tests/integration", session.posargs))
 
 
 @nox.session(python=PYTHON)
@@ -157,7 +171,7 @@ def e2e(session: nox.Session) -> None:
     """
     _debian_packages(session, *NODE_PACKAGES)
     _install(session)
-    session.run("pytest", "tests/e2e", "--durations=10", *session.posargs)
+    session.run("pytest", "--durations=10", *_pytest_args("tests/e2e", session.posargs))
 
 
 @nox.session(python=PYTHON)

@@ -36,7 +36,8 @@ lost, or the cluster cannot be reached.
 #: Help texts of the Settings fields (any other field still gets a flag).
 SETTINGS_HELP = {
     "image_pull_timeout": "fail a step whose image cannot be pulled for this long "
-    "(ErrImagePull/ImagePullBackOff; InvalidImageName fails at once)",
+    "(ErrImagePull/ImagePullBackOff; InvalidImageName, an image the registry does not "
+    "have and one without the node's platform fail at once)",
     "config_error_timeout": "fail a step stuck in CreateContainerConfigError/"
     "CreateContainerError (missing Secret/ConfigMap) for this long",
     "default_timeout": "fail a Task without spec.timeout (TimedOut) this long after its "

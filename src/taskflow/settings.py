@@ -15,7 +15,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
 
     #: A step whose image pull keeps failing (``ErrImagePull`` / ``ImagePullBackOff``) this
     #: long after the step became current fails the Task with ``ImagePullFailed``.
-    #: ``InvalidImageName`` fails at once.
+    #: ``InvalidImageName``, an image the registry does not have and one without the node's
+    #: platform fail at once (``status/_pull.py``).
     image_pull_timeout: float = 300.0
     #: A step stuck in ``CreateContainerConfigError`` (missing Secret / ConfigMap / key) or
     #: ``CreateContainerError`` this long fails the Task with ``ContainerConfigError``.

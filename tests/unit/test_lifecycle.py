@@ -421,11 +421,22 @@ FAILED_B_KUBELET = (
     [waiting("c", "PodInitializing")],
 )
 AGENT_B_FAILED = "agent: a step failed, later agents still run"
+#: containerd's pull error for a tag the registry does not have (404 -> gRPC NotFound)
+NOT_FOUND = (
+    "rpc error: code = NotFound desc = failed to pull and unpack image "
+    '"docker.io/library/busybox:0.0": failed to resolve reference '
+    '"docker.io/library/busybox:0.0": docker.io/library/busybox:0.0: not found'
+)
 STOPS = {
     "kubelet: a step failed, the pod's phase lags": ("kubelet", FAILED_B_KUBELET, "StepFailed"),
     "kubelet: an image that cannot be pulled": (
         "kubelet",
         ([terminated("a", 0, 1, 2), waiting("b", "InvalidImageName")], [waiting("c")]),
+        "ImagePullFailed",
+    ),
+    "kubelet: an image the registry does not have": (
+        "kubelet",
+        ([terminated("a", 0, 1, 2), waiting("b", "ErrImagePull", NOT_FOUND)], [waiting("c")]),
         "ImagePullFailed",
     ),
     AGENT_B_FAILED: (
@@ -436,6 +447,15 @@ STOPS = {
     "agent: a later image never pulls": (
         "agent",
         [_done("a", 0, _state("a")), waiting("b", "InvalidImageName"), running("c", 0.6)],
+        "ImagePullFailed",
+    ),
+    "agent: a later image the registry does not have": (
+        "agent",
+        [
+            _done("a", 0, _state("a")),
+            waiting("b", "ImagePullBackOff", NOT_FOUND),
+            running("c", 0.6),
+        ],
         "ImagePullFailed",
     ),
     "agent: an agent died without a state": (
@@ -486,6 +506,22 @@ def test_a_final_failure_stops_a_pod_that_still_runs(case: str) -> None:
     assert plan(t, stopped, now=at(5), settings=SETTINGS).stop_pod is None
     ended = _pod_of(executor, t, statuses, phase="Failed")
     assert plan(t, ended, now=at(5), settings=SETTINGS).stop_pod is None
+
+
+def test_an_agent_image_the_registry_does_not_have_stops_the_pod_at_once() -> None:
+    t = _agent_task()
+    missing = waiting("taskflow-install", "ErrImagePull", NOT_FOUND)
+    p = _agent_pod(
+        t, [waiting(n, "PodInitializing") for n in ABC], phase="Pending", install=missing
+    )
+    planned = plan(t, p, now=at(5), settings=SETTINGS)
+    assert cond(planned) == (
+        "Failure",
+        "ImagePullFailed",
+        "step a (1/3): the registry has no image 'docker.io/library/busybox:0.0' (or hides it "
+        "without credentials: see imagePullSecrets)",
+    )
+    assert planned.stop_pod == "demo-pod"
 
 
 def test_a_success_never_stops_its_pod() -> None:

@@ -21,8 +21,10 @@ Failure reasons (condition ``Succeeded=False``; the message names the step):
 ``StepFailed``                a step exited non-zero (the last step included)
 ``OOMKilled``                 a step was killed for exceeding its memory limit
 ``ImagePullFailed``           ``ErrImagePull``/``ImagePullBackOff`` for longer than
-                              ``settings.image_pull_timeout``; ``InvalidImageName`` and
-                              ``ErrImageNeverPull`` at once
+                              ``settings.image_pull_timeout``; ``InvalidImageName``,
+                              ``ErrImageNeverPull``, an image the registry does not have
+                              (gRPC ``NotFound``) and one without the node's platform at
+                              once (:mod:`._pull`)
 ``ContainerConfigError``      ``CreateContainerConfigError``/``CreateContainerError`` for
                               longer than ``settings.config_error_timeout``
 ``Evicted``                   the pod was evicted (node pressure, eviction API, preemption)

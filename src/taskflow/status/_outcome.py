@@ -35,7 +35,7 @@ from taskflow.status._agent import (
     is_agent_pod,
 )
 from taskflow.status._clock import format_duration, parse_time, utc
-from taskflow.status._platform import platform_mismatch
+from taskflow.status._pull import pull_refused
 from taskflow.status._reasons import (
     AGENT_DIED,
     AGENT_INSTALL_FAILED,
@@ -271,9 +271,9 @@ def _natural(
             message=f"{running_label}: cannot pull image {image!r} ({waiting}){detail}",
             completion_fallback_now=True,
         )
-    mismatch = platform_mismatch(task, pod, s.message) if waiting in PULL_RETRY else None
-    if mismatch is not None:  # no retry can pull what the index does not have
-        msg = f"{running_label}: {mismatch}"
+    refused = pull_refused(task, pod, s.message, image) if waiting in PULL_RETRY else None
+    if refused is not None:  # no retry can pull what the registry or the index does not have
+        msg = f"{running_label}: {refused}"
         return Outcome(
             word=FAILURE, reason=IMAGE_PULL_FAILED, message=msg, completion_fallback_now=True
         )
