@@ -1,10 +1,11 @@
 """The agent's signals: all blocked from the start of ``step``, only ever *taken*.
 
-No handler runs in the agent: the signals it cares about are blocked before anything else
-and taken with ``sigtimedwait``/``sigwaitinfo`` where it is ready for them (the wait, the
-hand-over, the supervision). A signal is never lost between two checks and never lands
-"at a bad moment": it is pending until the code that handles it asks. The child gets an
-empty mask and default dispositions (``_supervise``).
+The signals it cares about are blocked before anything else and taken with
+``sigtimedwait``/``sigwaitinfo`` where it is ready for them (the hand-over, the
+supervision), or unblocked only for the time the inotify wait sleeps in ``ppoll``, whose C
+handler only records the number (``build/native.c``). A signal is never lost between two
+checks and never lands "at a bad moment": it is pending until the code that handles it
+asks. The child gets an empty mask and default dispositions (``_supervise``).
 """
 
 from __future__ import annotations
@@ -19,9 +20,7 @@ else:
 FORWARDED = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGQUIT)
 NAMES: dict[int, str] = {signal.SIGTERM: "SIGTERM", signal.SIGINT: "SIGINT"}
 NAMES.update({signal.SIGHUP: "SIGHUP", signal.SIGQUIT: "SIGQUIT"})
-#: sent by the inotify reader thread to the main thread: "look again"
-WAKE = signal.SIGUSR1
-BLOCKED = (*FORWARDED, signal.SIGCHLD, WAKE)
+BLOCKED = (*FORWARDED, signal.SIGCHLD)
 
 
 def block() -> None:

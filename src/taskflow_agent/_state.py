@@ -214,7 +214,13 @@ def write_atomic(path: str, data: bytes, *, mode: int = 0o644) -> None:
     same directory, then rename). No fsync: readers are containers of the same pod on the
     same node, which share the page cache; a node crash loses the pod anyway."""
     tmp = f"{path}.tmp.{os.getpid()}"
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, mode)
+    # The step could have planted a link by that name (it can write our directory): a new
+    # file, never one reached through a link.
+    try:  # noqa: SIM105 (contextlib is a slow import)
+        os.unlink(tmp)
+    except FileNotFoundError:
+        pass
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, mode)
     try:
         try:
             view = memoryview(data)

@@ -5,7 +5,9 @@ run directory, waits, and spawns. Whatever happens, it ends by recording a state
 catches everything): the next step must never wait forever, the operator must never be
 left without an outcome.
 
-    <run>/<prev>/state.json     appears when the previous step is done (we wait for it)
+    <run>/<prev>/state.json     appears when the previous step is done; we read it once
+                                its agent has also released <run>/<prev>'s lock (_lock)
+    <run>/<name>                locked by us from before the command until the state is in
     <run>/<name>/results/R      the step writes its results here ($(results.R.path))
     <run>/<name>/script         the script with its references substituted (when it has any)
     <run>/<name>/state.json     our state, written last, atomically: the next step starts
@@ -16,7 +18,7 @@ from __future__ import annotations
 import os
 import time
 
-from taskflow_agent import _arch, _read, _signals, _state, _substitute, _supervise, _wait
+from taskflow_agent import _arch, _lock, _read, _signals, _state, _substitute, _supervise, _wait
 from taskflow_agent._args import StepArgs, print_error
 from taskflow_agent._read import StepError
 from taskflow_agent._results import collect, read_reference
@@ -30,21 +32,26 @@ def run_step(args: StepArgs) -> int:
     """Run the step and record its state; the agent's exit code."""
     own = os.path.join(args.run_dir, args.name)
     results = os.path.join(own, "results")
+    lock: int | None = None
     try:
         try:
             os.makedirs(results, exist_ok=True)
+            lock = _lock.hold(own)
         except OSError as e:
             state = _failed(args.name, 1, f"cannot create {results}: {e.strerror}")
+        except StepError as e:
+            state = _failed(args.name, 1, str(e))
         else:
             state = _execute(args, own)
     except BaseException as e:  # the state must be written, whatever failed
         state = _failed(args.name, 1, f"the agent failed: {type(e).__name__}: {e}")
-    return _record(args, own, state)
+    return _record(args, own, state, lock)
 
 
-def _record(args: StepArgs, own: str, state: State) -> int:
-    """Write the state (then the termination message); the exit code. If the state cannot
-    be written the step has failed: the termination message says why."""
+def _record(args: StepArgs, own: str, state: State, lock: int | None) -> int:
+    """Write the state, release the lock, then write the termination message; the exit
+    code. If the state cannot be written the step has failed: the termination message says
+    why."""
     state = _finish(args, state)
     if state.error is not None and not state.skipped:
         print_error(f"step {args.name}: {state.error}")
@@ -64,6 +71,11 @@ def _record(args: StepArgs, own: str, state: State) -> int:
         state = _finish(args, state, abort=True)
         data = _state.encode(state)
         code = exit_code(state)
+    if lock is not None:
+        try:
+            _lock.release(lock, own)
+        except OSError as e:  # our exit releases it too: the next agent then polls it
+            print_error(f"step {args.name}: cannot release {own}'s lock: {e}")
     if len(data) > args.message_limit:
         print_error(
             f"step {args.name}: its state is {len(data)} bytes, over --message-limit "
@@ -100,7 +112,8 @@ def _execute(args: StepArgs, own: str) -> State:
     if args.prev is not None:
         try:
             signum = _wait.wait_for(
-                os.path.join(args.run_dir, args.prev, STATE),
+                os.path.join(args.run_dir, args.prev),
+                STATE,
                 mode=args.wait,
                 poll_interval=args.poll_interval,
             )

@@ -3,6 +3,8 @@ cannot do what it could not do under the kubelet (docs/agent.md, "Threat model")
 
 * a failing step whose background loop forges a success in the termination log and its
   results: the Task ends ``Failure`` with the real exit code, the next step never runs;
+* a step writing its own state early (its run directory is writable) and failing later:
+  the next step does not start before it ends, and never runs;
 * a planted ``results`` link to where the next step mounts a Secret: no secret in any log
   or status;
 * a step mounting taskflow's own volumes: refused at ``kubectl apply``;
@@ -79,6 +81,8 @@ def _tasks() -> list[dict[str, Any]]:
         f"(while :; do printf '%s' '{FORGED}' > /dev/termination-log; "
         "printf forged > $(results.r.path); done) & sleep 0.5; exit 3"
     )
+    early = json.dumps({**json.loads(FORGED), "name": "early", "results": []})
+    write_early = f"printf '%s' '{early}' > /taskflow/run/early/state.json; sleep 6; exit 3"
     results = "/taskflow/run/planter/results"
     plant = f"rm -rf {results} && ln -s /mnt/secret {results}"
     secret_volume = {"name": "secret", "secret": {"secretName": "trust-secret"}}
@@ -88,6 +92,7 @@ def _tasks() -> list[dict[str, Any]]:
             _sh("forger", forge_loop, results=[{"name": "r"}]),
             _sh("after", "echo the next step ran"),
         ),
+        _task("early-state", _sh("early", write_early), _sh("after", "echo the next step ran")),
         _task(
             "planted-link",
             # onError continue: the reader runs although the planter's own results are unreadable
@@ -235,6 +240,16 @@ def test_a_forged_success_ends_in_failure_with_the_real_exit_code(installed: Ins
     _pod_stopped(installed, status)
 
 
+def test_a_step_writing_its_own_state_early_does_not_start_the_next(installed: Installed) -> None:
+    status = _final(installed, "early-state")
+    assert status["status"] == "Failure", status
+    steps = _steps(status)
+    assert steps["early"]["exitCode"] == 3, steps
+    assert steps["after"]["state"] == "NotRun", steps
+    assert _logs(installed, status, "after") == ""
+    _pod_stopped(installed, status)
+
+
 def test_a_planted_results_link_leaks_no_secret(installed: Installed) -> None:
     status = _final(installed, "planted-link")
     assert status["status"] == "Failure", status
@@ -303,10 +318,11 @@ def test_an_agent_killed_from_the_host_fails_the_task_and_stops_the_pod(
 
 
 def test_a_step_whose_image_never_pulls_fails_and_stops_the_pod(installed: Installed) -> None:
-    # a pull that keeps failing ends the Task after the operator's --image-pull-timeout (5 min)
-    status = _final(installed, "never-pulls", timeout=420)
+    # the registry answers NotFound: final at once, not after --image-pull-timeout (5 min)
+    status = _final(installed, "never-pulls", timeout=120)
     assert status["status"] == "Failure", status
     assert _cond(status)["reason"] == "ImagePullFailed", _cond(status)
+    assert "the registry has no image" in _cond(status)["message"], _cond(status)
     assert _logs(installed, status, "first").strip() == "first"
     _pod_stopped(installed, status)
 

@@ -26,6 +26,7 @@
 
 extern PyObject *PyInit_posix(void);
 extern PyObject *PyInit_errno(void);
+extern PyObject *PyInit_fcntl(void);
 extern PyObject *PyInit__signal(void);
 extern PyObject *PyInit__io(void);
 extern PyObject *PyInit__codecs(void);
@@ -53,6 +54,7 @@ extern PyObject *PyInit__taskflow_native(void);
 struct _inittab _PyImport_Inittab[] = {
     {"posix", PyInit_posix},
     {"errno", PyInit_errno},
+    {"fcntl", PyInit_fcntl},
     {"_signal", PyInit__signal},
     {"_io", PyInit__io},
     {"_codecs", PyInit__codecs},

@@ -1,8 +1,28 @@
-/* _taskflow_native: the inotify calls the stdlib lacks, built into the static
- * taskflow-agent (and only there). Two functions and the constants _wait.py uses. */
+/* _taskflow_native: what the stdlib lacks, built into the static taskflow-agent (and only
+ * there): inotify, and a wait for a descriptor *or* a signal (ppoll). Three functions and
+ * the constants _wait.py uses.
+ *
+ * The agent keeps its signals blocked and takes them with sigtimedwait (_signals.py); a
+ * wait for a descriptor needs them too. ppoll unblocks them only for the time it sleeps,
+ * atomically, and the handler only records the number: no race between a check and the
+ * sleep, no thread, no signal lost (a thread waking the main one with SIGUSR1 hung under
+ * qemu-aarch64 and lost a burst of signals now and then). */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
+#include <errno.h>
+#include <poll.h>
+#include <signal.h>
+#include <string.h>
 #include <sys/inotify.h>
+#include <time.h>
+
+static volatile sig_atomic_t caught;
+
+static void
+on_signal(int signum)
+{
+    caught = signum;
+}
 
 static PyObject *
 native_inotify_init1(PyObject *self, PyObject *arg)
@@ -34,7 +54,51 @@ native_inotify_add_watch(PyObject *self, PyObject *args)
     return PyLong_FromLong(wd);
 }
 
+/* wait(fd, timeout_ms, signals) -> the signal that came, or 0 when fd became readable or
+ * the timeout (-1: none) passed. The signals are blocked outside this call. */
+static PyObject *
+native_wait(PyObject *self, PyObject *args)
+{
+    int fd, timeout_ms;
+    PyObject *signals;
+    if (!PyArg_ParseTuple(args, "iiO", &fd, &timeout_ms, &signals))
+        return NULL;
+    PyObject *seq = PySequence_Fast(signals, "signals must be a sequence of numbers");
+    if (seq == NULL)
+        return NULL;
+    sigset_t during;
+    pthread_sigmask(SIG_BLOCK, NULL, &during);
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_signal;
+    sigfillset(&sa.sa_mask);
+    for (Py_ssize_t i = 0; i < PySequence_Fast_GET_SIZE(seq); i++) {
+        long signum = PyLong_AsLong(PySequence_Fast_GET_ITEM(seq, i));
+        if (signum == -1 && PyErr_Occurred()) {
+            Py_DECREF(seq);
+            return NULL;
+        }
+        if (sigaction((int)signum, &sa, NULL) != 0) {
+            Py_DECREF(seq);
+            return PyErr_SetFromErrno(PyExc_OSError);
+        }
+        sigdelset(&during, (int)signum);
+    }
+    Py_DECREF(seq);
+    struct timespec ts = {timeout_ms / 1000, (long)(timeout_ms % 1000) * 1000000L};
+    struct pollfd pfd = {fd, POLLIN, 0};
+    caught = 0;
+    int r = ppoll(&pfd, 1, timeout_ms < 0 ? NULL : &ts, &during);
+    int got = caught;
+    caught = 0;
+    if (r < 0 && errno != EINTR)
+        return PyErr_SetFromErrno(PyExc_OSError);
+    return PyLong_FromLong(got);
+}
+
 static PyMethodDef native_methods[] = {
+    {"wait", native_wait, METH_VARARGS,
+     "wait(fd, timeout_ms, signals) -> signal number, or 0 (fd readable or timeout)"},
     {"inotify_init1", native_inotify_init1, METH_O, "inotify_init1(flags) -> fd"},
     {"inotify_add_watch", native_inotify_add_watch, METH_VARARGS,
      "inotify_add_watch(fd, path, mask) -> watch descriptor"},
@@ -52,7 +116,9 @@ PyInit__taskflow_native(void)
     if (m == NULL)
         return NULL;
     if (PyModule_AddIntConstant(m, "IN_CLOEXEC", IN_CLOEXEC) < 0 ||
+        PyModule_AddIntConstant(m, "IN_NONBLOCK", IN_NONBLOCK) < 0 ||
         PyModule_AddIntConstant(m, "IN_CLOSE_WRITE", IN_CLOSE_WRITE) < 0 ||
+        PyModule_AddIntConstant(m, "IN_CLOSE_NOWRITE", IN_CLOSE_NOWRITE) < 0 ||
         PyModule_AddIntConstant(m, "IN_MOVED_TO", IN_MOVED_TO) < 0) {
         Py_DECREF(m);
         return NULL;

@@ -78,11 +78,6 @@ from tests.unit.agent.test_step import (  # noqa: F401
     test_usage_error,
 )
 
-#: The agent's inotify wait (a reader thread waking the main thread with SIGUSR1) hangs
-#: under qemu-aarch64 user emulation: seen as a chain test never ending. Skipped, not left
-#: to hang the suite, until the wait works there too (open; see CHANGELOG "Unreleased").
-pytestmark = pytest.mark.skip(reason="the agent's inotify wait hangs under qemu-aarch64 (open bug)")
-
 CROSS_CC = "aarch64-linux-gnu-gcc"
 # The static build runs in a chroot without libc; the dynamic one (qemu-user) elsewhere.
 QEMU_STATIC = shutil.which("qemu-aarch64-static")
