@@ -1,27 +1,35 @@
 /* _taskflow_native: what the stdlib lacks, built into the static taskflow-agent (and only
- * there): inotify, and a wait for a descriptor *or* a signal (ppoll). Three functions and
- * the constants _wait.py uses.
+ * there): inotify, and a wait for a descriptor *or* a signal. Three functions and the
+ * constants _wait.py uses.
  *
  * The agent keeps its signals blocked and takes them with sigtimedwait (_signals.py); a
- * wait for a descriptor needs them too. ppoll unblocks them only for the time it sleeps,
- * atomically, and the handler only records the number: no race between a check and the
- * sleep, no thread, no signal lost (a thread waking the main one with SIGUSR1 hung under
- * qemu-aarch64 and lost a burst of signals now and then). */
+ * wait for a descriptor needs them too. wait() unblocks them only around its poll, with a
+ * handler that only writes the signal's number to a pipe that the poll also watches (the
+ * self-pipe): a signal that was pending, or comes before, during or just after the poll,
+ * is in the pipe, read once they are blocked again. No race, no thread, nothing lost.
+ * (Not ppoll's atomic mask: qemu-user 7.2 never wakes ppoll for a signal that came while it
+ * was blocked, and the arm64 agent is tested under qemu. A reader thread waking the main
+ * thread with SIGUSR1 hung there too, and now and then lost a burst of signals.) */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
 #include <string.h>
 #include <sys/inotify.h>
-#include <time.h>
+#include <unistd.h>
 
-static volatile sig_atomic_t caught;
+static int wake[2] = {-1, -1};
 
 static void
 on_signal(int signum)
 {
-    caught = signum;
+    int saved = errno;
+    unsigned char b = (unsigned char)signum;
+    ssize_t n = write(wake[1], &b, 1); /* full pipe: an earlier signal already wakes us */
+    (void)n;
+    errno = saved;
 }
 
 static PyObject *
@@ -55,7 +63,7 @@ native_inotify_add_watch(PyObject *self, PyObject *args)
 }
 
 /* wait(fd, timeout_ms, signals) -> the signal that came, or 0 when fd became readable or
- * the timeout (-1: none) passed. The signals are blocked outside this call. */
+ * the timeout (-1: none) passed. The signals are blocked before and after the call. */
 static PyObject *
 native_wait(PyObject *self, PyObject *args)
 {
@@ -63,11 +71,13 @@ native_wait(PyObject *self, PyObject *args)
     PyObject *signals;
     if (!PyArg_ParseTuple(args, "iiO", &fd, &timeout_ms, &signals))
         return NULL;
+    if (wake[0] < 0 && pipe2(wake, O_CLOEXEC | O_NONBLOCK) != 0)
+        return PyErr_SetFromErrno(PyExc_OSError);
     PyObject *seq = PySequence_Fast(signals, "signals must be a sequence of numbers");
     if (seq == NULL)
         return NULL;
-    sigset_t during;
-    pthread_sigmask(SIG_BLOCK, NULL, &during);
+    sigset_t set;
+    sigemptyset(&set);
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
     sa.sa_handler = on_signal;
@@ -82,18 +92,22 @@ native_wait(PyObject *self, PyObject *args)
             Py_DECREF(seq);
             return PyErr_SetFromErrno(PyExc_OSError);
         }
-        sigdelset(&during, (int)signum);
+        sigaddset(&set, (int)signum);
     }
     Py_DECREF(seq);
-    struct timespec ts = {timeout_ms / 1000, (long)(timeout_ms % 1000) * 1000000L};
-    struct pollfd pfd = {fd, POLLIN, 0};
-    caught = 0;
-    int r = ppoll(&pfd, 1, timeout_ms < 0 ? NULL : &ts, &during);
-    int got = caught;
-    caught = 0;
-    if (r < 0 && errno != EINTR)
+    struct pollfd pfd[2] = {{fd, POLLIN, 0}, {wake[0], POLLIN, 0}};
+    pthread_sigmask(SIG_UNBLOCK, &set, NULL);
+    int r = poll(pfd, 2, timeout_ms);
+    int saved = errno;
+    pthread_sigmask(SIG_BLOCK, &set, NULL);
+    unsigned char b;
+    if (read(wake[0], &b, 1) == 1)
+        return PyLong_FromLong(b);
+    if (r < 0 && saved != EINTR) {
+        errno = saved;
         return PyErr_SetFromErrno(PyExc_OSError);
-    return PyLong_FromLong(got);
+    }
+    return PyLong_FromLong(0);
 }
 
 static PyMethodDef native_methods[] = {

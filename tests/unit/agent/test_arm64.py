@@ -235,8 +235,13 @@ def test_it_runs_the_arm64_command(arm64_agent: Agent, run: Path) -> None:
 
 def _waiting(pid: int) -> bool:
     """The agent has its inotify watch: it is in its wait, its signal handlers set."""
-    fds = Path(f"/proc/{pid}/fd")
-    return any(os.readlink(fd) == "anon_inode:inotify" for fd in fds.iterdir())
+    for fd in Path(f"/proc/{pid}/fd").iterdir():
+        try:
+            if os.readlink(fd) == "anon_inode:inotify":
+                return True
+        except FileNotFoundError:  # closed since the listing (start-up opens and closes some)
+            continue
+    return False
 
 
 def _cpu_ticks(pid: int) -> int:
@@ -247,9 +252,12 @@ def _cpu_ticks(pid: int) -> int:
 def test_signal_while_waiting_ends_the_wait_and_skips(arm64_agent: Agent, run: Path) -> None:
     (run / "a").mkdir()
     with arm64_agent.start(run, "b", "--prev", "a", argv=["touch", str(run / "ran")]) as p:
-        wait_until(lambda: _waiting(p.pid), timeout=DEADLINE, what="the agent's wait")
-        p.send_signal(signal.SIGTERM)
-        out, err = p.communicate(timeout=DEADLINE)
+        try:
+            wait_until(lambda: _waiting(p.pid), timeout=DEADLINE, what="the agent's wait")
+            p.send_signal(signal.SIGTERM)
+            out, err = p.communicate(timeout=DEADLINE)
+        finally:
+            p.kill()  # a failure must not leave the test waiting for it
     s = state(run, "b")
     assert (p.returncode, out, err) == (0, b"", b"")
     assert (s["skipped"], s["abort"], s["error"]) == (True, True, "SIGTERM before the step started")
@@ -259,13 +267,17 @@ def test_signal_while_waiting_ends_the_wait_and_skips(arm64_agent: Agent, run: P
 def test_an_inotify_waiter_uses_no_cpu(arm64_agent: Agent, run: Path) -> None:
     (run / "a").mkdir()
     with arm64_agent.start(run, "b", "--prev", "a", "--wait", "inotify", argv=["true"]) as p:
-        wait_until(lambda: _waiting(p.pid), timeout=DEADLINE, what="the agent's wait")
-        time.sleep(0.2)  # from the watch to the blocking read
-        before = _cpu_ticks(p.pid)
-        time.sleep(1.0)
-        assert _cpu_ticks(p.pid) == before
-        write_atomic(str(run / "a" / "state.json"), encode(State("a")))
-        assert p.wait(timeout=DEADLINE) == 0
+        try:
+            wait_until(lambda: _waiting(p.pid), timeout=DEADLINE, what="the agent's wait")
+            time.sleep(0.2)  # from the watch to the sleep in poll
+            before = _cpu_ticks(p.pid)
+            time.sleep(1.0)
+            used = _cpu_ticks(p.pid) - before
+            write_atomic(str(run / "a" / "state.json"), encode(State("a")))
+            code = p.wait(timeout=DEADLINE)
+        finally:
+            p.kill()  # a failure must not leave the test waiting for it
+    assert (used, code) == (0, 0)
 
 
 def test_install_copies_itself(arm64_agent: Agent, arm64_binary: Path, tmp_path: Path) -> None:

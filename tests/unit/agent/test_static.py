@@ -92,12 +92,16 @@ def _cpu_ticks(pid: int) -> int:
 def test_an_inotify_waiter_uses_no_cpu(static_agent: Agent, run: Path) -> None:
     (run / "a").mkdir()
     with static_agent.start(run, "b", "--prev", "a", "--wait", "inotify", argv=["true"]) as p:
-        time.sleep(0.3)  # start-up
-        before = _cpu_ticks(p.pid)
-        time.sleep(1.0)
-        assert _cpu_ticks(p.pid) == before
-        write_atomic(str(run / "a" / "state.json"), encode(State("a")))
-        assert p.wait(timeout=DEADLINE) == 0
+        try:
+            time.sleep(0.3)  # start-up
+            before = _cpu_ticks(p.pid)
+            time.sleep(1.0)
+            used = _cpu_ticks(p.pid) - before
+            write_atomic(str(run / "a" / "state.json"), encode(State("a")))
+            code = p.wait(timeout=DEADLINE)
+        finally:
+            p.kill()  # a failure must not leave the test waiting for it
+    assert (used, code) == (0, 0)
 
 
 def _rootfs(base: Path, agent: Path) -> Path:
