@@ -27,7 +27,6 @@ from typing import Any
 import pytest
 
 from taskflow_agent import build as builder
-from taskflow_agent._state import State, encode, write_atomic
 from tests.unit.agent.conftest import (
     BASE_ENV,
     BUILD_PYTHON,
@@ -48,6 +47,8 @@ from tests.unit.agent.test_static import (  # noqa: F401
     ROOT_ONLY,
     _in_chroot,
     _rootfs,
+    inotify_waiting,
+    test_an_inotify_waiter_uses_no_cpu,
     test_python_variables_and_a_c_locale_change_nothing,
 )
 from tests.unit.agent.test_step import (  # noqa: F401
@@ -233,27 +234,11 @@ def test_it_runs_the_arm64_command(arm64_agent: Agent, run: Path) -> None:
     assert (p.returncode, p.stdout, p.stderr) == (0, b"arm64 $(date)\n", b"")
 
 
-def _waiting(pid: int) -> bool:
-    """The agent has its inotify watch: it is in its wait, its signal handlers set."""
-    for fd in Path(f"/proc/{pid}/fd").iterdir():
-        try:
-            if os.readlink(fd) == "anon_inode:inotify":
-                return True
-        except FileNotFoundError:  # closed since the listing (start-up opens and closes some)
-            continue
-    return False
-
-
-def _cpu_ticks(pid: int) -> int:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return int(fields[11]) + int(fields[12])  # utime + stime
-
-
 def test_signal_while_waiting_ends_the_wait_and_skips(arm64_agent: Agent, run: Path) -> None:
     (run / "a").mkdir()
     with arm64_agent.start(run, "b", "--prev", "a", argv=["touch", str(run / "ran")]) as p:
         try:
-            wait_until(lambda: _waiting(p.pid), timeout=DEADLINE, what="the agent's wait")
+            wait_until(lambda: inotify_waiting(p.pid), timeout=DEADLINE, what="the agent's wait")
             p.send_signal(signal.SIGTERM)
             out, err = p.communicate(timeout=DEADLINE)
         finally:
@@ -262,22 +247,6 @@ def test_signal_while_waiting_ends_the_wait_and_skips(arm64_agent: Agent, run: P
     assert (p.returncode, out, err) == (0, b"", b"")
     assert (s["skipped"], s["abort"], s["error"]) == (True, True, "SIGTERM before the step started")
     assert not (run / "ran").exists()
-
-
-def test_an_inotify_waiter_uses_no_cpu(arm64_agent: Agent, run: Path) -> None:
-    (run / "a").mkdir()
-    with arm64_agent.start(run, "b", "--prev", "a", "--wait", "inotify", argv=["true"]) as p:
-        try:
-            wait_until(lambda: _waiting(p.pid), timeout=DEADLINE, what="the agent's wait")
-            time.sleep(0.2)  # from the watch to the sleep in poll
-            before = _cpu_ticks(p.pid)
-            time.sleep(1.0)
-            used = _cpu_ticks(p.pid) - before
-            write_atomic(str(run / "a" / "state.json"), encode(State("a")))
-            code = p.wait(timeout=DEADLINE)
-        finally:
-            p.kill()  # a failure must not leave the test waiting for it
-    assert (used, code) == (0, 0)
 
 
 def test_install_copies_itself(arm64_agent: Agent, arm64_binary: Path, tmp_path: Path) -> None:

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from taskflow_agent._state import State, encode, write_atomic
-from tests.unit.agent.conftest import DEADLINE, Agent, state
+from tests.unit.agent.conftest import DEADLINE, Agent, state, wait_until
 
 ROOT_ONLY = pytest.mark.skipif(
     os.geteuid() != 0 or shutil.which("unshare") is None or shutil.which("chroot") is None,
@@ -89,11 +89,23 @@ def _cpu_ticks(pid: int) -> int:
     return int(fields[11]) + int(fields[12])  # utime + stime
 
 
+def inotify_waiting(pid: int) -> bool:
+    """The agent has its inotify watch: it is in its wait."""
+    for fd in Path(f"/proc/{pid}/fd").iterdir():
+        try:
+            if os.readlink(fd) == "anon_inode:inotify":
+                return True
+        except FileNotFoundError:  # closed since the listing (start-up opens and closes some)
+            continue
+    return False
+
+
 def test_an_inotify_waiter_uses_no_cpu(static_agent: Agent, run: Path) -> None:
     (run / "a").mkdir()
     with static_agent.start(run, "b", "--prev", "a", "--wait", "inotify", argv=["true"]) as p:
         try:
-            time.sleep(0.3)  # start-up
+            wait_until(lambda: inotify_waiting(p.pid), timeout=DEADLINE, what="the agent's wait")
+            time.sleep(0.2)  # from the watch to the sleep in poll
             before = _cpu_ticks(p.pid)
             time.sleep(1.0)
             used = _cpu_ticks(p.pid) - before
