@@ -60,61 +60,39 @@ def _parse_step(rest: list[str]) -> StepArgs:
     a = StepArgs()
     i = 0
     while i < len(rest):
-        flag = rest[i]
-        if flag == "--":
+        if rest[i] == "--":
             a.argv = [os.fsencode(x) for x in rest[i + 1 :]]
             break
-        flag, eq, inline = flag.partition("=")
-        if eq:
-            value = inline
-            i += 1
-        elif i + 1 < len(rest):
-            value = rest[i + 1]
-            i += 2
-        else:
-            raise UsageError(f"{flag} needs a value")
-        if flag == "--name":
-            a.name = value
-        elif flag == "--prev":
-            a.prev = value
-        elif flag == "--timeout":
-            a.timeout = _duration(flag, value)
-        elif flag == "--grace":
-            a.grace = _duration(flag, value)
-        elif flag == "--on-error":
-            if value not in ON_ERROR:
-                raise UsageError(f"--on-error must be continue or stopAndFail, not {value!r}")
-            a.on_error = value
-        elif flag == "--result":
-            if not is_result_name(os.fsencode(value)):
-                raise UsageError(f"--result {value!r}: letters, digits, '-' and '_' only")
-            a.results.append(value)
-        elif flag == "--script":
-            a.script = value
-        elif flag == "--termination-path":
-            a.termination_path = value
-        elif flag == "--run-dir":
-            a.run_dir = value
-        elif flag == "--wait":
-            if value not in ("auto", "inotify", "poll"):
-                raise UsageError(f"--wait must be auto, inotify or poll, not {value!r}")
-            a.wait = value
-        elif flag == "--poll-interval":
-            a.poll_interval = _duration(flag, value)
-        elif flag == "--message-limit":
-            if not (value.isascii() and value.isdigit() and int(value) > 0):
-                raise UsageError(f"--message-limit must be a number of bytes, not {value!r}")
-            # the kubelet never reads more, whatever the pod's budget
-            a.message_limit = min(int(value), KUBELET_MESSAGE_MAX)
-        elif flag == "--arch":
-            platform, eq, count = value.partition("=")
-            if not (eq and platform and count.isdigit() and int(count) > 0):
-                raise UsageError(f"--arch {value!r}: want PLATFORM=N (amd64=2, arm/v7=1)")
-            a.arches.append((platform, int(count)))
+        flag, value, i = _option(rest, i)
+        if flag in _TEXT:
+            setattr(a, _TEXT[flag], value)
+        elif flag in _DURATIONS:
+            setattr(a, _DURATIONS[flag], _duration(flag, value))
+        elif flag in _OPTIONS:
+            _OPTIONS[flag](a, flag, value)
         else:
             raise UsageError(f"unknown option {flag!r}")
     else:
         raise UsageError("missing '--' before the step's command")
+    _check_step(a)
+    if a.timeout == 0:
+        a.timeout = None  # as Tekton: 0 = no timeout
+    return a
+
+
+def _option(rest: list[str], i: int) -> tuple[str, str, int]:
+    """The option at ``rest[i]`` (``--flag=value`` or ``--flag value``), its value, and the
+    index after them."""
+    flag, eq, inline = rest[i].partition("=")
+    if eq:
+        return flag, inline, i + 1
+    if i + 1 < len(rest):
+        return flag, rest[i + 1], i + 2
+    raise UsageError(f"{flag} needs a value")
+
+
+def _check_step(a: StepArgs) -> None:
+    """What no single option can check: the names, and ARGV against --script and --arch."""
     for label, step in (("--name", a.name), ("--prev", a.prev)):
         if step is not None and not is_step_name(os.fsencode(step)):
             raise UsageError(f"{label} {step!r} is not a step name (a DNS label)")
@@ -122,9 +100,61 @@ def _parse_step(rest: list[str]) -> StepArgs:
         raise UsageError("no command after '--' (and no --script)")
     if a.arches and (a.script is not None or sum(n for _, n in a.arches) != len(a.argv)):
         raise UsageError("--arch lengths must add up to ARGV's (and exclude --script)")
-    if a.timeout == 0:
-        a.timeout = None  # as Tekton: 0 = no timeout
-    return a
+
+
+def _on_error(a: StepArgs, flag: str, value: str) -> None:
+    if value not in ON_ERROR:
+        raise UsageError(f"--on-error must be continue or stopAndFail, not {value!r}")
+    a.on_error = value
+
+
+def _result(a: StepArgs, flag: str, value: str) -> None:
+    if not is_result_name(os.fsencode(value)):
+        raise UsageError(f"--result {value!r}: letters, digits, '-' and '_' only")
+    a.results.append(value)
+
+
+def _wait(a: StepArgs, flag: str, value: str) -> None:
+    if value not in ("auto", "inotify", "poll"):
+        raise UsageError(f"--wait must be auto, inotify or poll, not {value!r}")
+    a.wait = value
+
+
+def _message_limit(a: StepArgs, flag: str, value: str) -> None:
+    if not (value.isascii() and value.isdigit() and int(value) > 0):
+        raise UsageError(f"--message-limit must be a number of bytes, not {value!r}")
+    # the kubelet never reads more, whatever the pod's budget
+    a.message_limit = min(int(value), KUBELET_MESSAGE_MAX)
+
+
+def _arch(a: StepArgs, flag: str, value: str) -> None:
+    platform, eq, count = value.partition("=")
+    if not (eq and platform and count.isdigit() and int(count) > 0):
+        raise UsageError(f"--arch {value!r}: want PLATFORM=N (amd64=2, arm/v7=1)")
+    a.arches.append((platform, int(count)))
+
+
+#: Options whose value is kept as given: flag -> StepArgs attribute.
+_TEXT = {
+    "--name": "name",
+    "--prev": "prev",
+    "--script": "script",
+    "--termination-path": "termination_path",
+    "--run-dir": "run_dir",
+}
+
+#: Options whose value is a duration (seconds): flag -> StepArgs attribute.
+_DURATIONS = {"--timeout": "timeout", "--grace": "grace", "--poll-interval": "poll_interval"}
+
+#: The other options: flag -> what checks its value and records it (the flag is passed for
+#: the error message).
+_OPTIONS = {
+    "--on-error": _on_error,
+    "--result": _result,
+    "--wait": _wait,
+    "--message-limit": _message_limit,
+    "--arch": _arch,
+}
 
 
 def main(argv: list[str]) -> int:

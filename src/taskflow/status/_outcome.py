@@ -9,7 +9,7 @@ from datetime import datetime
 
 import msgspec
 
-from taskflow.api.pod import Pod
+from taskflow.api.pod import Pod, PodCondition
 from taskflow.api.task import (
     FAILURE,
     INSTALL_CONTAINER,
@@ -163,100 +163,155 @@ def _natural(
     task: Task, pod: Pod, steps: list[StepStatus], now: datetime, settings: Settings
 ) -> Outcome:
     """What the pod's state means if nobody asked the Task to stop."""
-    n = len(steps)
-    phase = pod.status.phase
     cur = current_step(steps)
-    failed = next((i for i, s in enumerate(steps) if is_failed(s)), None)
-    pod_reason = pod.status.reason or ""
-    pod_message = (pod.status.message or "").strip()
-    running_label = _label(task, cur) if cur is not None else None
+    if cur is None:
+        return Outcome(
+            word=SUCCESSFUL, reason=REASON_SUCCEEDED, message=f"all {len(steps)} steps succeeded"
+        )
+    label = _label(task, cur)
+    eviction = _eviction(pod)
+    # the order matters: a deleted pod's steps look failed, an ended pod's look waiting
+    if (deleted := _deleted(pod, label, eviction)) is not None:
+        return deleted
+    if (install := _install_failed(pod)) is not None:
+        return install
+    if (failed := _failed(task, pod, steps, label, eviction)) is not None:
+        return failed
+    if pod.status.phase == "Succeeded":
+        return _no_result(pod, label)
+    if (stuck := _stuck(task, pod, steps, cur, label, now, settings)) is not None:
+        return stuck
+    return _not_started(pod, steps, cur, label)
+
+
+def _eviction(pod: Pod) -> PodCondition | None:
+    """The pod's ``DisruptionTarget`` condition if it says the pod is being evicted."""
     disruption = pod.status.condition("DisruptionTarget")
-    disrupted = (
+    if (
         disruption is not None
         and disruption.status == "True"
         and disruption.reason in EVICTION_DISRUPTIONS
+    ):
+        return disruption
+    return None
+
+
+def _joined(*parts: str | None) -> str:
+    """The parts that say something, ``: ``-separated."""
+    return ": ".join(x for x in parts if x)
+
+
+def _deleted(pod: Pod, label: str, eviction: PodCondition | None) -> Outcome | None:
+    """A pod going away before it ended: evicted, or deleted by someone."""
+    if pod.metadata.deletion_timestamp is None or pod.status.phase in ("Succeeded", "Failed"):
+        return None
+    if eviction is not None:
+        return Outcome(
+            word=FAILURE,
+            reason=EVICTED,
+            message=(
+                f"the pod was evicted while {label} ran: "
+                f"{_joined(eviction.reason, eviction.message)}"
+            ),
+            completion_fallback_now=True,
+        )
+    return Outcome(
+        word=FAILURE,
+        reason=POD_DELETED,
+        message=(
+            f"pod {pod.metadata.name} was deleted before the Task finished "
+            f"({label} had not finished); delete and re-create the Task to run it "
+            "again"
+        ),
+        completion_fallback_now=True,
     )
 
-    if cur is None:
-        return Outcome(word=SUCCESSFUL, reason=REASON_SUCCEEDED, message=f"all {n} steps succeeded")
 
-    if pod.metadata.deletion_timestamp is not None and phase not in ("Succeeded", "Failed"):
-        if disrupted and disruption is not None:
-            detail = ": ".join(x for x in (disruption.reason, disruption.message) if x)
-            return Outcome(
-                word=FAILURE,
-                reason=EVICTED,
-                message=f"the pod was evicted while {running_label} ran: {detail}",
-                completion_fallback_now=True,
-            )
+def _install_failed(pod: Pod) -> Outcome | None:
+    """The agent's install container failed: no step could run."""
+    if not is_agent_pod(pod) or (install := install_failure(pod)) is None:
+        return None
+    kubelet_reason, detail = install
+    return Outcome(
+        word=FAILURE,
+        reason=AGENT_INSTALL_FAILED,
+        message=(
+            f"the agent could not be installed ({INSTALL_CONTAINER} with image "
+            f"{agent_image(pod)!r}: {kubelet_reason}, {detail}); no step ran"
+        ),
+        completion_fallback_now=True,
+    )
+
+
+def _failed(
+    task: Task, pod: Pod, steps: list[StepStatus], label: str, eviction: PodCondition | None
+) -> Outcome | None:
+    """A failed pod or a failed step: eviction, deadline, the step's own failure, or else."""
+    phase = pod.status.phase
+    failed = next((i for i, s in enumerate(steps) if is_failed(s)), None)
+    if phase != "Failed" and failed is None:
+        return None
+    pod_reason = pod.status.reason or ""
+    pod_message = (pod.status.message or "").strip()
+    if pod_reason == "Evicted" or (phase == "Failed" and eviction is not None):
+        detail = pod_message
+        if pod_reason != "Evicted" and eviction is not None:
+            detail = _joined(eviction.reason, eviction.message)
         return Outcome(
             word=FAILURE,
-            reason=POD_DELETED,
-            message=(
-                f"pod {pod.metadata.name} was deleted before the Task finished "
-                f"({running_label} had not finished); delete and re-create the Task to run it "
-                "again"
-            ),
+            reason=EVICTED,
+            message=f"the pod was evicted while {label} ran: {detail}".rstrip(": "),
             completion_fallback_now=True,
         )
-
-    if is_agent_pod(pod) and (install := install_failure(pod)) is not None:
-        kubelet_reason, detail = install
+    # a pod that taskflow stopped because a step failed: the step's failure is the news
+    ours = failed is not None and pod.spec.active_deadline_seconds == STOP_DEADLINE
+    if pod_reason == "DeadlineExceeded" and not ours:
         return Outcome(
             word=FAILURE,
-            reason=AGENT_INSTALL_FAILED,
-            message=(
-                f"the agent could not be installed ({INSTALL_CONTAINER} with image "
-                f"{agent_image(pod)!r}: {kubelet_reason}, {detail}); no step ran"
-            ),
+            reason=DEADLINE_EXCEEDED,
+            message=_deadline_message(task, label),
             completion_fallback_now=True,
         )
+    if failed is not None:
+        reason, message = _step_failure(task, pod, steps, failed)
+        return Outcome(word=FAILURE, reason=reason, message=message)
+    return Outcome(
+        word=FAILURE,
+        reason=POD_FAILED,
+        message=(
+            f"the pod failed before {label} finished: "
+            f"{_joined(pod_reason, pod_message) or 'no reason given'}"
+        ),
+        completion_fallback_now=True,
+    )
 
-    if phase == "Failed" or failed is not None:
-        if pod_reason == "Evicted" or (phase == "Failed" and disrupted):
-            detail = pod_message
-            if pod_reason != "Evicted" and disruption is not None:
-                detail = ": ".join(x for x in (disruption.reason, disruption.message) if x)
-            return Outcome(
-                word=FAILURE,
-                reason=EVICTED,
-                message=f"the pod was evicted while {running_label} ran: {detail}".rstrip(": "),
-                completion_fallback_now=True,
-            )
-        # a pod that taskflow stopped because a step failed: the step's failure is the news
-        ours = failed is not None and pod.spec.active_deadline_seconds == STOP_DEADLINE
-        if pod_reason == "DeadlineExceeded" and not ours:
-            return Outcome(
-                word=FAILURE,
-                reason=DEADLINE_EXCEEDED,
-                message=_deadline_message(task, running_label),
-                completion_fallback_now=True,
-            )
-        if failed is not None:
-            reason, message = _step_failure(task, pod, steps, failed)
-            return Outcome(word=FAILURE, reason=reason, message=message)
-        detail = ": ".join(x for x in (pod_reason, pod_message) if x) or "no reason given"
-        return Outcome(
-            word=FAILURE,
-            reason=POD_FAILED,
-            message=f"the pod failed before {running_label} finished: {detail}",
-            completion_fallback_now=True,
-        )
 
-    if phase == "Succeeded":
-        # every container has ended, yet a step has no result (the pod's container statuses
-        # are missing or stale): nothing will change any more, so say what is known
-        detail = ": ".join(x for x in (pod_reason, pod_message) if x)
-        return Outcome(
-            word=FAILURE,
-            reason=POD_FAILED,
-            message=(
-                f"the pod ended (phase Succeeded{', ' + detail if detail else ''}) but "
-                f"reported no result for {running_label}"
-            ),
-            completion_fallback_now=True,
-        )
+def _no_result(pod: Pod, label: str) -> Outcome:
+    """Every container has ended, yet a step has no result (the pod's container statuses
+    are missing or stale): nothing will change any more, so say what is known."""
+    detail = _joined(pod.status.reason, (pod.status.message or "").strip())
+    return Outcome(
+        word=FAILURE,
+        reason=POD_FAILED,
+        message=(
+            f"the pod ended (phase Succeeded{', ' + detail if detail else ''}) but "
+            f"reported no result for {label}"
+        ),
+        completion_fallback_now=True,
+    )
 
+
+def _stuck(
+    task: Task,
+    pod: Pod,
+    steps: list[StepStatus],
+    cur: int,
+    label: str,
+    now: datetime,
+    settings: Settings,
+) -> Outcome | None:
+    """The current step cannot start: its image cannot be pulled, or its container cannot be
+    created. Fatal at once, or after a timeout while the kubelet retries."""
     s = steps[cur]
     waiting = s.reason if s.state == STEP_WAITING else None
     image = task.spec.steps[cur].image
@@ -268,48 +323,51 @@ def _natural(
         return Outcome(
             word=FAILURE,
             reason=pull_failed,
-            message=f"{running_label}: cannot pull image {image!r} ({waiting}){detail}",
+            message=f"{label}: cannot pull image {image!r} ({waiting}){detail}",
             completion_fallback_now=True,
         )
     refused = pull_refused(task, pod, s.message, image) if waiting in PULL_RETRY else None
     if refused is not None:  # no retry can pull what the registry or the index does not have
-        msg = f"{running_label}: {refused}"
         return Outcome(
-            word=FAILURE, reason=IMAGE_PULL_FAILED, message=msg, completion_fallback_now=True
+            word=FAILURE,
+            reason=IMAGE_PULL_FAILED,
+            message=f"{label}: {refused}",
+            completion_fallback_now=True,
         )
-    if waiting in PULL_RETRY or waiting in CONFIG_RETRY:
-        pull = waiting in PULL_RETRY
-        timeout = settings.image_pull_timeout if pull else settings.config_error_timeout
-        since = became_current(steps, cur, pod) or now
-        elapsed = (now - since).total_seconds()
-        what = f"cannot pull image {image!r}" if pull else "cannot create the container"
-        if elapsed >= timeout:
-            return Outcome(
-                word=FAILURE,
-                reason=pull_failed if pull else CONTAINER_CONFIG_ERROR,
-                message=(
-                    f"{running_label}: {what} for {format_duration(elapsed)} ({waiting}){detail}"
-                ),
-                completion_fallback_now=True,
-            )
-        word = RUNNING if any(x.state != STEP_WAITING for x in steps) else PENDING
+    if waiting not in PULL_RETRY and waiting not in CONFIG_RETRY:
+        return None
+    pull = waiting in PULL_RETRY
+    timeout = settings.image_pull_timeout if pull else settings.config_error_timeout
+    elapsed = (now - (became_current(steps, cur, pod) or now)).total_seconds()
+    what = f"cannot pull image {image!r}" if pull else "cannot create the container"
+    if elapsed >= timeout:
         return Outcome(
-            word=word,
-            reason=REASON_IMAGE_PULL_BACKOFF if pull else REASON_CREATE_CONTAINER_ERROR,
-            message=(
-                f"{running_label}: {what} ({waiting}){detail}; the Task fails if this lasts "
-                f"{format_duration(timeout)}"
-            ),
-            requeue_after=max(1.0, timeout - elapsed),
+            word=FAILURE,
+            reason=pull_failed if pull else CONTAINER_CONFIG_ERROR,
+            message=f"{label}: {what} for {format_duration(elapsed)} ({waiting}){detail}",
+            completion_fallback_now=True,
         )
+    return Outcome(
+        word=RUNNING if any(x.state != STEP_WAITING for x in steps) else PENDING,
+        reason=REASON_IMAGE_PULL_BACKOFF if pull else REASON_CREATE_CONTAINER_ERROR,
+        message=(
+            f"{label}: {what} ({waiting}){detail}; the Task fails if this lasts "
+            f"{format_duration(timeout)}"
+        ),
+        requeue_after=max(1.0, timeout - elapsed),
+    )
 
+
+def _not_started(pod: Pod, steps: list[StepStatus], cur: int, label: str) -> Outcome:
+    """Nothing is wrong (yet): the current step is running, starting, or waiting for the pod
+    to be scheduled or to start."""
+    s = steps[cur]
+    waiting = f" ({s.reason})" if s.state == STEP_WAITING and s.reason else ""
     # a step that started proves the pod was scheduled, whatever a stale condition says
     if any(x.state in (STEP_RUNNING, STEP_TERMINATED) for x in steps):
         if s.state == STEP_RUNNING:
-            msg = f"{running_label} is running"
-        else:
-            msg = f"{running_label} is starting" + (f" ({waiting})" if waiting else "")
-        return Outcome(word=RUNNING, reason=REASON_RUNNING, message=msg)
+            return Outcome(word=RUNNING, reason=REASON_RUNNING, message=f"{label} is running")
+        return Outcome(word=RUNNING, reason=REASON_RUNNING, message=f"{label} is starting{waiting}")
     scheduled = pod.status.condition("PodScheduled")
     if (
         scheduled is not None
@@ -323,9 +381,6 @@ def _natural(
                 ": "
             ),
         )
-
     return Outcome(
-        word=PENDING,
-        reason=REASON_PENDING,
-        message=f"waiting for {running_label} to start" + (f" ({waiting})" if waiting else ""),
+        word=PENDING, reason=REASON_PENDING, message=f"waiting for {label} to start{waiting}"
     )
