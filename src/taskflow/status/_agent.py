@@ -266,6 +266,12 @@ def installing(pod: Pod) -> bool:
     return t is None or t.exit_code != 0
 
 
+def waiting_step(name: str, reason: str | None, message: str | None) -> StepStatus:
+    """A step that has not started. The kubelet sends "" for a reason or message it does not
+    set; the status leaves those out rather than print empty fields."""
+    return StepStatus(name=name, state=STEP_WAITING, reason=reason or None, message=message or None)
+
+
 def _install_status(pod: Pod) -> ContainerStatus | None:
     return next(
         (cs for cs in pod.status.init_container_statuses if cs.name == INSTALL_CONTAINER), None
@@ -284,11 +290,10 @@ def agent_step_statuses(task: Task, pod: Pod) -> list[StepStatus]:
         if not installed:
             w = install.state.waiting if install is not None else None
             out.append(
-                StepStatus(
-                    name=step.name,
-                    state=STEP_WAITING,
-                    reason=(w.reason or None) if w else None,
-                    message=f"agent image: {w.message}" if w and w.message else None,
+                waiting_step(
+                    step.name,
+                    w.reason if w else None,
+                    f"agent image: {w.message}" if w and w.message else None,
                 )
             )
         elif cs is not None and cs.state.terminated is not None:
@@ -308,22 +313,12 @@ def agent_step_statuses(task: Task, pod: Pod) -> list[StepStatus]:
                 )
             else:
                 out.append(
-                    StepStatus(
-                        name=step.name,
-                        state=STEP_WAITING,
-                        reason=STEP_REASON_WAITING,
-                        message=f"step {prev.name} has not finished",
+                    waiting_step(
+                        step.name, STEP_REASON_WAITING, f"step {prev.name} has not finished"
                     )
                 )
         else:
             w = cs.state.waiting if cs is not None else None
-            out.append(
-                StepStatus(
-                    name=step.name,
-                    state=STEP_WAITING,
-                    reason=(w.reason or None) if w else None,
-                    message=(w.message or None) if w else None,
-                )
-            )
+            out.append(waiting_step(step.name, w.reason if w else None, w.message if w else None))
         hands_on = False  # this step has not finished: the next one cannot run yet
     return out

@@ -9,7 +9,6 @@ from taskflow.api.pod import ContainerStatus, Pod
 from taskflow.api.task import (
     STEP_RUNNING,
     STEP_TERMINATED,
-    STEP_WAITING,
     StepStatus,
     Task,
 )
@@ -18,6 +17,7 @@ from taskflow.status._agent import (
     STEP_REASON_CONTINUED,
     agent_step_statuses,
     is_agent_pod,
+    waiting_step,
 )
 from taskflow.status._clock import kubelet_time, parse_time, utc
 
@@ -56,14 +56,7 @@ def step_statuses(task: Task, pod: Pod) -> list[StepStatus]:
             )
         else:
             w = state.waiting if state is not None else None
-            out.append(
-                StepStatus(
-                    name=step.name,
-                    state=STEP_WAITING,
-                    reason=(w.reason or None) if w else None,
-                    message=(w.message or None) if w else None,
-                )
-            )
+            out.append(waiting_step(step.name, w.reason if w else None, w.message if w else None))
     return out
 
 
