@@ -183,24 +183,18 @@ def _read_prev(args: StepArgs) -> State:
 def _prepare(args: StepArgs, own: str) -> tuple[list[bytes], dict[bytes, bytes]]:
     """The argv and environment to run, references substituted; the script copied when
     it has references."""
-    if args.arches:
-        mine = _arch.machine_platform()
-        picked = _arch.select(args.arches, args.argv, mine)
-        if picked is None:
-            have = ", ".join(p for p, _ in args.arches)
-            raise StepError(f"the image has no command for this machine ({mine}); it has {have}")
-        args.argv = picked
+    picked = _machine_argv(args)
     env = dict(os.environb)
     script: bytes | None = None
     if args.script is not None:
         with open(args.script, "rb") as f:
             script = f.read()
     limit = max(args.message_limit, _state.TERMINATION_LIMIT)
-    refs = _substitute.references([*args.argv, *env.values(), *([script] if script else [])])
+    refs = _substitute.references([*picked, *env.values(), *([script] if script else [])])
     values = {ref: read_reference(args.run_dir, *ref, limit=limit) for ref in refs}
     # argv and the environment are C strings: a NUL byte would cut a value short (and
     # posix_spawn refuses it). Checked per reference, so the error names the one at fault.
-    for ref in _substitute.references([*args.argv, *env.values()]):
+    for ref in _substitute.references([*picked, *env.values()]):
         if b"\0" in values[ref]:
             raise StepError(
                 f"$(steps.{ref[0]}.results.{ref[1]}): the value has a NUL byte, which an "
@@ -210,7 +204,7 @@ def _prepare(args: StepArgs, own: str) -> tuple[list[bytes], dict[bytes, bytes]]
     def value(step: str, result: str) -> bytes:
         return values[(step, result)]
 
-    argv = [_substitute.substitute(a, value) for a in args.argv]
+    argv = [_substitute.substitute(a, value) for a in picked]
     if refs:
         env = {k: _substitute.substitute(v, value) for k, v in env.items()}
     if args.script is not None:
@@ -221,6 +215,19 @@ def _prepare(args: StepArgs, own: str) -> tuple[list[bytes], dict[bytes, bytes]]
             program = os.fsencode(copy)
         argv = [program, *argv]
     return argv, env
+
+
+def _machine_argv(args: StepArgs) -> list[bytes]:
+    """This machine's argv: ``args.argv`` is left as parsed, so the args stay what the
+    command line said (one argv per platform when the image has several)."""
+    if not args.arches:
+        return args.argv
+    mine = _arch.machine_platform()
+    picked = _arch.select(args.arches, args.argv, mine)
+    if picked is None:
+        have = ", ".join(p for p, _ in args.arches)
+        raise StepError(f"the image has no command for this machine ({mine}); it has {have}")
+    return picked
 
 
 def _show(seconds: float | None) -> str:

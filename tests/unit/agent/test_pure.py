@@ -458,3 +458,17 @@ def test_parse_arch() -> None:
 def test_parse_arch_rejects(opts: list[str]) -> None:
     with pytest.raises(UsageError, match="--arch"):
         parse(["step", "--name", "s", *opts])
+
+
+def test_prepare_leaves_the_parsed_argv_alone(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from taskflow_agent import _arch, _step
+
+    opts = ["--run-dir", str(tmp_path), "--arch", "amd64=1", "--arch", "arm64=2"]
+    args = parse(["step", "--name", "s", *opts, "--", "a", "b", "c"])
+    assert isinstance(args, StepArgs)
+    monkeypatch.setattr(_arch, "machine_platform", lambda: "arm64")
+    argv, _ = _step._prepare(args, str(tmp_path / "s"))
+    assert argv == [b"b", b"c"]
+    assert args.argv == [b"a", b"b", b"c"]  # the args stay what the command line said
