@@ -21,11 +21,11 @@ from __future__ import annotations
 import logging
 import os
 import urllib.request
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Mapping
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import urlencode, urlsplit
 
 import aiohttp
@@ -143,7 +143,31 @@ def retry_delay(
     return min(cap, max(wanted, backoff.delay(attempt)))
 
 
-class Kube:
+class StreamClient(Protocol):
+    """The part of :class:`Kube` a reflector uses (LIST pages, WATCH streams), so that its
+    unit tests can fake it. Kube derives from it, so mypy checks every change to Kube's
+    signatures against what the reflector calls: the two cannot drift apart."""
+
+    async def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        query: Mapping[str, str | int] | None = None,
+        request_timeout: float = 30.0,
+    ) -> bytes: ...
+
+    def stream(
+        self,
+        path: str,
+        *,
+        query: Mapping[str, str | int] | None = None,
+        read_timeout: float,
+        connect_timeout: float = 15.0,
+    ) -> AbstractAsyncContextManager[AsyncIterable[bytes]]: ...
+
+
+class Kube(StreamClient):
     """Raw JSON requests to the API server of one kubernetes-asyncio ``ApiClient``.
 
     ``limiter`` paces :meth:`request` (unlimited by default; the operator sets its

@@ -22,15 +22,14 @@ from __future__ import annotations
 import logging
 import random
 import time
-from collections.abc import AsyncIterable, Callable, Mapping
-from contextlib import AbstractAsyncContextManager
+from collections.abc import Callable
 from typing import Any, Protocol
 
 import aiohttp
 import anyio
 import msgspec
 
-from taskflow.engine.kube import ApiError
+from taskflow.engine.kube import ApiError, StreamClient
 from taskflow.engine.ratelimit import Clock, ExponentialBackoff
 from taskflow.engine.resources import Resource
 from taskflow.metrics import Metrics
@@ -132,30 +131,6 @@ class Handler(Protocol):
 
     def apply(self, event_type: str, raw: msgspec.Raw) -> None:
         """One ``ADDED`` / ``MODIFIED`` / ``DELETED`` event."""
-
-
-class StreamClient(Protocol):
-    """What a reflector needs from :class:`taskflow.engine.kube.Kube` (fakes in unit tests)."""
-
-    async def request(
-        self,
-        method: str,
-        path: str,
-        *,
-        query: Mapping[str, str | int] | None = None,
-        body: bytes | None = None,
-        content_type: str = "application/json",
-        request_timeout: float = 30.0,
-    ) -> bytes: ...
-
-    def stream(
-        self,
-        path: str,
-        *,
-        query: Mapping[str, str | int] | None = None,
-        read_timeout: float,
-        connect_timeout: float = 15.0,
-    ) -> AbstractAsyncContextManager[AsyncIterable[bytes]]: ...
 
 
 # -- the reflector --------------------------------------------------------------------------
