@@ -47,7 +47,7 @@ KEYS = [
     "agent.idle_rss_mb",
     "agent.image_mb",
     "rss.imports_mb",
-    # benchmarks/handoff_bench.py's bench_rows()
+    # benchmarks/handoff.py's run()
     "handoff20.init_floor_s",
     "handoff20.parallel_floor_s",
     "handoff20.kubelet_mode_s",
