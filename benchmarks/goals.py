@@ -1,5 +1,5 @@
-"""The issue's goals, checked against one run's values: a note for each goal missed (by how
-much, and what bounds it, from the run's own floor measurements). Pure."""
+"""The goals (docs/benchmarks.md), checked against one run's values: a note for each goal
+missed (by how much, and what bounds it, from the run's own floor measurements). Pure."""
 
 from __future__ import annotations
 

@@ -3,6 +3,7 @@ as ``python -m benchmarks.tools.NAME`` (``--help`` for its options):
 
 * ``agent``: every measurement of the ``agent`` part, printed (no cluster);
 * ``handoff``: every variant's runs of the ``handoff`` part (the full tier, its lock);
+* ``create``: the ``create`` part's rows for other operator arguments (a cluster);
 * ``reconcile``: ``plan()`` and watch-decoding throughput, and end-to-end reconciles with 1
   worker vs N (a cluster optional);
 * ``cache_memory``: the engine cache's memory for many finished Tasks with big scripts;

@@ -7,8 +7,8 @@
 Each Task has three steps, one of them a ``--script-chars`` script (default 50,000), and a
 finished status; it is encoded to JSON (the bytes of a watch event), decoded the way the
 engine decodes it and stored: through ``Cache.put_task`` (``slim``: what the operator
-does now) or, for comparison, straight into a dict (``whole``: what the cache kept before
-issue 10). Printed: Python heap held after all puts (tracemalloc) and the growth of the
+does) or, for comparison, straight into a dict (``whole``: every decoded field kept).
+Printed: Python heap held after all puts (tracemalloc) and the growth of the
 process's resident set, in total and per Task. Run each mode in its own process (the
 resident set never shrinks).
 """
