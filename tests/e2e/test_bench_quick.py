@@ -1,5 +1,5 @@
 """`nox -s bench -- --quick` keeps working: the runner, at tiny sizes, on the full tier prints
-every BENCH key the issue names and writes a well-formed docs table. The values are not
+every BENCH key docs/benchmarks.md lists and writes a well-formed docs table. The values are not
 checked against the goals (tiny sizes on a shared CI machine say nothing about them)."""
 
 from __future__ import annotations
