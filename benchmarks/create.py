@@ -1,32 +1,25 @@
-"""The create path at the API server's limit (issue 20): N objects of each kind created 16 at
+"""The create path at the API server's limit: N objects of each kind created 16 at
 a time over one keep-alive HTTPS client, every pod pinned to a node label no node has, so only
 object create -> pod ADDED (on a watch) is timed. Raw pods (the ceiling), Jobs (the cluster's
 kube-controller-manager with its own defaults), Tasks through the operator at its defaults,
 and Tasks with ``--qps 0``; each in a fresh namespace, the previous one gone first.
-
-``python -m benchmarks.create --kubeconfig K -n 500 --variant "--workers=16" ...`` measures
-raw pods and one Task row per operator variant (experiments: workers, limits)."""
+``python -m benchmarks.tools.create`` runs its rows for other operator arguments."""
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import contextlib
-import shlex
-import sys
-import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from taskflow.engine.kube import Kube
 
-from . import kubeops, operator_proc
+from . import kubeops
+from .goals import CREATE_RATIO
 from .operator_proc import DEFAULT_ARGS, OPERATOR_ARGS, operator
 from .report import Metric, percentile, ratio
 
-RATIO_GOAL = 0.25  # Tasks/s >= 0.25x raw pods/s at the operator's defaults
 JOBS = "/apis/batch/v1/namespaces/{ns}/jobs"
 JOB_LABEL = "batch.kubernetes.io/job-name"
 GONE_WITHIN = 120.0  # a namespace of 500 unscheduled pods is deleted in seconds
@@ -115,7 +108,7 @@ async def tasks(
 
 
 def p99_bound_ms(raw_timing: Timing) -> float:
-    """The issue's p99 goal: 2x the raw client's time for all N, plus 2 s."""
+    """The p99 goal: 2x the raw client's time for all N, plus 2 s."""
     return 2 * raw_timing.span_s * 1000 + 2000
 
 
@@ -161,9 +154,15 @@ def metrics(n: int, r: Timing, j: Timing, t: Timing, u: Timing) -> list[Metric]:
             f"{n} Tasks, operator defaults, all pods ADDED",
             t.per_s,
             "Tasks/s",
-            f">= {RATIO_GOAL}x raw; here {x:.2f}x" if x else f">= {RATIO_GOAL}x raw",
+            f">= {CREATE_RATIO}x raw; here {x:.2f}x" if x else f">= {CREATE_RATIO}x raw",
         ),
-        Metric("create.ratio", "create.tasks_per_s / create.raw_pods_per_s", x, "x", ">= 0.25"),
+        Metric(
+            "create.ratio",
+            "create.tasks_per_s / create.raw_pods_per_s",
+            x,
+            "x",
+            f">= {CREATE_RATIO}",
+        ),
         Metric("create.qps0_tasks_p50_ms", f"{n} Tasks, `--qps 0`: p50", u.p50_ms, "ms"),
         Metric("create.qps0_tasks_p99_ms", "same, p99", u.p99_ms, "ms"),
         Metric(
@@ -178,57 +177,3 @@ def metrics(n: int, r: Timing, j: Timing, t: Timing, u: Timing) -> list[Metric]:
 
 def _x(value: float | None) -> str:
     return f"{value:.3f}x raw" if value is not None else ""
-
-
-# -- experiments ------------------------------------------------------------------------------
-
-
-def _row(what: str, t: Timing) -> str:
-    return f"{what:40s} p50 {t.p50_ms:8.0f} ms  p99 {t.p99_ms:8.0f} ms  {t.per_s:7.1f}/s"
-
-
-async def experiment(
-    kubeconfig: str, n: int, variants: Sequence[str], with_jobs: bool, within: float
-) -> None:
-    from taskflow.engine.kube import connect
-
-    kube = await connect(kubeconfig=kubeconfig)
-    out: Callable[[str], None] = lambda line: print(line, flush=True)  # noqa: E731
-    try:
-        await kubeops.ensure_crd(kube)
-        r = await raw(kube, n, within)
-        out(_row("raw pods", r))
-        if with_jobs:
-            out(_row("Jobs", await jobs(kube, n, within)))
-        for variant in variants:
-            t = await tasks(kube, kubeconfig, n, within, DEFAULT_ARGS, shlex.split(variant))
-            out(_row(f"Tasks {variant or '(defaults)'}", t) + f"  {t.per_s / r.per_s:.3f}x raw")
-    finally:
-        await kube.close()
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.create", description=__doc__)
-    parser.add_argument("--kubeconfig", required=True)
-    parser.add_argument("-n", type=int, default=500)
-    parser.add_argument(
-        "--variant",
-        action="append",
-        default=[],
-        help='operator arguments of one Task row, e.g. "--workers=16" ("" = its defaults)',
-    )
-    parser.add_argument("--jobs", action="store_true", help="a Jobs row too")
-    parser.add_argument("--timeout", type=float, default=300)
-    parser.add_argument("--profile", type=Path, metavar="DIR", help="py-spy each operator run")
-    opts = parser.parse_args(argv)
-    if opts.profile:
-        opts.profile.mkdir(parents=True, exist_ok=True)
-        operator_proc.PROFILES[:] = [opts.profile]
-    started = time.monotonic()
-    asyncio.run(experiment(opts.kubeconfig, opts.n, opts.variant or [""], opts.jobs, opts.timeout))
-    print(f"{time.monotonic() - started:.0f} s", file=sys.stderr)
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

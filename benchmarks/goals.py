@@ -1,5 +1,5 @@
-"""The issue's goals, checked against one run's values: a note for each goal missed (by how
-much, and what bounds it, from the run's own floor measurements). Pure."""
+"""The goals (docs/benchmarks.md), checked against one run's values: a note for each goal
+missed (by how much, and what bounds it, from the run's own floor measurements). Pure."""
 
 from __future__ import annotations
 
@@ -64,7 +64,8 @@ def notes(v: Mapping[str, float | None]) -> list[str]:
                 f"rss at 10k Tasks misses its goal: {at_10k:.0f} MB ({how}) against < "
                 f"{RSS_10K_MB:.0f} MB, {at_10k - RSS_10K_MB:.0f} MB ({at_10k / RSS_10K_MB:.2f}x) "
                 f"over. It is the idle process plus {per_task_kb:.1f} KB per Task and its pod"
-                f"{why}. benchmarks/scale_profile.py shows where the per-Task part goes."
+                f"{why}. `python -m benchmarks.tools.scale_profile` shows where the per-Task "
+                "part goes."
             )
         elif n < FULL_SCALE:
             out.append(f"rss at 10k Tasks: {at_10k:.0f} MB, {how}.")

@@ -8,7 +8,7 @@ import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
-# A BENCH key: dotted lower-case words (the names the issue fixes, e.g. burst.tasks_per_s).
+# A BENCH key: dotted lower-case words (names other tools read, e.g. burst.tasks_per_s).
 KEY = re.compile(r"^[a-z0-9_]+(\.[a-z0-9_]+)+$")
 
 
@@ -18,7 +18,7 @@ class Metric:
     label: str  # what the table says (sizes included, so quick runs read as such)
     value: float | None  # None: not measured in this run (``note`` says why)
     unit: str
-    goal: str = ""  # the issue's goal, or a ratio that puts the value in context
+    goal: str = ""  # the goal it is held to, or a ratio that puts the value in context
     note: str = ""
 
     def __post_init__(self) -> None:

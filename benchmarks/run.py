@@ -16,16 +16,14 @@ Prints the table, then one ``BENCH key=value`` line per number, and writes the d
 Parts: ``handoff``, ``burst`` and ``create`` (full tier; create's pods pinned to no node:
 raw pods, Jobs, Tasks at the operator's defaults and with --qps 0), ``latency`` and
 ``scale`` (pods pinned to no node, so the control-plane tier's behaviour on any cluster),
-``agent`` (no cluster).
-``handoff`` is the rows of :mod:`benchmarks.handoff_bench` (its hook: ``bench_rows(kubeconfig:
-str, quick: bool) -> Mapping[str, float | None]``, BENCH key -> value).
+``agent`` (no cluster): one module each, all in :data:`PARTS`. One-off measurements outside
+this table are in :mod:`benchmarks.tools`.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import importlib
 import json
 import os
 import platform
@@ -33,22 +31,75 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Sequence
-from dataclasses import asdict
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
-from . import agent, burst, create, goals, kubeops, latency, operator_proc, scale
-from .report import Metric, bench_lines, markdown, ratio, text_table
+from taskflow.engine.kube import Kube, connect
+
+from . import agent, burst, create, goals, handoff, kubeops, latency, operator_proc, scale
+from .report import Metric, bench_lines, markdown, text_table
 
 ROOT = Path(__file__).resolve().parents[1]
-PARTS = ("handoff", "burst", "create", "latency", "scale", "agent")
-# handoff, burst need a kubelet; create is issue 20's full-tier measurement (pods pinned nowhere)
-NODE_PARTS = {"handoff", "burst", "create"}
-CONTROL_PLANE_PARTS = {"latency", "scale"}
-# (quick, full) sizes; the issue's minimums in full size.
-SIZES = {"burst": (20, 200), "create": (20, 500), "latency": (50, 2000), "scale": (200, 10_000)}
+
+
+@dataclass(frozen=True)
+class Context:
+    """What a part is run with: ``kube`` is connected to ``kubeconfig`` for a cluster tier."""
+
+    kube: Kube | None
+    kubeconfig: str
+    n: int
+    quick: bool
+    within: float
+    agent_image: str | None
+
+    def cluster(self) -> Kube:
+        assert self.kube is not None, "a cluster part run without a cluster"
+        return self.kube
+
+
+Tier = Literal["node", "control-plane", "none"]
+
+
+@dataclass(frozen=True)
+class Part:
+    """One part of the table. ``tier``: ``node`` needs a kubelet, ``control-plane`` pins its
+    pods to no node (so any cluster behaves as the control-plane tier), ``none`` needs no
+    cluster. ``sizes``: its N (quick, full), which ``--size PART=N`` overrides."""
+
+    tier: Tier
+    sizes: tuple[int, int] | None
+    run: Callable[[Context], Awaitable[list[Metric]]]
+
+
+def _on_cluster(
+    run: Callable[[Kube, str, int, float], Awaitable[list[Metric]]],
+) -> Callable[[Context], Awaitable[list[Metric]]]:
+    """A cluster part's ``run(kube, kubeconfig, n, within)`` as the table's runner."""
+    return lambda c: run(c.cluster(), c.kubeconfig, c.n, c.within)
+
+
+async def _handoff(c: Context) -> list[Metric]:
+    return handoff.run(c.kubeconfig, c.quick)
+
+
+async def _agent(c: Context) -> list[Metric]:
+    return agent.run(c.n, c.n, c.agent_image)
+
+
+# The table's order is the page's; the full sizes are those the goals are stated at.
+PARTS: dict[str, Part] = {
+    "handoff": Part("node", None, _handoff),
+    "burst": Part("node", (20, 200), _on_cluster(burst.run)),
+    "create": Part("node", (20, 500), _on_cluster(create.run)),
+    "latency": Part("control-plane", (50, 2000), _on_cluster(latency.run)),
+    "scale": Part("control-plane", (200, 10_000), _on_cluster(scale.run)),
+    "agent": Part("none", (5, 20), _agent),
+}
+SIZES = {name: part.sizes for name, part in PARTS.items() if part.sizes is not None}
 METHOD = [
     "All clients (the bench's, the operator's) reach the API server through the kubeconfig "
     "given (the harness's: 127.0.0.1); each part runs in its own namespace, deleted after; "
@@ -68,7 +119,6 @@ METHOD = [
     "has its pod and a Pending status; finished: the bench writes each pod's status "
     "(Succeeded, exit 0) as a kubelet would.",
 ]
-HANDOFF_MODULE = "benchmarks.handoff_bench"  # written separately; joins the table if present
 
 
 def machine() -> dict[str, str]:
@@ -100,97 +150,56 @@ def machine() -> dict[str, str]:
     }
 
 
-def handoff(kubeconfig: str, quick: bool) -> list[Metric]:
-    try:
-        module = importlib.import_module(HANDOFF_MODULE)
-    except ModuleNotFoundError as exc:
-        if exc.name != HANDOFF_MODULE:
-            raise
-        return []
-    if not hasattr(module, "bench_rows"):  # run on its own: python benchmarks/handoff_bench.py
-        return []
-    v: dict[str, float | None] = dict(module.bench_rows(kubeconfig, quick))
-    runs, steps, chain = module.SIZES[quick]
-    of = f"{steps} no-op steps, median of {runs}"
-    agent_x = ratio(v.get("handoff20.agent_mode_s"), v.get("handoff20.parallel_floor_s"))
-    kubelet_x = ratio(v.get("handoff20.kubelet_mode_s"), v.get("handoff20.init_floor_s"))
-    rows = [
-        ("handoff20.init_floor_s", f"{of}: raw pod, init containers", "s", ""),
-        (
-            "handoff20.parallel_floor_s",
-            f"{of}: raw pod, regular containers chaining done files (10 ms poll)",
-            "s",
-            "",
-        ),
-        (
-            "handoff20.kubelet_mode_s",
-            f"{of}: Task, executor kubelet",
-            "s",
-            f"<= 1.1x init floor; here {kubelet_x:.2f}x" if kubelet_x else "<= 1.1x init floor",
-        ),
-        (
-            "handoff20.agent_mode_s",
-            f"{of}: Task, executor agent",
-            "s",
-            f"<= 1.3x parallel floor; here {agent_x:.2f}x" if agent_x else "<= 1.3x",
-        ),
-        (
-            "handoff.agent_long_step_ms",
-            f"agent: median gap between {chain} `sleep 1` steps (its timestamps)",
-            "ms",
-            "<= 10 ms",
-        ),
-    ]
-    return [Metric(key, label, v.get(key), unit, goal) for key, label, unit, goal in rows]
-
-
-async def cluster_parts(
-    kubeconfig: str, parts: Sequence[str], sizes: dict[str, int], within: float
+async def run_parts(
+    kubeconfig: str | None, parts: Sequence[str], sizes: dict[str, int], opts: argparse.Namespace
 ) -> tuple[dict[str, list[Metric]], list[str]]:
-    from taskflow.engine.kube import connect
-
+    """Run ``parts`` (one tier's) one after another, on ``kubeconfig`` if they need a cluster."""
     results: dict[str, list[Metric]] = {}
     notes: list[str] = []
-    kube = await connect(kubeconfig=kubeconfig)
+    kube = await connect(kubeconfig=kubeconfig) if kubeconfig is not None else None
     try:
-        await kubeops.ensure_crd(kube)
-        others = await kubeops.other_operators(kube)
-        if others:
-            notes.append(
-                "another taskflow operator watching all namespaces ran during this run "
-                f"({', '.join(others)}): it also reconciled the bench's Tasks"
-            )
-        ran = sorted(CONTROL_PLANE_PARTS & set(parts), key=PARTS.index)
-        if ran:
-            nodes = await kubeops.node_count(kube)
-            where = (
-                "a control-plane tier (no node, no scheduler, no kubelet)"
-                if nodes == 0
-                else f"a cluster with {nodes} node(s), no kubelet touching the pinned pods"
-            )
-            notes.append(f"{', '.join(ran)}: served by {where}")
-        runners: dict[str, Callable[[int], Any]] = {
-            "burst": lambda n: burst.run(kube, kubeconfig, n, within),
-            "create": lambda n: create.run(kube, kubeconfig, n, within),
-            "latency": lambda n: latency.run(kube, kubeconfig, n, within),
-            "scale": lambda n: scale.run(kube, kubeconfig, n, within),
-        }
+        if kube is not None:
+            notes += await _cluster_notes(kube, parts)
         for part in parts:
-            if part in runners:
-                n = sizes[part]
-                started = time.monotonic()
-                results[part] = await runners[part](n)
-                print(f"{part}: N={n}, {time.monotonic() - started:.0f} s", file=sys.stderr)
+            n = sizes.get(part, 0)
+            context = Context(kube, kubeconfig or "", n, opts.quick, opts.timeout, opts.agent_image)
+            started = time.monotonic()
+            results[part] = await PARTS[part].run(context)
+            size = f"N={n}, " if part in sizes else ""
+            print(f"{part}: {size}{time.monotonic() - started:.0f} s", file=sys.stderr)
     finally:
-        await kube.close()
+        if kube is not None:
+            await kube.close()
     return results, notes
+
+
+async def _cluster_notes(kube: Kube, parts: Sequence[str]) -> list[str]:
+    """The CRD installed, and what a reader of the page must know about the cluster."""
+    notes: list[str] = []
+    await kubeops.ensure_crd(kube)
+    others = await kubeops.other_operators(kube)
+    if others:
+        notes.append(
+            "another taskflow operator watching all namespaces ran during this run "
+            f"({', '.join(others)}): it also reconciled the bench's Tasks"
+        )
+    ran = [p for p in parts if PARTS[p].tier == "control-plane"]
+    if ran:
+        nodes = await kubeops.node_count(kube)
+        where = (
+            "a control-plane tier (no node, no scheduler, no kubelet)"
+            if nodes == 0
+            else f"a cluster with {nodes} node(s), no kubelet touching the pinned pods"
+        )
+        notes.append(f"{', '.join(ran)}: served by {where}")
+    return notes
 
 
 def _load(path: Path) -> dict[str, Any]:
     return dict(json.loads(path.read_text())) if path.is_file() else {}
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m benchmarks.run",
         description=__doc__,
@@ -207,7 +216,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="cluster for latency and scale (default: --kubeconfig's), e.g. a control-plane "
         "tier in its own network namespace",
     )
-    parser.add_argument("--only", action="append", choices=PARTS, help="run only these parts")
+    parser.add_argument("--only", action="append", choices=list(PARTS), help="run only these parts")
     parser.add_argument(
         "--docs",
         type=Path,
@@ -245,50 +254,89 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="agent image to size: localhost/REPO:TAG (buildah) or HOST:PORT/REPO:TAG (registry)",
     )
     parser.add_argument("--timeout", type=float, default=540, help="per wait, seconds")
-    opts = parser.parse_args(argv)
-    # `timeout`/a CI runner's SIGTERM unwinds like Ctrl-C: the operator child is stopped and
-    # the bench's namespace deleted (finally blocks), not left behind.
-    signal.signal(signal.SIGTERM, signal.default_int_handler)
-    parts = opts.only or list(PARTS)
+    return parser
+
+
+def _sizes(parser: argparse.ArgumentParser, opts: argparse.Namespace) -> dict[str, int]:
+    """Each sized part's N: quick or full, then ``--size PART=N``."""
     sizes = {part: both[0 if opts.quick else 1] for part, both in SIZES.items()}
     for item in opts.size:
         part, _, n = item.partition("=")
         if part not in SIZES or not n.isdigit():
             parser.error(f"--size {item!r}: want PART=N, PART one of {', '.join(SIZES)}")
         sizes[part] = int(n)
+    return sizes
+
+
+def _run_tiers(
+    opts: argparse.Namespace, parts: list[str], sizes: dict[str, int]
+) -> tuple[dict[str, list[Metric]], list[str]]:
+    """Every part on its tier's cluster, a harness cluster started (and stopped) if none is
+    given."""
+    session = None
+    kubeconfig = opts.kubeconfig
+    tiers = {PARTS[p].tier for p in parts}
+    if kubeconfig is None and tiers - {"none"}:
+        from tests.cluster.fixtures import ClusterSession
+
+        session = ClusterSession(None)
+        if "node" in tiers or not opts.control_plane_kubeconfig:
+            kubeconfig = session.full().kubeconfig if "node" in tiers else session.kubeconfig()
+    clusters: dict[Tier, str | None] = {
+        "node": kubeconfig,
+        "control-plane": opts.control_plane_kubeconfig or kubeconfig,
+        "none": None,
+    }
+    results: dict[str, list[Metric]] = {}
+    notes: list[str] = []
+    try:
+        for tier, config in clusters.items():
+            mine = [p for p in parts if PARTS[p].tier == tier]
+            if mine and (config or tier == "none"):
+                got, said = asyncio.run(run_parts(config, mine, sizes, opts))
+                results.update(got)
+                notes += said
+    finally:
+        if session is not None:
+            session.close()
+    return results, notes
+
+
+def _merge_saved(
+    path: Path, results: dict[str, list[Metric]], notes: list[str], facts: dict[str, str]
+) -> tuple[dict[str, list[Metric]], list[str]]:
+    """This run's parts saved into ``path``, and every saved part back, so that parts run one
+    at a time (each under the machine's lock) add up to the page."""
+    saved = _load(path)
+    for part, metrics in results.items():
+        saved[part] = {"facts": facts, "notes": notes, "metrics": [asdict(m) for m in metrics]}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(saved, indent=1))
+    merged = {p: [Metric(**m) for m in saved[p]["metrics"]] for p in PARTS if p in saved}
+    said = [
+        f"{p}: run {saved[p]['facts']['date']} at {saved[p]['facts']['commit']}, operator "
+        f"`{saved[p]['facts'].get('operator', '?')}`"
+        for p in PARTS
+        if p in saved
+    ] + list(dict.fromkeys(n for p in PARTS if p in saved for n in saved[p]["notes"]))
+    return merged, said
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = _parser()
+    opts = parser.parse_args(argv)
+    # `timeout`/a CI runner's SIGTERM unwinds like Ctrl-C: the operator child is stopped and
+    # the bench's namespace deleted (finally blocks), not left behind.
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
+    parts = [p for p in PARTS if p in (opts.only or PARTS)]
+    sizes = _sizes(parser, opts)
     docs = opts.docs or (None if opts.quick else ROOT / "docs" / "benchmarks.md")
 
     operator_proc.EXTRA_ARGS[:] = opts.operator_arg
     if opts.profile:
         opts.profile.mkdir(parents=True, exist_ok=True)
         operator_proc.PROFILES[:] = [opts.profile]
-    session = None
-    kubeconfig = opts.kubeconfig
-    if kubeconfig is None and set(parts) - {"agent"}:
-        from tests.cluster.fixtures import ClusterSession
-
-        session = ClusterSession(None)
-        if NODE_PARTS & set(parts) or not opts.control_plane_kubeconfig:
-            needs_node = bool(NODE_PARTS & set(parts))
-            kubeconfig = session.full().kubeconfig if needs_node else session.kubeconfig()
-    control_plane = opts.control_plane_kubeconfig or kubeconfig
-    try:
-        results: dict[str, list[Metric]] = {}
-        notes: list[str] = []
-        if "handoff" in parts and kubeconfig:
-            results["handoff"] = handoff(kubeconfig, opts.quick)
-        for config, group in ((kubeconfig, NODE_PARTS), (control_plane, CONTROL_PLANE_PARTS)):
-            mine = [p for p in parts if p in group and p != "handoff"]
-            if config and mine:
-                got, said = asyncio.run(cluster_parts(config, mine, sizes, opts.timeout))
-                results.update(got)
-                notes += said
-        if "agent" in parts:
-            runs = 5 if opts.quick else 20
-            results["agent"] = agent.run(runs, runs, opts.agent_image)
-    finally:
-        if session is not None:
-            session.close()
+    results, notes = _run_tiers(opts, parts, sizes)
 
     facts = machine()
     facts["size"] = "quick (CI smoke test, not for quoting)" if opts.quick else "full"
@@ -296,26 +344,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         ["python -m taskflow run", *operator_proc.OPERATOR_ARGS, *opts.operator_arg]
     )
     if opts.only and not opts.quick:
-        # Parts run one at a time (each under the machine's lock) add up to the page.
-        saved = _load(opts.results)
-        for part, metrics in results.items():
-            saved[part] = {"facts": facts, "notes": notes, "metrics": [asdict(m) for m in metrics]}
-        opts.results.parent.mkdir(parents=True, exist_ok=True)
-        opts.results.write_text(json.dumps(saved, indent=1))
-        results = {p: [Metric(**m) for m in saved[p]["metrics"]] for p in PARTS if p in saved}
-        notes = [
-            f"{p}: run {saved[p]['facts']['date']} at {saved[p]['facts']['commit']}, operator "
-            f"`{saved[p]['facts'].get('operator', '?')}`"
-            for p in PARTS
-            if p in saved
-        ] + list(dict.fromkeys(n for p in PARTS if p in saved for n in saved[p]["notes"]))
+        results, notes = _merge_saved(opts.results, results, notes, facts)
     metrics = [m for part in PARTS for m in results.get(part, [])]
     notes += goals.notes({m.key: m.value for m in metrics})
-    if "handoff" in parts and not results.get("handoff"):
-        notes.append(
-            f"{HANDOFF_MODULE} has no bench_rows() in this tree: its rows come from running "
-            "`python benchmarks/handoff_bench.py` on its own (docs/agent.md has its figures)"
-        )
     print(text_table(metrics))
     for line in bench_lines(metrics):
         print(line)

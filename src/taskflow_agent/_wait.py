@@ -45,7 +45,7 @@ def wait_for(directory: str, name: str, *, mode: str = "auto", poll_interval: fl
     path = os.path.join(directory, name)
     peer = _lock.Peer(directory)
     # The descriptor stays open (close-on-exec, so the child never sees it): closing an
-    # inotify instance waits for an SRCU grace period, measured at 5-25 ms here, which
+    # inotify instance waits for an SRCU grace period (milliseconds, docs/agent.md), which
     # would sit right in the hand-off. The kernel frees it when we exit.
     ino = None if mode == "poll" else _inotify_watch(directory, strict=mode == "inotify")
     try:

@@ -1,5 +1,5 @@
 """`nox -s bench -- --quick` keeps working: the runner, at tiny sizes, on the full tier prints
-every BENCH key the issue names and writes a well-formed docs table. The values are not
+every BENCH key docs/benchmarks.md lists and writes a well-formed docs table. The values are not
 checked against the goals (tiny sizes on a shared CI machine say nothing about them)."""
 
 from __future__ import annotations
@@ -47,7 +47,7 @@ KEYS = [
     "agent.idle_rss_mb",
     "agent.image_mb",
     "rss.imports_mb",
-    # benchmarks/handoff_bench.py's bench_rows()
+    # benchmarks/handoff.py's run()
     "handoff20.init_floor_s",
     "handoff20.parallel_floor_s",
     "handoff20.kubelet_mode_s",

@@ -262,7 +262,7 @@ async def test_cancel(admin: Kube, ns: str, kubeconfig: str) -> None:
     if crd_has_cancel():
         assert (done.returncode, done.stdout) == (0, "task/long cancel requested\n"), done.stderr
         assert (await get_task(admin, ns, "long"))["spec"]["cancel"] is True
-    else:  # before issue 8: the API server prunes the unknown field; said in one line
+    else:  # a CRD older than spec.cancel: the API server prunes the field; said in one line
         assert done.returncode == 1
         assert done.stderr.startswith(
             "error: cannot cancel task/long: the cluster's Task CRD has no spec.cancel"

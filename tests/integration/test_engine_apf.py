@@ -1,5 +1,5 @@
 """The client-side limit against a real kube-apiserver: it does API Priority and Fairness, so
-the operator at its defaults paces nothing; an explicit ``--qps 5`` still binds (issue 20)."""
+the operator at its defaults paces nothing; an explicit ``--qps 5`` still binds."""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """The create path against a real kube-apiserver: a pod name held by a pod that is not the
 Task's (someone else's, or an old one stuck Terminating), and a pod that ended without
-reporting its steps. Each ends in a bounded, truthful status (issue 10, section 2)."""
+reporting its steps. Each ends in a bounded, truthful status."""
 
 from __future__ import annotations
 
@@ -61,7 +61,8 @@ async def reasons_of(admin: Kube, ns: str, uid: str) -> list[str]:
 async def test_someone_elses_pod_on_the_name_makes_the_task_wait_then_run(
     admin: Kube, ns: str, kubeconfig: str
 ) -> None:
-    # on main: Failure/InvalidPodSpec "delete it" at once, and never a pod after the delete
+    # Someone else's pod is theirs to delete: the Task waits (Pending, saying why), not
+    # Failure/InvalidPodSpec at once, and its pod comes once the name is free
     await squat(admin, ns, "theirs-pod", labels={"app": "other"})
     async with operator(kubeconfig, ns):
         task = await create_task(admin, ns, "theirs", steps("y"))
@@ -105,7 +106,8 @@ async def test_someone_elses_pod_on_the_name_fails_the_task_at_its_timeout(
 async def test_an_old_pod_stuck_terminating_is_waited_for_with_backoff_until_the_timeout(
     admin: Kube, ns: str, kubeconfig: str
 ) -> None:
-    # on main: no status at all, and a POST + GET every second for as long as it lasts
+    # A pod stuck Terminating: a status that says so and retries that back off, not silence
+    # and a POST + GET every second for as long as it lasts
     path = f"{PODS.format(ns=ns)}/stuck-pod"
     await squat(admin, ns, "stuck-pod", labels={TASK_UID_LABEL: "a-deleted-task"})
     hold = {"metadata": {"finalizers": ["taskflow.test/hold"]}}
@@ -143,7 +145,8 @@ async def test_an_old_pod_stuck_terminating_is_waited_for_with_backoff_until_the
 async def test_a_pod_that_ended_without_container_statuses_ends_the_attempt(
     admin: Kube, ns: str, kubeconfig: str
 ) -> None:
-    # on main: phase Succeeded without container statuses left the Task Pending for good.
+    # A terminal phase without container statuses must end the attempt, not leave the Task
+    # Pending for good.
     # The pod statuses are those a kubelet leaves after an admission rejection or a lost
     # node: a terminal phase and no container statuses.
     async with operator(kubeconfig, ns):

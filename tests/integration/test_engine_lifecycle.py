@@ -182,7 +182,7 @@ async def test_a_failure_stops_the_pod_and_the_retry_waits_until_it_has_stopped(
 async def test_an_agent_killed_without_a_state_fails_the_task_and_stops_the_pod(
     admin: Kube, ns: str, kubeconfig: str
 ) -> None:
-    # issue 16: the Task ended at once but the later agents waited, the pod ran on
+    # The failure must also stop the pod: else the later agents wait and the pod runs on
     async with operator(kubeconfig, ns, settings=Settings(default_executor="agent")):
         task = await create_task(admin, ns, "killed", steps("a", "b"))
         uid = task["metadata"]["uid"]

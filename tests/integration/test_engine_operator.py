@@ -269,8 +269,8 @@ async def test_restart_mid_run_creates_no_second_pod_and_continues(
 async def test_events_are_recorded_before_the_status_that_follows_them(
     admin: Kube, ns: str, kubeconfig: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # Issue 12: events used to go out concurrently with the status patch, so a reader (or an
-    # operator stopped right then) could see a status whose events were still in flight and
+    # Events sent concurrently with the status patch would let a reader (or an
+    # operator stopped right then) see a status whose events were still in flight, and
     # lose them. Slow every event POST down and stop the operator the moment the final
     # status is visible: every transition's Event must already be there, once.
     async with operator(kubeconfig, ns) as op:

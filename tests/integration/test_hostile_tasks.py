@@ -1,4 +1,4 @@
-"""Malformed and hostile Tasks through the real API server (issue 10, section 4).
+"""Malformed and hostile Tasks through the real API server.
 
 Hypothesis builds Tasks that are too big, too deep, oddly named, out of range or simply
 junk. Each one is POSTed by the admin client while an operator runs in-process, and must

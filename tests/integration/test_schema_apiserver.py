@@ -282,7 +282,7 @@ INVALID: list[tuple[str, dict[str, Any], list[str]]] = [
         task_body("x", ok("a", volumeMounts=[{"name": "v", "mountPath": "/taskflow/scripts/a"}])),
         ["spec.steps[0]", "step a: volumeMount v at /taskflow/scripts/a: mount paths under"],
     ),
-    # issue 16: taskflow's volumes are taskflow's, under both executors
+    # taskflow's volumes are taskflow's, under both executors: a step may not mount them
     *(
         (
             f"mount-{name}-{executor}",

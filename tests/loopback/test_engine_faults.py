@@ -1,4 +1,4 @@
-"""The engine's client side against a misbehaving API server (issue 10).
+"""The engine's client side against a misbehaving API server.
 
 A tiny aiohttp server on 127.0.0.1 plays the parts of the API server these tests need (a
 Lease; a pod collection) and misbehaves on purpose: it black-holes lease renewals, answers

@@ -37,7 +37,7 @@ def test_carries_apf(headers: dict[str, str], apf: bool) -> None:
     ("qps", "burst", "apf", "want"),
     [
         (None, None, True, (0.0, FALLBACK_BURST)),  # APF: no client-side limit
-        (None, None, False, (FALLBACK_QPS, FALLBACK_BURST)),  # no APF: today's 50/100
+        (None, None, False, (FALLBACK_QPS, FALLBACK_BURST)),  # no APF: the fixed 50/100
         (None, None, None, (FALLBACK_QPS, FALLBACK_BURST)),  # no answer: the safe side
         (None, 30, False, (FALLBACK_QPS, 30)),
         (5.0, None, True, (5.0, FALLBACK_BURST)),  # --qps wins over APF

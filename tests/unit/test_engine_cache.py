@@ -1,4 +1,4 @@
-"""The cache against the races a review found (issue 10): relists vs write-through,
+"""The cache against its races: relists vs write-through,
 write-through after a deletion, and what a finished Task keeps."""
 
 from __future__ import annotations

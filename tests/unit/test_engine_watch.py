@@ -311,7 +311,7 @@ async def test_start_resource_version_skips_initial_list() -> None:
     assert r.synced.is_set()
 
 
-# -- regressions (issue 10) -------------------------------------------------------------------
+# -- regressions ------------------------------------------------------------------------------
 
 
 def pod_obj(name: str, rv: str) -> dict[str, Any]:

@@ -29,7 +29,7 @@ LAYER = {
     "engine": 3,
     "inputs": 3,  # the commands' -f FILE|- reader (I/O shell)
     "cli": 4,
-    "ctl": 4,  # the kubectl plugin (on main; it reads Tasks through engine.kube)
+    "ctl": 4,  # the kubectl plugin (it reads Tasks through engine.kube)
     "__main__": 5,
 }
 

@@ -1,6 +1,6 @@
-"""Issue 16, the operator's side: taskflow's volumes and paths are refused in steps and the
-pod template (``spec_problem``, the backstop of the CRD's rules), and each agent is told the
-pod's real grace period and the kubelet's termination-message budget."""
+"""What a step cannot do, the operator's side: taskflow's volumes and paths are refused in
+steps and the pod template (``spec_problem``, the backstop of the CRD's rules), and each agent
+is told the pod's real grace period and the kubelet's termination-message budget."""
 
 from __future__ import annotations
 

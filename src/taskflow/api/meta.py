@@ -2,7 +2,7 @@
 
 # gc=False on every model here: decoded API objects hold only strings, numbers, times and
 # lists/dicts of those, never a reference cycle, so the cycle collector need not track
-# or traverse them (10k cached Tasks and pods: ~2 MB less, shorter collections).
+# or traverse them (less memory and shorter collections with a big cache).
 
 from __future__ import annotations
 

@@ -134,7 +134,7 @@ def _ms(stamp: str) -> float:
     return seconds * 1000.0 + int(stamp[20:23])
 
 
-# Generous bounds for a shared 2-core machine; benchmarks/agent_bench.py measures.
+# Generous bounds for a shared 2-core machine; python -m benchmarks.tools.agent measures.
 def test_a_polling_agent_starts_soon_after_the_previous_state(agent: Agent, run: Path) -> None:
     delay = _handoff_ms(agent, run, "--wait", "poll", "--poll-interval", "50ms")
     assert -1 <= delay < 250

@@ -1,4 +1,4 @@
-"""What a step cannot do to the agent (issue 16), with real processes, against both forms:
+"""What a step cannot do to the agent, with real processes, against both forms:
 leftovers forging the outcome or writing after it, planted links and FIFOs, values that
 cannot be passed, a state that cannot be written, signals at the worst moments."""
 

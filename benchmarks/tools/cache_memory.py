@@ -1,14 +1,14 @@
 """Memory the engine's cache holds for finished Tasks with big scripts.
 
-    python benchmarks/cache_memory_bench.py                    # 10k Tasks, slim (the cache)
-    python benchmarks/cache_memory_bench.py --mode whole       # as decoded (the old cache)
-    python benchmarks/cache_memory_bench.py --last-applied     # + kubectl's annotation
+    python -m benchmarks.tools.cache_memory                 # 10k Tasks, slim (the cache)
+    python -m benchmarks.tools.cache_memory --mode whole       # as decoded (the old cache)
+    python -m benchmarks.tools.cache_memory --last-applied     # + kubectl's annotation
 
 Each Task has three steps, one of them a ``--script-chars`` script (default 50,000), and a
 finished status; it is encoded to JSON (the bytes of a watch event), decoded the way the
 engine decodes it and stored: through ``Cache.put_task`` (``slim``: what the operator
-does now) or, for comparison, straight into a dict (``whole``: what the cache kept before
-issue 10). Printed: Python heap held after all puts (tracemalloc) and the growth of the
+does) or, for comparison, straight into a dict (``whole``: every decoded field kept).
+Printed: Python heap held after all puts (tracemalloc) and the growth of the
 process's resident set, in total and per Task. Run each mode in its own process (the
 resident set never shrinks).
 """
@@ -98,7 +98,9 @@ def task_json(n: int, script_chars: int, last_applied: bool) -> bytes:
 
 
 def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p = argparse.ArgumentParser(
+        prog="python -m benchmarks.tools.cache_memory", description=__doc__.split("\n\n")[0]
+    )
     p.add_argument("--tasks", type=int, default=10_000)
     p.add_argument("--script-chars", type=int, default=50_000)
     p.add_argument("--mode", choices=("slim", "whole"), default="slim")

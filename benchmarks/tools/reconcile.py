@@ -1,8 +1,8 @@
 """taskflow reconcile benchmark.
 
-    python benchmarks/reconcile_bench.py                 # pure parts only
-    python benchmarks/reconcile_bench.py --kubeconfig K  # + end-to-end against a cluster
-    KUBECONFIG=K python benchmarks/reconcile_bench.py --tasks 300 --workers 8
+    python -m benchmarks.tools.reconcile                 # pure parts only
+    python -m benchmarks.tools.reconcile --kubeconfig K  # + end-to-end against a cluster
+    KUBECONFIG=K python -m benchmarks.tools.reconcile --tasks 300 --workers 8
 
 Pure (no cluster):
   * ``plan()`` throughput for a Task of 1, 10 and 50 steps whose pod is mid-run;
@@ -401,7 +401,9 @@ def _all_pending(op: Any, n: int) -> bool:
 
 def main() -> int:
     parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+        prog="python -m benchmarks.tools.reconcile",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument(
         "--kubeconfig",

@@ -1,8 +1,8 @@
-"""Step hand-off on the real node: 20 no-op steps under the agent executor, the kubelet
-executor and the two raw-pod floors, in the same run; and the hand-off between 1 s steps from
-the agent's own timestamps.
+"""The ``handoff`` part, step hand-off on the real node: 20 no-op steps under the agent
+executor, the kubelet executor and the two raw-pod floors, in the same run; and the hand-off
+between 1 s steps from the agent's own timestamps.
 
-    flock /work/e2e.lock env KUBECONFIG=... python benchmarks/handoff_bench.py \\
+    flock /work/e2e.lock env KUBECONFIG=... python -m benchmarks.tools.handoff \\
         --registry 127.0.0.1:35000 [--runs 3] [--steps 20]
 
 Deploys the operator with Helm into taskflow-system (so: only under the machine's e2e lock),
@@ -20,13 +20,12 @@ finished, on this machine's clock: what a user waits, operator included for the 
 Hand-off: a Task of ``--chain`` ``sleep 1`` steps; next step's ``startedAt`` minus the previous
 step's ``finishedAt`` (the agents' millisecond timestamps in ``status.steps``).
 
-Prints a table and ``BENCH key=value`` lines. ``python -m benchmarks.run`` takes the same
-numbers as its ``handoff20.*``/``handoff.*`` rows from :func:`bench_rows`.
+``python -m benchmarks.run`` takes its ``handoff20.*``/``handoff.*`` rows from :func:`run`;
+``python -m benchmarks.tools.handoff`` prints every variant's runs.
 """
 
 from __future__ import annotations
 
-import argparse
 import itertools
 import json
 import os
@@ -39,6 +38,9 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from .goals import AGENT_X, KUBELET_X
+from .report import Metric, ratio
+
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
@@ -46,9 +48,9 @@ NS = "taskflow-bench-handoff"
 BUSYBOX = "busybox:1.28"
 POLL = 0.1
 DEADLINE = 300.0
-# bench_rows()'s (runs, steps, chain) by --quick: the runner's table says them
+# run()'s (runs, steps, chain) by --quick: the runner's table says them
 SIZES = {False: (3, 20, 11), True: (1, 5, 3)}
-KUBECONFIG: list[str] = []  # bench_rows()'s cluster; else kubectl's own ($KUBECONFIG)
+KUBECONFIG: list[str] = []  # run()'s cluster; else kubectl's own ($KUBECONFIG)
 
 
 def kubectl(*args: str, stdin: str | None = None) -> str:
@@ -223,8 +225,8 @@ def measure(
     return walls, gaps
 
 
-def bench_rows(kubeconfig: str, quick: bool) -> Mapping[str, float | None]:
-    """The runner's hook (``benchmarks/run.py``): BENCH key -> value, on the full tier at
+def measured(kubeconfig: str, quick: bool) -> Mapping[str, float | None]:
+    """BENCH key -> value, on the full tier at
     ``kubeconfig`` with the harness's registry (or $TASKFLOW_TEST_REGISTRY). Quick: one
     run of 5 steps and a chain of 3 (the keys keep their names; not for quoting)."""
     from tests.cluster import config
@@ -246,37 +248,40 @@ def bench_rows(kubeconfig: str, quick: bool) -> Mapping[str, float | None]:
     }
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--registry", default=os.environ.get("TASKFLOW_TEST_REGISTRY"))
-    parser.add_argument("--runs", type=int, default=3)
-    parser.add_argument("--steps", type=int, default=20)
-    parser.add_argument("--chain", type=int, default=11)
-    parser.add_argument("--no-deploy", action="store_true", help="the operator is installed")
-    opts = parser.parse_args()
-    kubeconfig = os.environ.get("KUBECONFIG")
-    if not kubeconfig or not opts.registry:
-        parser.error("needs KUBECONFIG and --registry (or TASKFLOW_TEST_REGISTRY)")
-    walls, gaps = measure(
-        kubeconfig, opts.registry, opts.runs, opts.steps, opts.chain, not opts.no_deploy
-    )
-    floor = statistics.median(walls["raw-parallel"])
-    print(f"\n{opts.steps} no-op steps, median of {opts.runs} (create -> seen finished)")
-    print(f"{'variant':<14}{'median s':>10}{'runs':>24}{'x parallel floor':>18}")
-    for name, values in walls.items():
-        med = statistics.median(values)
-        runs = " ".join(f"{v:.1f}" for v in values)
-        print(f"{name:<14}{med:>10.1f}{runs:>24}{med / floor:>18.2f}")
-        print(f"BENCH handoff_{name.replace('-', '_')}_s={med:.2f}")
-    print(f"BENCH agent_vs_parallel_floor={statistics.median(walls['agent']) / floor:.2f}")
-    print(
-        f"\nhand-off between {opts.chain} 'sleep 1' steps (agent timestamps): "
-        f"median {statistics.median(gaps):.0f} ms, max {max(gaps):.0f} ms"
-    )
-    print(f"BENCH handoff_1s_steps_median_ms={statistics.median(gaps):.1f}")
-    print(f"BENCH handoff_1s_steps_max_ms={max(gaps):.1f}")
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())
+def run(kubeconfig: str, quick: bool) -> list[Metric]:
+    """The runner's rows, with each mode's goal against its floor."""
+    v: dict[str, float | None] = dict(measured(kubeconfig, quick))
+    runs, steps, chain = SIZES[quick]
+    of = f"{steps} no-op steps, median of {runs}"
+    agent_x = ratio(v.get("handoff20.agent_mode_s"), v.get("handoff20.parallel_floor_s"))
+    kubelet_x = ratio(v.get("handoff20.kubelet_mode_s"), v.get("handoff20.init_floor_s"))
+    rows = [
+        ("handoff20.init_floor_s", f"{of}: raw pod, init containers", "s", ""),
+        (
+            "handoff20.parallel_floor_s",
+            f"{of}: raw pod, regular containers chaining done files (10 ms poll)",
+            "s",
+            "",
+        ),
+        (
+            "handoff20.kubelet_mode_s",
+            f"{of}: Task, executor kubelet",
+            "s",
+            f"<= {KUBELET_X}x init floor; here {kubelet_x:.2f}x"
+            if kubelet_x
+            else f"<= {KUBELET_X}x init floor",
+        ),
+        (
+            "handoff20.agent_mode_s",
+            f"{of}: Task, executor agent",
+            "s",
+            f"<= {AGENT_X}x parallel floor; here {agent_x:.2f}x" if agent_x else f"<= {AGENT_X}x",
+        ),
+        (
+            "handoff.agent_long_step_ms",
+            f"agent: median gap between {chain} `sleep 1` steps (its timestamps)",
+            "ms",
+            "<= 10 ms",
+        ),
+    ]
+    return [Metric(key, label, v.get(key), unit, goal) for key, label, unit, goal in rows]

@@ -1,7 +1,7 @@
 """Where the operator spent its samples: the top functions of a ``py-spy record --format raw``
 file (run.py's --profile), by own time and by inclusive time.
 
-    python -m benchmarks.profile_top .bench/profile/tf-bench-scale-1a2b3c.txt
+    python -m benchmarks.tools.profile_top .bench/profile/tf-bench-scale-1a2b3c.txt
 """
 
 from __future__ import annotations
@@ -30,7 +30,9 @@ def top(lines: list[str], n: int) -> tuple[int, list[tuple[str, int]], list[tupl
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks.tools.profile_top", description=__doc__.split("\n\n")[0]
+    )
     parser.add_argument("file", type=Path)
     parser.add_argument("-n", type=int, default=15)
     opts = parser.parse_args()

@@ -2,7 +2,7 @@
 tracemalloc, N pinned one-step Tasks (pods never run) in a fresh namespace, the heap once
 every Task has its pod and a Pending status, grouped by source line.
 
-    KUBECONFIG=... python -m benchmarks.scale_profile --tasks 1000
+    KUBECONFIG=... python -m benchmarks.tools.scale_profile --tasks 1000
 """
 
 from __future__ import annotations
@@ -16,11 +16,10 @@ import tracemalloc
 
 import anyio
 
+from benchmarks import kubeops
+from benchmarks.operator_proc import rss_mb
 from taskflow.engine.kube import connect
 from taskflow.engine.operator import Operator, OperatorConfig
-
-from . import kubeops
-from .operator_proc import rss_mb
 
 
 async def profile(kubeconfig: str, n: int, top: int) -> None:
@@ -70,7 +69,9 @@ async def profile(kubeconfig: str, n: int, top: int) -> None:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks.tools.scale_profile", description=__doc__.split("\n\n")[0]
+    )
     parser.add_argument("--tasks", type=int, default=1000)
     parser.add_argument("--top", type=int, default=15)
     parser.add_argument("--kubeconfig", default=os.environ.get("KUBECONFIG"))
