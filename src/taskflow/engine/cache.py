@@ -17,7 +17,7 @@ Two races between write-through and the streams are closed here:
 
 A finished Task never changes again, so only what is still read of it is kept (see
 :func:`slim`): 10k finished Tasks with 50,000-character scripts hold 31 MiB of heap
-instead of 563 MiB (``benchmarks/cache_memory_bench.py``). Of a pod, what no decision reads
+instead of 563 MiB (``python -m benchmarks.tools.cache_memory``). Of a pod, what no decision reads
 of a cached one is not kept either (see :func:`slim_pod`): its annotations carry the agent's
 step scripts.
 """
