@@ -2,10 +2,11 @@
 
 The signals it cares about are blocked before anything else and taken with
 ``sigtimedwait``/``sigwaitinfo`` where it is ready for them (the hand-over, the
-supervision), or unblocked only for the time the inotify wait sleeps in ``ppoll``, whose C
-handler only records the number (``build/native.c``). A signal is never lost between two
-checks and never lands "at a bad moment": it is pending until the code that handles it
-asks. The child gets an empty mask and default dispositions (``_supervise``).
+supervision), or unblocked only around the inotify wait's ``poll``, whose C handler only
+writes the number to a pipe that the poll watches too (``build/native.c``). A signal is
+never lost between two checks and never lands "at a bad moment": it is pending until the
+code that handles it asks. The child gets an empty mask and default dispositions
+(``_supervise``).
 """
 
 from __future__ import annotations

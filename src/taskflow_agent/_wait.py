@@ -1,16 +1,16 @@
 """Wait until the previous step is done, or until a forwarded signal comes.
 
-Done means its state file exists *and* its agent has released the hand-off lock
-(``_lock``): a state file alone may have been written early by the step itself.
+Done means its state file exists *and* its agent has released the hand-off lock (``_lock``):
+a state file alone may have been written early by the step itself.
 
 The wait sleeps in the kernel either way. With ``_taskflow_native`` (the C module built into
 the static executable, ``build/native.c``) it watches the directory with inotify and sleeps
-in ``ppoll``, which unblocks the forwarded signals only while it sleeps: a new file, the
-lock's release (``IN_CLOSE_NOWRITE``, see ``_lock.release``) or a signal wakes it. Without it
-(``python -m taskflow_agent``), or when the kernel refuses (no inotify instances left:
-``fs.inotify.max_user_instances``, EMFILE), it polls with ``sigtimedwait``. While the state
-is there but the lock is held, inotify waits poll too, so that an agent killed from outside
-(its lock dropped with no event after it) is seen within one poll interval.
+in ``poll`` with the forwarded signals unblocked only around it (``native.wait``): a new
+file, the lock's release (``IN_CLOSE_NOWRITE``, see ``_lock.release``) or a signal wakes it.
+Without it (``python -m taskflow_agent``), or when the kernel refuses (no inotify instances
+left: ``fs.inotify.max_user_instances``, EMFILE), it polls with ``sigtimedwait``. While the
+state is there but the lock is held, inotify waits poll too, so that an agent killed from
+outside (its lock dropped with no event after it) is seen within one poll interval.
 """
 
 from __future__ import annotations
