@@ -38,6 +38,12 @@ AUTH_REGISTRY_USER = ("taskflow-test", "registry-pass")
 #: both registries listen on every address so that pods (the in-cluster operator) reach
 #: them at the node address; hostsys.guard_port() admits only `lo` and the pod bridge
 REGISTRY_PORTS = (35000, 35002)
+#: the seed registry, which builds the test images once (never at the same time as a cluster)
+SEED_REGISTRY = "127.0.0.1:35001"
+#: fixed ports inside the kernel's ephemeral range (32768-60999): while a cluster is up they
+#: are in `ip_local_reserved_ports`, so no connection gets one as its local port and makes
+#: the registry's bind fail with "address already in use"
+RESERVED_PORTS = (35000, 35001, 35002)
 
 
 def node_url(registry: str) -> str:

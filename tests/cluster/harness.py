@@ -166,6 +166,7 @@ def _up(tier: str, owner: str) -> ClusterInfo:
                 "started": time.time(),
             }
             _write_state(layout, state)
+            hostsys.reserve_ports(config.RESERVED_PORTS)
             pki.generate(layout.pki)
             layout.write_kubeconfigs()
             hostsys.add_node_interface()

@@ -24,6 +24,7 @@ SYSCTLS = (
     "kernel/keys/root_maxkeys",
     "kernel/keys/root_maxbytes",
     "net/bridge/bridge-nf-call-iptables",
+    "net/ipv4/ip_local_reserved_ports",  # see reserve_ports()
 )
 TAG = "taskflow-test-cluster"
 # host directories containerd shims / the kubelet create; removed at `down` if we made them
@@ -46,7 +47,16 @@ def save_sysctls() -> dict[str, str]:
 def restore_sysctls(saved: dict[str, str]) -> None:
     for key, value in saved.items():
         with contextlib.suppress(OSError):
-            Path("/proc/sys", key).write_text(value)
+            Path("/proc/sys", key).write_text(value + "\n")  # "" alone clears nothing
+
+
+def reserve_ports(ports: tuple[int, ...]) -> None:
+    """Keep the kernel from handing `ports` out as connections' local ports (added to what
+    is reserved already; `restore_sysctls` undoes it)."""
+    key = Path("/proc/sys/net/ipv4/ip_local_reserved_ports")
+    with contextlib.suppress(OSError):
+        current = [part for part in key.read_text().strip().split(",") if part]
+        key.write_text(",".join([*current, *map(str, ports)]))
 
 
 def add_node_interface() -> None:

@@ -23,7 +23,7 @@ from .procs import Procs, http_ok, wait_for
 from .registry import start_registry
 
 SEED_VERSION = "1"  # bump when a recipe below changes
-SEED_REGISTRY = "127.0.0.1:35001"  # seeding never collides with a running cluster
+SEED_REGISTRY = config.SEED_REGISTRY
 PAUSE_IMAGE = "registry.k8s.io/pause:3.10"
 COREDNS_IMAGE = f"registry.k8s.io/coredns/coredns:{config.COREDNS_VERSION}"
 

@@ -3,13 +3,32 @@ htpasswd auth."""
 
 from __future__ import annotations
 
+import socket
+import time
 import warnings
 from pathlib import Path
 
 import yaml
 
 from .binaries import bin_path
+from .errors import HarnessError
 from .procs import Procs
+
+
+def wait_for_free_port(port: int, timeout: float = 30.0) -> None:
+    """Wait (bounded) until `port` can be bound on every address: a connection made before
+    the port was reserved may still hold it as its local port."""
+    deadline = time.monotonic() + timeout
+    while True:
+        with socket.socket() as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as Go's listener
+            try:
+                probe.bind(("0.0.0.0", port))
+                return
+            except OSError as err:
+                if time.monotonic() > deadline:
+                    raise HarnessError(f"port {port} stayed in use for {timeout:.0f}s") from err
+        time.sleep(0.2)
 
 
 def bcrypt_hash(password: str) -> str:
@@ -60,4 +79,5 @@ def start_registry(
     auth: tuple[str, str] | None = None,
 ) -> None:
     path = registry_config(storage, addr, conf_dir, auth)
+    wait_for_free_port(int(addr.rsplit(":", 1)[1]))
     procs.start(name, [bin_path("docker-registry"), "serve", str(path)])
