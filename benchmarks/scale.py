@@ -100,7 +100,7 @@ async def run(kube: Kube, kubeconfig: str, n: int, within: float) -> list[Metric
 
 # What `taskflow run` imports before its first Task (taskflow/cli.py's cmd_run and _serve).
 OPERATOR_IMPORTS = (
-    "from taskflow.engine import k8s_import; k8s_import.lean(); import taskflow.cli, "
+    "from taskflow.engine import client_config; client_config.lean(); import taskflow.cli, "
     "taskflow.engine.operator, taskflow.engine.kube, taskflow.logs, prometheus_client, uvloop"
 )
 

@@ -519,9 +519,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     import prometheus_client
 
     from taskflow import logs
-    from taskflow.engine import k8s_import
+    from taskflow.engine import client_config
 
-    k8s_import.lean()  # ~36 MB of kubernetes-asyncio the operator never calls
+    client_config.lean()  # ~36 MB of kubernetes-asyncio the operator never calls
     logs.setup(args.log_format, args.log_level)
     prometheus_client.disable_created_metrics()  # type: ignore[no-untyped-call]
     try:

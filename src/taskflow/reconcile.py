@@ -138,14 +138,14 @@ def plan(
     if stop is None and (record := _pending_retry(old)) is not None:
         assert old is not None
         return _await_retry(task, old, record, pod, now, settings, images)
-    unborn = pod is None and not (old is not None and old.pod_name)
-    if unborn and not task.spec.cancel:
+    no_pod_yet = pod is None and not (old is not None and old.pod_name)
+    if no_pod_yet and not task.spec.cancel:
         # its timeout ended a wait for the pod's name: say so, not just "timed out"
         given_up = gave_up_waiting(task, now=now, settings=settings)
         if given_up is not None:
             return Plan(status=given_up, events=tuple(transition_events(task, old, given_up)))
     create: dict[str, Any] | None = None
-    if unborn and stop is None:
+    if no_pod_yet and stop is None:
         if missing := _missing(task, settings, images):
             return Plan(lookup_images=missing)
         try:

@@ -473,13 +473,13 @@ async def test_resync_rechecks_unfinished_tasks_without_any_event(
     ]
     async with operator(kubeconfig, ns, resync_period=0.3) as op:
         reconciled: list[str] = []
-        original = op.reconciler.reconcile
+        original = op.syncer.sync
 
         async def recording(uid: str) -> Any:
             reconciled.append(uid)
             return await original(uid)
 
-        monkeypatch.setattr(op.reconciler, "reconcile", recording)
+        monkeypatch.setattr(op.syncer, "sync", recording)
         waiting = await create_task(admin, ns, "waits", steps("s"))
         failed = await create_task(admin, ns, "greedy", over_limit)
         await status_is(admin, ns, "greedy", status="Failure")

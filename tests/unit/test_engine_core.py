@@ -27,7 +27,7 @@ from taskflow.engine.cache import (
 from taskflow.engine.kube import ApiError, Kube
 from taskflow.engine.queue import WorkQueue
 from taskflow.engine.ratelimit import ExponentialBackoff, TokenBucket
-from taskflow.engine.worker import Reconciler, ReconcileResult, run_worker, task_logger
+from taskflow.engine.worker import Syncer, SyncResult, run_worker, task_logger
 from taskflow.engine.writer import (
     Created,
     CreateResult,
@@ -297,29 +297,29 @@ class FakeWriter(Writer):
         return True
 
 
-def reconciler(*entries: dict[str, Any]) -> tuple[Reconciler, FakeWriter, Cache]:
+def syncer(*entries: dict[str, Any]) -> tuple[Syncer, FakeWriter, Cache]:
     cache = Cache()
     for doc in entries:
         cache.put_task(decode_task(raw(doc)))
     writer = FakeWriter(cache)
     return (
-        Reconciler(cache, writer, Settings(default_executor="kubelet"), Metrics(), now=lambda: NOW),
+        Syncer(cache, writer, Settings(default_executor="kubelet"), Metrics(), now=lambda: NOW),
         writer,
         cache,
     )
 
 
 async def test_unknown_task_is_a_no_op() -> None:
-    r, w, _ = reconciler()
-    assert await r.reconcile("nope") == (ReconcileResult.SUCCESS, None)
+    r, w, _ = syncer()
+    assert await r.sync("nope") == (SyncResult.SUCCESS, None)
     assert not w.created
     assert not w.statuses
 
 
 async def test_new_task_creates_pod_then_events_and_status() -> None:
-    r, w, cache = reconciler(task_dict(step("a"), step("b")))
-    outcome, _ = await r.reconcile(UID)
-    assert outcome in (ReconcileResult.SUCCESS, ReconcileResult.REQUEUE_AFTER)
+    r, w, cache = syncer(task_dict(step("a"), step("b")))
+    outcome, _ = await r.sync(UID)
+    assert outcome in (SyncResult.SUCCESS, SyncResult.REQUEUE_AFTER)
     assert [m["metadata"]["name"] for m in w.created] == ["demo-pod"]
     assert cache.pod_for(UID) is not None  # write-through
     assert [e.reason for e in w.events] == ["PodCreated"]
@@ -328,14 +328,14 @@ async def test_new_task_creates_pod_then_events_and_status() -> None:
 
 
 async def test_a_status_is_written_only_after_its_events_are_recorded() -> None:
-    r, w, _ = reconciler(task_dict(step("a"), step("b")))
+    r, w, _ = syncer(task_dict(step("a"), step("b")))
     w.event_error = ApiError(500, b"etcd timeout")
     with pytest.raises(ApiError):
-        await r.reconcile(UID)
+        await r.sync(UID)
     assert not w.statuses  # the old status stays: the next try plans the same events
     assert [m["metadata"]["name"] for m in w.created] == ["demo-pod"]
     w.event_error = None
-    await r.reconcile(UID)
+    await r.sync(UID)
     assert [m["metadata"]["name"] for m in w.created] == ["demo-pod"]  # no second pod
     assert [e.reason for e in w.events] == ["PodCreated"]
     assert len(w.statuses) == 1
@@ -350,10 +350,10 @@ def test_event_names_follow_the_key_not_a_final_message() -> None:
 
 
 async def test_a_replica_that_may_have_lost_the_lease_writes_nothing() -> None:
-    r, w, _ = reconciler(task_dict(step("a")))
+    r, w, _ = syncer(task_dict(step("a")))
     r.leading = lambda: False
-    outcome, delay = await r.reconcile(UID)
-    assert outcome is ReconcileResult.REQUEUE_AFTER
+    outcome, delay = await r.sync(UID)
+    assert outcome is SyncResult.REQUEUE_AFTER
     assert delay is not None
     assert delay > 0
     assert not w.created
@@ -362,10 +362,10 @@ async def test_a_replica_that_may_have_lost_the_lease_writes_nothing() -> None:
 
 
 async def test_an_adopted_pod_gets_the_status_its_create_would_have() -> None:
-    r, w, _ = reconciler(task_dict(step("a")))
+    r, w, _ = syncer(task_dict(step("a")))
     w.create_result = CreateResult(Created.ADOPTED, pod("demo-pod", "p", UID))
-    outcome, _ = await r.reconcile(UID)
-    assert outcome is not ReconcileResult.REQUEUE
+    outcome, _ = await r.sync(UID)
+    assert outcome is not SyncResult.REQUEUE
     assert [s.pod_name for s in w.statuses] == ["demo-pod"]
     assert [e.reason for e in w.events] == ["PodCreated"]
 
@@ -373,7 +373,7 @@ async def test_an_adopted_pod_gets_the_status_its_create_would_have() -> None:
 async def test_a_retry_whose_status_write_failed_adopts_its_pod_and_moves_on() -> None:
     # attempt 1 failed; the reconcile that created demo-pod-2 could not write its status
     running_ = {"status": "Running", "podName": "demo-pod", "attempt": 1}
-    r, w, cache = reconciler(task_dict(step("a"), step("b"), retries=1, status=running_))
+    r, w, cache = syncer(task_dict(step("a"), step("b"), retries=1, status=running_))
     t = decode_task(raw(task_dict(step("a"), step("b"))))
     assert not isinstance(t, Undecodable)
     failed = kubelet_pod(
@@ -383,7 +383,7 @@ async def test_a_retry_whose_status_write_failed_adopts_its_pod_and_moves_on() -
     cache.put_pod(msgspec.structs.replace(failed, metadata=meta))
     w.status_error = ApiError(409, b"the object has been modified")
     with pytest.raises(ApiError):
-        await r.reconcile(UID)
+        await r.sync(UID)
     assert [m["metadata"]["name"] for m in w.created] == ["demo-pod-2"]
     w.status_error = None
     second = cache.pod_for(UID, "demo-pod-2")
@@ -392,8 +392,8 @@ async def test_a_retry_whose_status_write_failed_adopts_its_pod_and_moves_on() -
     for _ in range(3):
         if w.statuses:
             break
-        outcome, _ = await r.reconcile(UID)
-        assert outcome is not ReconcileResult.REQUEUE  # no hot loop
+        outcome, _ = await r.sync(UID)
+        assert outcome is not SyncResult.REQUEUE  # no hot loop
     [status] = w.statuses
     assert (status.attempt, status.pod_name) == (2, "demo-pod-2")
     assert [a.reason for a in status.attempts] == ["StepFailed"]
@@ -401,9 +401,9 @@ async def test_a_retry_whose_status_write_failed_adopts_its_pod_and_moves_on() -
 
 
 async def test_rejected_create_fails_the_task_with_the_message() -> None:
-    r, w, _ = reconciler(task_dict(step("a")))
+    r, w, _ = syncer(task_dict(step("a")))
     w.create_result = CreateResult(Created.REJECTED, message='pods "demo-pod" is invalid: nope')
-    await r.reconcile(UID)
+    await r.sync(UID)
     (status,) = w.statuses
     assert status.status == "Failure"
     cond = status.condition()
@@ -420,9 +420,9 @@ async def test_rejected_create_fails_the_task_with_the_message() -> None:
 async def test_a_name_held_by_another_pod_waits_pending_and_backs_off(
     outcome: Created, reason: str
 ) -> None:
-    r, w, _ = reconciler(task_dict(step("a")))
+    r, w, _ = syncer(task_dict(step("a")))
     w.create_result = CreateResult(outcome, pod("demo-pod", "p", "someone-else"))
-    assert await r.reconcile(UID) == (ReconcileResult.REQUEUE_AFTER, 1.0)
+    assert await r.sync(UID) == (SyncResult.REQUEUE_AFTER, 1.0)
     (status,) = w.statuses
     assert (status.status, status.pod_name) == ("Pending", None)
     cond = status.condition()
@@ -433,9 +433,9 @@ async def test_a_name_held_by_another_pod_waits_pending_and_backs_off(
 
 
 async def test_create_refused_for_now_stays_pending_and_is_retried() -> None:
-    r, w, _ = reconciler(task_dict(step("a")))
+    r, w, _ = syncer(task_dict(step("a")))
     w.create_result = CreateResult(Created.REFUSED, message='pods "demo-pod" is forbidden: quota')
-    assert await r.reconcile(UID) == (ReconcileResult.ERROR, None)
+    assert await r.sync(UID) == (SyncResult.ERROR, None)
     (status,) = w.statuses
     assert (status.status, status.pod_name) == ("Pending", None)
     cond = status.condition()
@@ -450,8 +450,8 @@ async def test_create_refused_for_now_stays_pending_and_is_retried() -> None:
 async def test_undecodable_task_fails_with_invalid_spec() -> None:
     doc = task_dict(step("a"))
     doc["spec"]["steps"] = 42
-    r, w, _ = reconciler(doc)
-    await r.reconcile(UID)
+    r, w, _ = syncer(doc)
+    await r.sync(UID)
     assert not w.created
     (status,) = w.statuses
     assert status.status == "Failure"
@@ -462,8 +462,8 @@ async def test_undecodable_task_fails_with_invalid_spec() -> None:
 
 async def test_finished_task_gets_no_writes() -> None:
     done = {"status": "Successful", "podName": "demo-pod", "progress": "1/1"}
-    r, w, _ = reconciler(task_dict(step("a"), status=done))
-    assert await r.reconcile(UID) == (ReconcileResult.SUCCESS, None)
+    r, w, _ = syncer(task_dict(step("a"), status=done))
+    assert await r.sync(UID) == (SyncResult.SUCCESS, None)
     assert not w.created
     assert not w.statuses
     assert not w.events
@@ -471,7 +471,7 @@ async def test_finished_task_gets_no_writes() -> None:
 
 @pytest.mark.parametrize("failure", ["exception", "refused pod"])
 async def test_worker_retries_errors_with_backoff_and_counts_results(failure: str) -> None:
-    r, w, _ = reconciler(task_dict(step("a")))
+    r, w, _ = syncer(task_dict(step("a")))
     if failure == "exception":
         w.status_error = ApiError(409, b'{"message":"conflict"}')
     else:

@@ -33,7 +33,7 @@ import anyio
 import msgspec
 
 from taskflow import __version__
-from taskflow.engine import k8s_import
+from taskflow.engine import client_config
 from taskflow.engine.ratelimit import ExponentialBackoff, TokenBucket
 from taskflow.metrics import Metrics
 
@@ -214,7 +214,7 @@ class Kube(StreamClient):
     async def refresh_credentials(self, interval: float = 60.0) -> None:
         """Keep exec-plugin / gcp kubeconfig tokens fresh (returns at once for other kinds of
         credentials; in-cluster tokens are re-read by kubernetes-asyncio on use)."""
-        kconfig = k8s_import.load()[0]
+        kconfig = client_config.load()[0]
 
         if self._loader is None:
             return
@@ -358,7 +358,7 @@ async def connect(
 ) -> Kube:
     """Build a :class:`Kube` from a kubeconfig (``--kubeconfig``/``$KUBECONFIG``/~/.kube/config,
     ``--context``) or, failing that inside a pod, from the in-cluster service account."""
-    kconfig, Configuration, ApiClient = k8s_import.load()
+    kconfig, Configuration, ApiClient = client_config.load()
     cfg = Configuration()
     path = kubeconfig or _default_kubeconfig()
     loader = None

@@ -39,7 +39,7 @@ from taskflow.engine.ratelimit import (
 from taskflow.engine.registry import RegistryClient, RegistryConfig
 from taskflow.engine.resources import PODS, TASKS, Resource
 from taskflow.engine.watch import Handler, Reflector
-from taskflow.engine.worker import Reconciler, run_worker
+from taskflow.engine.worker import Syncer, run_worker
 from taskflow.engine.writer import Writer
 from taskflow.labels import MANAGED_BY_SELECTOR
 from taskflow.metrics import Metrics
@@ -115,7 +115,7 @@ class Operator:
         )
         self.writer = Writer(kube, self.cache, self.metrics, config.identity)
         self.registry = RegistryClient(config.registry)
-        self.reconciler = Reconciler(
+        self.syncer = Syncer(
             self.cache,
             self.writer,
             config.settings,
@@ -250,7 +250,7 @@ class Operator:
         for uid in self.cache.task_uids():
             self.queue.add(uid)
         for n in range(self.config.workers):
-            tg.start_soon(run_worker, self.queue, self.reconciler, self.metrics, n, name=f"w{n}")
+            tg.start_soon(run_worker, self.queue, self.syncer, self.metrics, n, name=f"w{n}")
         log.info("reconciling with %d workers", self.config.workers)
         if self.config.resync_period > 0:
             tg.start_soon(self._resync, self.config.resync_period, name="resync")

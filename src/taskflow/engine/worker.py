@@ -1,4 +1,4 @@
-"""Level-triggered reconcile of one Task: read the cache, ask the pure core, write."""
+"""Level-triggered sync of one Task: read the cache, ask the pure core (`reconcile.plan`), write."""
 
 from __future__ import annotations
 
@@ -27,19 +27,19 @@ from taskflow.status import current_attempt, parse_time
 
 log = logging.getLogger("taskflow.reconcile")
 
-#: Seconds before a reconcile skipped for lack of leadership is tried again.
+#: Seconds before a sync skipped for lack of leadership is tried again.
 NOT_LEADING_RETRY = 1.0
 
 
-class ReconcileResult(enum.Enum):
-    """What a reconcile asks of the queue; its value is the ``result`` label of
+class SyncResult(enum.Enum):
+    """What a sync asks of the queue; its value is the ``result`` label of
     ``controller_runtime_reconcile_total`` (not status/_outcome.py's ``Outcome``, which is
     how a Task ended)."""
 
     SUCCESS = "success"
     REQUEUE = "requeue"
     REQUEUE_AFTER = "requeue_after"
-    #: the reconcile could not do its job (its state is written); retry with backoff
+    #: the sync could not do its job (its state is written); retry with backoff
     ERROR = "error"
 
 
@@ -71,7 +71,7 @@ def _parse_time(value: str | None) -> datetime | None:
         return None
 
 
-class Reconciler:
+class Syncer:
     def __init__(
         self,
         cache: Cache,
@@ -98,12 +98,12 @@ class Reconciler:
             return task_logger("", "", uid)
         return task_logger(task_namespace(entry), task_name(entry), uid)
 
-    async def reconcile(self, uid: str) -> tuple[ReconcileResult, float | None]:
+    async def sync(self, uid: str) -> tuple[SyncResult, float | None]:
         if not self.leading():  # the operator stops itself at once; never race a new leader
-            return ReconcileResult.REQUEUE_AFTER, NOT_LEADING_RETRY
+            return SyncResult.REQUEUE_AFTER, NOT_LEADING_RETRY
         entry = self.cache.task(uid)
         if entry is None:  # deleted; its pod goes with it (owner reference)
-            return ReconcileResult.SUCCESS, None
+            return SyncResult.SUCCESS, None
         tlog = task_logger(task_namespace(entry), task_name(entry), uid)
         ref = TaskRef.of(entry)
         now = self.now()
@@ -118,15 +118,15 @@ class Reconciler:
             if plan.delete_task:
                 if await self.writer.delete_task(ref):
                     tlog.info("deleted: finished and past its ttlSecondsAfterFinished")
-                return ReconcileResult.SUCCESS, None
+                return SyncResult.SUCCESS, None
             if plan.create_pod is not None:
                 plan, refused = await self._create_pod(entry, ref, plan.create_pod, plan, now, tlog)
         await self.apply(entry, ref, old_status, plan, tlog, now)
         if refused:  # its status says so; the per-key backoff paces the next try
-            return ReconcileResult.ERROR, None
+            return SyncResult.ERROR, None
         if plan.requeue_after is not None:
-            return ReconcileResult.REQUEUE_AFTER, plan.requeue_after
-        return ReconcileResult.SUCCESS, None
+            return SyncResult.REQUEUE_AFTER, plan.requeue_after
+        return SyncResult.SUCCESS, None
 
     async def _plan(self, uid: str, task: Task, now: datetime, tlog: TaskLogger) -> Plan:
         """The pure core's plan for ``task`` and its current attempt's cached pod, with the
@@ -196,7 +196,7 @@ class Reconciler:
             await self.writer.stop_pod(ref, plan.stop_pod)
             tlog.info("asked pod %s to stop", plan.stop_pod)
         # Events first, then the status: a status is written only once every event of its
-        # transition is recorded. A failed event POST raises (the reconcile is retried with
+        # transition is recorded. A failed event POST raises (the sync is retried with
         # backoff) and leaves the old status in place, so the retry plans the same events
         # again; their deterministic names turn the ones already recorded into 409s.
         await self._record_all(ref, plan.events, now, tlog)
@@ -250,9 +250,9 @@ def _pod_name(manifest: dict[str, Any]) -> str:
 
 
 async def run_worker(
-    queue: WorkQueue[str], reconciler: Reconciler, metrics: Metrics, number: int = 0
+    queue: WorkQueue[str], syncer: Syncer, metrics: Metrics, number: int = 0
 ) -> None:
-    """Take keys from the queue until it shuts down; one reconcile at a time per key."""
+    """Take keys from the queue until it shuts down; one sync at a time per key."""
     total = metrics.reconcile_total
     errors = metrics.reconcile_errors.labels(CONTROLLER)
     timing = metrics.reconcile_time.labels(CONTROLLER)
@@ -265,20 +265,20 @@ async def run_worker(
         failure: Exception | None = None
         try:
             try:
-                outcome, delay = await reconciler.reconcile(uid)
+                outcome, delay = await syncer.sync(uid)
             except Exception as exc:
-                failure, outcome, delay = exc, ReconcileResult.ERROR, None
+                failure, outcome, delay = exc, SyncResult.ERROR, None
             total.labels(CONTROLLER, outcome.value).inc()
-            if outcome is ReconcileResult.ERROR:
+            if outcome is SyncResult.ERROR:
                 # the failure count is kept, so the backoff grows until a success
                 errors.inc()
                 backoff = queue.add_rate_limited(uid)
-                _log_retry(reconciler.logger(uid), failure, queue.num_requeues(uid), backoff)
+                _log_retry(syncer.logger(uid), failure, queue.num_requeues(uid), backoff)
             else:
                 queue.forget(uid)
-                if outcome is ReconcileResult.REQUEUE:
+                if outcome is SyncResult.REQUEUE:
                     queue.add(uid)
-                elif outcome is ReconcileResult.REQUEUE_AFTER and delay is not None:
+                elif outcome is SyncResult.REQUEUE_AFTER and delay is not None:
                     queue.add_after(uid, delay)
         finally:
             timing.observe(time.perf_counter() - t0)
@@ -286,7 +286,7 @@ async def run_worker(
 
 
 def _log_retry(tlog: TaskLogger, failure: Exception | None, n: int, backoff: float) -> None:
-    if failure is None:  # the reconcile wrote why (e.g. FailedCreate) and asked for a retry
+    if failure is None:  # the sync wrote why (e.g. FailedCreate) and asked for a retry
         tlog.info("retry %d in %.3fs", n, backoff)
     elif isinstance(failure, ApiError) and failure.status == 409:
         tlog.info("conflict (stale cache), retrying in %.3fs: %s", backoff, failure)

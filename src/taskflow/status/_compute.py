@@ -185,12 +185,12 @@ def _stopped_without_pod(
         task,
         old,
         _finalize(steps, stop.reason),
-        stop.word,
+        stop.status,
         stop.reason,
         f"{stop.why}; {doing}",
         start=parse_time(old.start_time) if old is not None and old.start_time else None,
         now=now,
-        fallback_now=True,
+        ends_now=True,
         pod_name_=old.pod_name if old is not None else None,
     )
 
@@ -215,7 +215,7 @@ def _pod_gone(task: Task, old: TaskStatus, now: datetime) -> TaskStatus:
         message,
         start=parse_time(old.start_time) if old.start_time else None,
         now=now,
-        fallback_now=open_end,
+        ends_now=open_end,
         pod_name_=old.pod_name,
     )
 
@@ -227,10 +227,10 @@ def _with_pod(task: Task, pod: Pod, now: datetime, settings: Settings) -> Evalua
     start = start_of(steps, pod)
     # a failure the kubelet did not timestamp ends "now" if a step was still running (or none
     # ever finished); otherwise at the last container timestamp
-    open_end = out.completion_fallback_now and (
+    open_end = out.completes_now and (
         any(s.state == STEP_RUNNING for s in steps) or not any(s.finished_at for s in steps)
     )
-    if out.word in (FAILURE, CANCELLED):
+    if out.status in (FAILURE, CANCELLED):
         failed = next((i for i, s in enumerate(steps) if is_failed(s)), None)
         steps = _finalize(steps, out.reason)
         if failed is not None:
@@ -241,24 +241,24 @@ def _with_pod(task: Task, pod: Pod, now: datetime, settings: Settings) -> Evalua
                 else s
                 for i, s in enumerate(steps)
             ]
-    if out.word in FINISHED:
+    if out.status in FINISHED:
         status = _finished(
             task,
             old,
             steps,
-            out.word,
+            out.status,
             out.reason,
             out.message,
             start=start,
             now=now,
-            fallback_now=open_end,
+            ends_now=open_end,
             pod_name_=pod.metadata.name,
         )
         return Evaluation(status=status)
-    if out.word != RUNNING:
+    if out.status != RUNNING:
         start = None  # START stays empty until a step has started
     status = TaskStatus(
-        status=out.word,
+        status=out.status,
         start_at=format_start_at(start) if start else None,
         start_time=format_time(start) if start else None,
         pod_name=pod.metadata.name,
@@ -274,23 +274,23 @@ def _finished(
     task: Task,
     old: TaskStatus | None,
     steps: list[StepStatus],
-    word: str,
+    status: str,
     reason: str,
     message: str,
     *,
     start: datetime | None,
     now: datetime,
-    fallback_now: bool,
+    ends_now: bool,
     pod_name_: str | None,
 ) -> TaskStatus:
     ends = [parse_time(s.finished_at) for s in steps if s.finished_at]
     end: datetime | None = max(ends) if ends else None
-    if fallback_now:
+    if ends_now:
         end = now
     if start is not None and end is not None and end < start:
         end = start
     return TaskStatus(
-        status=word,
+        status=status,
         start_at=format_start_at(start) if start else None,
         duration=(
             format_duration((end - start).total_seconds()) if start and end is not None else None
@@ -300,7 +300,7 @@ def _finished(
         pod_name=pod_name_,
         progress=progress(steps),
         steps=steps,
-        conditions=[_condition(old, _cond_status(word), reason, message, now)],
+        conditions=[_condition(old, _cond_status(status), reason, message, now)],
         observed_generation=task.metadata.generation,
     )
 

@@ -68,12 +68,12 @@ from taskflow.status._stop import STOP_DEADLINE, pod_stopped, stop_of
 
 
 class Outcome(msgspec.Struct, kw_only=True):
-    word: str
+    status: str
     reason: str
     message: str
     requeue_after: float | None = None
     #: a failure without any container timestamp: completion = now
-    completion_fallback_now: bool = False
+    completes_now: bool = False
 
 
 def _label(task: Task, i: int) -> str:
@@ -133,10 +133,10 @@ def outcome(
 ) -> Outcome:
     natural = _natural(task, pod, steps, now, settings)
     stop = stop_of(task, now, settings)
-    if stop is None or natural.word == SUCCESSFUL:
+    if stop is None or natural.status == SUCCESSFUL:
         return natural  # (a pod that succeeded before the stop took effect stays a success)
     cur = current_step(steps)
-    if natural.word in (PENDING, RUNNING):
+    if natural.status in (PENDING, RUNNING):
         doing = natural.message
     elif cur is not None and steps[cur].started_at:
         doing = f"{_label(task, cur)} was running"
@@ -146,14 +146,14 @@ def outcome(
         doing = natural.message
     if pod_stopped(pod):
         return Outcome(
-            word=stop.word,
+            status=stop.status,
             reason=stop.reason,
             message=f"{stop.why}; {doing}",
-            completion_fallback_now=True,
+            completes_now=True,
         )
     started = any(x.state in (STEP_RUNNING, STEP_TERMINATED) for x in steps)
     return Outcome(
-        word=RUNNING if started else PENDING,
+        status=RUNNING if started else PENDING,
         reason=REASON_STOPPING,
         message=f"{stop.why}: stopping the pod ({doing})",
     )
@@ -166,7 +166,7 @@ def _natural(
     cur = current_step(steps)
     if cur is None:
         return Outcome(
-            word=SUCCESSFUL, reason=REASON_SUCCEEDED, message=f"all {len(steps)} steps succeeded"
+            status=SUCCESSFUL, reason=REASON_SUCCEEDED, message=f"all {len(steps)} steps succeeded"
         )
     label = _label(task, cur)
     eviction = _eviction(pod)
@@ -207,23 +207,23 @@ def _deleted(pod: Pod, label: str, eviction: PodCondition | None) -> Outcome | N
         return None
     if eviction is not None:
         return Outcome(
-            word=FAILURE,
+            status=FAILURE,
             reason=EVICTED,
             message=(
                 f"the pod was evicted while {label} ran: "
                 f"{_joined(eviction.reason, eviction.message)}"
             ),
-            completion_fallback_now=True,
+            completes_now=True,
         )
     return Outcome(
-        word=FAILURE,
+        status=FAILURE,
         reason=POD_DELETED,
         message=(
             f"pod {pod.metadata.name} was deleted before the Task finished "
             f"({label} had not finished); delete and re-create the Task to run it "
             "again"
         ),
-        completion_fallback_now=True,
+        completes_now=True,
     )
 
 
@@ -233,13 +233,13 @@ def _install_failed(pod: Pod) -> Outcome | None:
         return None
     kubelet_reason, detail = install
     return Outcome(
-        word=FAILURE,
+        status=FAILURE,
         reason=AGENT_INSTALL_FAILED,
         message=(
             f"the agent could not be installed ({INSTALL_CONTAINER} with image "
             f"{agent_image(pod)!r}: {kubelet_reason}, {detail}); no step ran"
         ),
-        completion_fallback_now=True,
+        completes_now=True,
     )
 
 
@@ -258,31 +258,31 @@ def _failed(
         if pod_reason != "Evicted" and eviction is not None:
             detail = _joined(eviction.reason, eviction.message)
         return Outcome(
-            word=FAILURE,
+            status=FAILURE,
             reason=EVICTED,
             message=f"the pod was evicted while {label} ran: {detail}".rstrip(": "),
-            completion_fallback_now=True,
+            completes_now=True,
         )
     # a pod that taskflow stopped because a step failed: the step's failure is the news
     ours = failed is not None and pod.spec.active_deadline_seconds == STOP_DEADLINE
     if pod_reason == "DeadlineExceeded" and not ours:
         return Outcome(
-            word=FAILURE,
+            status=FAILURE,
             reason=DEADLINE_EXCEEDED,
             message=_deadline_message(task, label),
-            completion_fallback_now=True,
+            completes_now=True,
         )
     if failed is not None:
         reason, message = _step_failure(task, pod, steps, failed)
-        return Outcome(word=FAILURE, reason=reason, message=message)
+        return Outcome(status=FAILURE, reason=reason, message=message)
     return Outcome(
-        word=FAILURE,
+        status=FAILURE,
         reason=POD_FAILED,
         message=(
             f"the pod failed before {label} finished: "
             f"{_joined(pod_reason, pod_message) or 'no reason given'}"
         ),
-        completion_fallback_now=True,
+        completes_now=True,
     )
 
 
@@ -291,13 +291,13 @@ def _no_result(pod: Pod, label: str) -> Outcome:
     are missing or stale): nothing will change any more, so say what is known."""
     detail = _joined(pod.status.reason, (pod.status.message or "").strip())
     return Outcome(
-        word=FAILURE,
+        status=FAILURE,
         reason=POD_FAILED,
         message=(
             f"the pod ended (phase Succeeded{', ' + detail if detail else ''}) but "
             f"reported no result for {label}"
         ),
-        completion_fallback_now=True,
+        completes_now=True,
     )
 
 
@@ -321,18 +321,18 @@ def _stuck(
     detail = f": {s.message.strip()}" if s.message else ""
     if waiting in PULL_FATAL:
         return Outcome(
-            word=FAILURE,
+            status=FAILURE,
             reason=pull_failed,
             message=f"{label}: cannot pull image {image!r} ({waiting}){detail}",
-            completion_fallback_now=True,
+            completes_now=True,
         )
     refused = pull_refused(task, pod, s.message, image) if waiting in PULL_RETRY else None
     if refused is not None:  # no retry can pull what the registry or the index does not have
         return Outcome(
-            word=FAILURE,
+            status=FAILURE,
             reason=IMAGE_PULL_FAILED,
             message=f"{label}: {refused}",
-            completion_fallback_now=True,
+            completes_now=True,
         )
     if waiting not in PULL_RETRY and waiting not in CONFIG_RETRY:
         return None
@@ -342,13 +342,13 @@ def _stuck(
     what = f"cannot pull image {image!r}" if pull else "cannot create the container"
     if elapsed >= timeout:
         return Outcome(
-            word=FAILURE,
+            status=FAILURE,
             reason=pull_failed if pull else CONTAINER_CONFIG_ERROR,
             message=f"{label}: {what} for {format_duration(elapsed)} ({waiting}){detail}",
-            completion_fallback_now=True,
+            completes_now=True,
         )
     return Outcome(
-        word=RUNNING if any(x.state != STEP_WAITING for x in steps) else PENDING,
+        status=RUNNING if any(x.state != STEP_WAITING for x in steps) else PENDING,
         reason=REASON_IMAGE_PULL_BACKOFF if pull else REASON_CREATE_CONTAINER_ERROR,
         message=(
             f"{label}: {what} ({waiting}){detail}; the Task fails if this lasts "
@@ -366,8 +366,10 @@ def _not_started(pod: Pod, steps: list[StepStatus], cur: int, label: str) -> Out
     # a step that started proves the pod was scheduled, whatever a stale condition says
     if any(x.state in (STEP_RUNNING, STEP_TERMINATED) for x in steps):
         if s.state == STEP_RUNNING:
-            return Outcome(word=RUNNING, reason=REASON_RUNNING, message=f"{label} is running")
-        return Outcome(word=RUNNING, reason=REASON_RUNNING, message=f"{label} is starting{waiting}")
+            return Outcome(status=RUNNING, reason=REASON_RUNNING, message=f"{label} is running")
+        return Outcome(
+            status=RUNNING, reason=REASON_RUNNING, message=f"{label} is starting{waiting}"
+        )
     scheduled = pod.status.condition("PodScheduled")
     if (
         scheduled is not None
@@ -375,12 +377,12 @@ def _not_started(pod: Pod, steps: list[StepStatus], cur: int, label: str) -> Out
         and scheduled.reason == "Unschedulable"
     ):
         return Outcome(
-            word=PENDING,
+            status=PENDING,
             reason=REASON_UNSCHEDULABLE,
             message=f"the pod cannot be scheduled: {(scheduled.message or '').strip()}".rstrip(
                 ": "
             ),
         )
     return Outcome(
-        word=PENDING, reason=REASON_PENDING, message=f"waiting for {label} to start{waiting}"
+        status=PENDING, reason=REASON_PENDING, message=f"waiting for {label} to start{waiting}"
     )

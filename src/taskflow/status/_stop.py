@@ -17,7 +17,7 @@ from taskflow.status._reasons import REASON_CANCELLED, TIMED_OUT
 class Stop(msgspec.Struct, frozen=True, kw_only=True):
     """Why a Task stops early, and how it ends once its pod has stopped."""
 
-    word: str  # Cancelled or Failure
+    status: str  # Cancelled or Failure
     reason: str  # Cancelled or TimedOut
     why: str  # "cancelled (spec.cancel)", "timed out: ..."
 
@@ -43,13 +43,13 @@ def deadline_of(task: Task, settings: Settings) -> datetime | None:
 def stop_of(task: Task, now: datetime, settings: Settings) -> Stop | None:
     """A cancel wins over a timeout (the user asked first, or at least explicitly)."""
     if task.spec.cancel:
-        return Stop(word=CANCELLED, reason=REASON_CANCELLED, why="cancelled (spec.cancel)")
+        return Stop(status=CANCELLED, reason=REASON_CANCELLED, why="cancelled (spec.cancel)")
     deadline = deadline_of(task, settings)
     if deadline is not None and now >= deadline:
         timeout = timeout_of(task, settings) or 0.0
         source = "spec.timeout" if task.spec.timeout is not None else "the default timeout"
         return Stop(
-            word=FAILURE,
+            status=FAILURE,
             reason=TIMED_OUT,
             why=f"timed out: the Task did not finish within {format_duration(timeout)} ({source})",
         )

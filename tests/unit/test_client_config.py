@@ -1,4 +1,4 @@
-"""The operator's lean import of kubernetes-asyncio (engine/k8s_import.py): a kubeconfig
+"""The operator's lean import of kubernetes-asyncio (engine/client_config.py): a kubeconfig
 loads and a client is built without the ~1,000 generated modules, and any later user of
 the library in the same process still gets all of it. Each case runs in a fresh
 interpreter: the deferral only acts before anything imported kubernetes-asyncio."""
@@ -12,8 +12,8 @@ from pathlib import Path
 
 LEAN_CONNECT = """
 import asyncio, json, sys
-from taskflow.engine import k8s_import
-k8s_import.lean()
+from taskflow.engine import client_config
+client_config.lean()
 from taskflow.engine.kube import connect
 
 async def main():
@@ -29,9 +29,9 @@ print(json.dumps({"host": host, "auth": auth, "loaded": loaded}))
 
 LATER_USERS = """
 import json, sys
-from taskflow.engine import k8s_import
-k8s_import.lean()
-k8s_import.load()
+from taskflow.engine import client_config
+client_config.lean()
+client_config.load()
 import kubernetes_asyncio.client.models as models
 from kubernetes_asyncio import client, watch
 import taskflow.api.schema
