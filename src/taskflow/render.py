@@ -18,6 +18,12 @@
 * ``terminationMessagePolicy`` defaults to ``FallbackToLogsOnError`` so that a failing step's
   last log lines reach the Task's status; ``enableServiceLinks`` is off (a step's environment
   does not depend on which Services happen to exist in the namespace).
+* ``spec.sidecars`` are native sidecars (KEP-753): init containers with ``restartPolicy:
+  Always``, verbatim (mounts as given: the workspace only if listed), before the steps' init
+  containers (both executors: after the agent's install container). The kubelet starts them in
+  order, each once the previous one's startupProbe passed, and the steps only then; it stops
+  them once the regular containers have ended. Their requests need nothing here: the kubelet
+  sizes such a pod as the sidecars' sum plus the largest step.
 
 That is the ``kubelet`` executor. The ``agent`` executor (:func:`executor_of`) renders the pod
 of docs/agent.md instead (:func:`agent_pod`, below).
@@ -27,7 +33,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from decimal import Decimal
+from decimal import ROUND_CEILING, Decimal
 from typing import Any, Final
 
 import msgspec
@@ -49,6 +55,7 @@ from taskflow.api.task import (
     SCRIPTS_VOLUME,
     WORKSPACE_DIR,
     WORKSPACE_VOLUME,
+    Sidecar,
     Step,
     Task,
 )
@@ -128,6 +135,15 @@ def _container(step: Step) -> dict[str, Any]:
     return c
 
 
+def sidecar_container(sidecar: Sidecar) -> dict[str, Any]:
+    """A sidecar as the pod's init container: verbatim, restarted by the kubelet until the
+    regular containers have ended (``restartPolicy: Always`` makes it a native sidecar)."""
+    c: dict[str, Any] = msgspec.to_builtins(sidecar)
+    c["restartPolicy"] = "Always"
+    c.setdefault("terminationMessagePolicy", DEFAULT_TERMINATION_MESSAGE_POLICY)
+    return c
+
+
 def render_pod(
     task: Task,
     settings: Settings = DEFAULT_SETTINGS,
@@ -151,8 +167,11 @@ def render_pod(
 
     containers = [_container(s) for s in steps]
     pod_spec: dict[str, Any] = {"restartPolicy": "Never", "enableServiceLinks": False}
-    if len(containers) > 1:
-        pod_spec["initContainers"] = containers[:-1]
+    # the kubelet's own sizing of native sidecars (their sum plus the largest step) is the
+    # right one here: no pod-level resources for this executor
+    init = [*(sidecar_container(c) for c in spec.sidecars), *containers[:-1]]
+    if init:
+        pod_spec["initContainers"] = init
     pod_spec["containers"] = containers[-1:]
     scripts = {s.name: s.script for s in steps if s.script is not None}
     return assemble(task, attempt, pod_spec, scripts)
@@ -222,6 +241,8 @@ def assemble(
 #   previous step's state, runs ARGV (the step's command + args, exactly), and writes its own
 #   state to its run directory and to the termination message (``terminationMessagePolicy:
 #   File``), which is where :mod:`taskflow.status` reads it.
+# * ``spec.sidecars`` follow the install container, as native sidecars (see the top of this
+#   module); the steps start once every sidecar has started.
 # * One emptyDir per step (``taskflow-run-<index>``) at ``/taskflow/run/<step>``: read-write in
 #   that step, read-only in every later one, absent in earlier ones, so a step can only write
 #   its own state and results.
@@ -229,9 +250,11 @@ def assemble(
 #   result file here; ``$(steps.STEP.results.NAME)`` is left for the agent (run time).
 # * Requests: all containers exist at once, so their requests would be summed; the steps'
 #   ``cpu``/``memory`` move to the pod-level ``spec.resources`` as the per-resource maximum
-#   (a request: the largest; a limit: the largest, only when every step sets one). Pod-level
-#   resources are beta and on by default since Kubernetes 1.34 (``PodLevelResources``); an API
-#   server without the feature drops the field, and the pod then requests nothing for them.
+#   (a request: the largest; a limit: the largest, only when every step sets one), plus the
+#   sidecars' (they run beside every step; a limit only when every sidecar sets one too),
+#   which also keep theirs on their containers. Pod-level resources are beta and on by
+#   default since Kubernetes 1.34 (``PodLevelResources``); an API server without the feature
+#   drops the field, and the pod then requests nothing for them (but the sidecars' own).
 #   Other resources (ephemeral storage, extended resources) stay on their containers.
 # * A step without ``command`` (nor ``script``) runs what the kubelet would run: its image's
 #   ENTRYPOINT + (args or CMD), read from the registry by the engine beforehand
@@ -321,10 +344,11 @@ def grace_seconds(task: Task) -> int:
     return tpl.termination_grace_period_seconds
 
 
-def agent_message_limit(steps: int) -> int:
+def agent_message_limit(steps: int, sidecars: int = 0) -> int:
     """``--message-limit`` of each step of an agent pod with ``steps`` steps: the kubelet's
-    budget for it with the install container and room for ephemeral containers."""
-    return message_budget(steps, init=1, ephemeral=EPHEMERAL_HEADROOM)
+    budget for it with the install container, the sidecars (init containers too) and room
+    for ephemeral containers."""
+    return message_budget(steps, init=1 + sidecars, ephemeral=EPHEMERAL_HEADROOM)
 
 
 class _PodFacts(msgspec.Struct, frozen=True, gc=False):
@@ -372,7 +396,7 @@ def _step_container(task: Task, i: int, images: Images) -> dict[str, Any]:
     facts = _PodFacts(
         termination_path=step.termination_message_path or TERMINATION_PATH,
         grace=grace_seconds(task),
-        message_limit=agent_message_limit(len(steps)),
+        message_limit=agent_message_limit(len(steps), len(task.spec.sidecars)),
     )
     c["command"] = _agent_command(step, steps[i - 1].name if i else None, facts, images)
     c.pop("args", None)
@@ -423,13 +447,13 @@ _SUFFIX: Final = {
     "Pi": Decimal(2**50),
     "Ei": Decimal(2**60),
 }
-_QUANTITY: Final = re.compile(r"^([+-]?[0-9.]+)([eE][+-]?[0-9]+|[numkMGTPE]i?|)$")
+_QUANTITY: Final = re.compile(r"^([+-]?[0-9.]+)([eE][+-]?[0-9]+|[KMGTPE]i|[numkMGTPE]|)$")
 
 
 def quantity(text: str | int | float) -> Decimal:
     """A Kubernetes quantity's value (``500m`` -> 0.5, ``1Gi`` -> 1073741824)."""
     m = _QUANTITY.match(str(text).strip())
-    if m is None or m[2] in ("ni", "ui", "mi", "ki"):
+    if m is None:
         raise ValueError(f"not a quantity: {text!r}")
     number, suffix = Decimal(m[1]), m[2]
     if suffix[:1] in ("e", "E"):
@@ -437,24 +461,54 @@ def quantity(text: str | int | float) -> Decimal:
     return number * _SUFFIX[suffix]
 
 
-def pod_resources(steps: list[Step]) -> dict[str, Any] | None:
-    """The pod-level ``resources``: per resource the largest step's request/limit."""
+def _cpu_memory(resources: dict[str, Any] | None, name: str) -> tuple[str | None, str | None]:
+    """(request, limit) of ``name`` in a container's resources; a missing request defaults
+    to the limit, as the API server's defaulting does."""
+    r = resources or {}
+    lim = (r.get("limits") or {}).get(name)
+    req = (r.get("requests") or {}).get(name, lim)
+    return (None if req is None else str(req)), (None if lim is None else str(lim))
+
+
+def format_quantity(value: Decimal) -> str:
+    """A quantity for ``value``: whole numbers as such (in Gi/Mi/Ki when exact), fractions
+    in millis, rounded up (the API server keeps no finer cpu)."""
+    if value == value.to_integral_value():
+        whole = int(value)
+        for suffix in ("Ei", "Pi", "Ti", "Gi", "Mi", "Ki"):
+            unit = int(_SUFFIX[suffix])
+            if whole and whole % unit == 0:
+                return f"{whole // unit}{suffix}"
+        return str(whole)
+    return f"{int((value * 1000).to_integral_value(rounding=ROUND_CEILING))}m"
+
+
+def _plus(largest: str, extra: list[str]) -> str:
+    """``largest`` plus the ``extra`` quantities (``largest`` as written when none)."""
+    if not extra:
+        return largest
+    return format_quantity(quantity(largest) + sum((quantity(x) for x in extra), Decimal(0)))
+
+
+def pod_resources(
+    steps: list[Step], sidecars: list[Sidecar] | None = None
+) -> dict[str, Any] | None:
+    """The pod-level ``resources``: per resource the largest step's request/limit (the steps'
+    containers all exist at once, but only one runs at a time) plus every sidecar's (they run
+    beside all of them). A limit only when every step and every sidecar sets one."""
     requests: dict[str, str] = {}
     limits: dict[str, str] = {}
     for name in POD_LEVEL_RESOURCES:
-        reqs, lims = [], []
-        for s in steps:
-            r = s.resources or {}
-            lim = (r.get("limits") or {}).get(name)
-            # a container's missing request defaults to its limit
-            req = (r.get("requests") or {}).get(name, lim)
-            if req is not None:
-                reqs.append(str(req))
-            lims.append(None if lim is None else str(lim))
-        if reqs:
-            requests[name] = max(reqs, key=quantity)
-        if lims and all(x is not None for x in lims):
-            limits[name] = max((x for x in lims if x is not None), key=quantity)
+        step_res = [_cpu_memory(s.resources, name) for s in steps]
+        side_res = [_cpu_memory(c.resources, name) for c in sidecars or []]
+        reqs = [req for req, _ in step_res if req is not None]
+        side_reqs = [req for req, _ in side_res if req is not None]
+        if reqs or side_reqs:
+            requests[name] = _plus(max(reqs, key=quantity) if reqs else "0", side_reqs)
+        lims = [lim for _, lim in step_res + side_res]
+        if steps and all(x is not None for x in lims):
+            largest = max((lim for _, lim in step_res if lim is not None), key=quantity)
+            limits[name] = _plus(largest, [lim for _, lim in side_res if lim is not None])
     out: dict[str, Any] = {}
     if requests:
         out["requests"] = requests
@@ -491,17 +545,20 @@ def agent_pod(
         "terminationMessagePolicy": DEFAULT_TERMINATION_MESSAGE_POLICY,
         "securityContext": INSTALL_SECURITY,
     }
+    sidecars = list(task.spec.sidecars)
     pod_spec: dict[str, Any] = {
         "restartPolicy": "Never",
         "enableServiceLinks": False,
-        "initContainers": [install],
+        # the sidecars after the install: they may not mount its volume, and steps start
+        # once every sidecar has started
+        "initContainers": [install, *(sidecar_container(c) for c in sidecars)],
         "containers": containers,
         "volumes": [
             {"name": BIN_VOLUME, "emptyDir": {}},
             *({"name": run_volume(i), "emptyDir": {}} for i in range(len(steps))),
         ],
     }
-    if (resources := pod_resources(steps)) is not None:
+    if (resources := pod_resources(steps, sidecars)) is not None:
         pod_spec["resources"] = resources
     scripts = {s.name: _paths(s.script, s) for s in steps if s.script is not None}
     pod = assemble(task, attempt, pod_spec, scripts)

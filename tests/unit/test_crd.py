@@ -12,7 +12,7 @@ import msgspec
 import pytest
 import yaml
 
-from taskflow.api import PodTemplate, Step, TaskStatus
+from taskflow.api import PodTemplate, SidecarStatus, Step, TaskStatus
 from taskflow.api.crd import CRD_NAME, build_crd, crd_yaml, openapi_schema
 from taskflow.api.schema import (
     QUANTITY,
@@ -29,9 +29,14 @@ from taskflow.api.schema import (
 from taskflow.api.task import (
     CANCEL_FINAL_MESSAGE,
     FINAL_STATUS_MESSAGE,
+    MAX_SIDECARS,
     RESERVED_MOUNT_MESSAGE,
     RESERVED_PATH_MESSAGE,
+    SIDECAR_RESERVED_MOUNT_MESSAGE,
+    SIDECAR_RESERVED_NAME_MESSAGE,
+    SIDECAR_STEP_NAME_MESSAGE,
     SPEC_IMMUTABLE_MESSAGE,
+    Sidecar,
 )
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -195,6 +200,7 @@ def test_every_pod_template_and_status_field_is_in_the_schema() -> None:
         "observedGeneration",
         "attempt",
         "attempts",
+        "sidecars",
     }
     assert status["startTime"]["format"] == "date-time"
     assert status["status"]["enum"] == [
@@ -318,19 +324,109 @@ def test_cel_rules_have_messages() -> None:
     for path, r in rules:
         assert r["rule"], path
         assert r["message"], path
-    by_message = {r["message"]: path for path, r in rules}
-    assert by_message[SPEC_IMMUTABLE_MESSAGE] == ".spec"
-    assert by_message[CANCEL_FINAL_MESSAGE] == ".spec"
-    assert by_message[FINAL_STATUS_MESSAGE] == ".status"
-    assert by_message["must be a duration such as 30s, 10m or 1h30m"] == ".spec.timeout"
-    assert by_message["step names must be unique"] == ".spec.steps"
-    assert by_message["a step has either script or command, not both"] == ".spec.steps[]"
-    # named in the message: the step and its mount (messageExpression)
-    for message in (RESERVED_MOUNT_MESSAGE, RESERVED_PATH_MESSAGE):
-        assert by_message[message] == ".spec.steps[]"
-    exprs = {r["message"]: r.get("messageExpression", "") for _, r in rules}
-    assert "self.name" in exprs[RESERVED_MOUNT_MESSAGE]
-    assert ".mountPath" in exprs[RESERVED_PATH_MESSAGE]
+    by_message: dict[str, set[str]] = {}
+    for path, r in rules:
+        by_message.setdefault(r["message"], set()).add(path)
+    assert by_message[SPEC_IMMUTABLE_MESSAGE] == {".spec"}
+    assert by_message[CANCEL_FINAL_MESSAGE] == {".spec"}
+    assert by_message[FINAL_STATUS_MESSAGE] == {".status"}
+    assert ".spec.timeout" in by_message["must be a duration such as 30s, 10m or 1h30m"]
+    assert by_message["step names must be unique"] == {".spec.steps"}
+    assert by_message["a step has either script or command, not both"] == {".spec.steps[]"}
+    assert by_message["image must not start or end with whitespace"] == {
+        ".spec.steps[].image",
+        ".spec.sidecars[].image",
+    }
+    # one rule for the mounts of steps and sidecars alike
+    assert by_message[RESERVED_MOUNT_MESSAGE] == {".spec.steps[]"}
+    assert by_message[SIDECAR_RESERVED_MOUNT_MESSAGE] == {".spec.sidecars[]"}
+    assert by_message[RESERVED_PATH_MESSAGE] == {".spec.steps[]", ".spec.sidecars[]"}
+    assert by_message["sidecar names must be unique"] == {".spec.sidecars"}
+    assert by_message[SIDECAR_STEP_NAME_MESSAGE] == {".spec"}
+    assert by_message[SIDECAR_RESERVED_NAME_MESSAGE] == {".spec.sidecars[].name"}
+    # named in the message: the step or sidecar and its mount (messageExpression)
+    exprs = {(path, r["message"]): r.get("messageExpression", "") for path, r in rules}
+    assert "self.name" in exprs[".spec.steps[]", RESERVED_MOUNT_MESSAGE]
+    assert ".mountPath" in exprs[".spec.steps[]", RESERVED_PATH_MESSAGE]
+    assert exprs[".spec.steps[]", RESERVED_PATH_MESSAGE].startswith("'step ' + ")
+    assert exprs[".spec.sidecars[]", RESERVED_PATH_MESSAGE].startswith("'sidecar ' + ")
+    assert exprs[".spec.sidecars[]", SIDECAR_RESERVED_MOUNT_MESSAGE].startswith("'sidecar ' + ")
+    assert "c.name" in exprs[".spec", SIDECAR_STEP_NAME_MESSAGE]
+
+
+def _validations(node: dict[str, Any]) -> list[dict[str, str]]:
+    out: list[dict[str, str]] = node.get("x-kubernetes-validations", [])
+    return out
+
+
+def test_sidecar_mounts_follow_the_steps_rule() -> None:
+    steps = _validations(step_schema())
+    sidecars = _validations(spec_schema()["properties"]["sidecars"]["items"])
+    mounts = [r for r in steps if "volumeMounts" in r["rule"]]
+    assert len(mounts) == 2
+    assert [r["rule"] for r in sidecars] == [r["rule"] for r in mounts]
+    for step_rule, sidecar_rule in zip(mounts, sidecars, strict=True):
+        assert sidecar_rule["messageExpression"] == (
+            step_rule["messageExpression"]
+            .replace("'step '", "'sidecar '")
+            .replace("a step may", "a sidecar may")
+        )
+
+
+@pytest.mark.parametrize(
+    ("fragment", "expected"),
+    [
+        # each rule: what it reads, so that the API server's refusal names the right thing
+        ("self.matches(", "sidecar name must be a DNS label"),
+        ("startsWith('taskflow-')", SIDECAR_RESERVED_NAME_MESSAGE),
+    ],
+)
+def test_sidecar_name_rules(fragment: str, expected: str) -> None:
+    name = spec_schema()["properties"]["sidecars"]["items"]["properties"]["name"]
+    (rule,) = [r for r in _validations(name) if fragment in r["rule"]]
+    assert rule["message"].startswith(expected)
+    assert "self" in rule["messageExpression"]
+    assert name["maxLength"] == 63
+
+
+def test_every_sidecar_field_is_in_the_schema() -> None:
+    sidecars = spec_schema()["properties"]["sidecars"]
+    assert sidecars["maxItems"] == MAX_SIDECARS == 8
+    props = sidecars["items"]["properties"]
+    assert (
+        {f.encode_name for f in msgspec.structs.fields(Sidecar)}
+        == set(props)
+        == {
+            "name",
+            "image",
+            "command",
+            "args",
+            "workingDir",
+            "env",
+            "envFrom",
+            "ports",
+            "readinessProbe",
+            "startupProbe",
+            "livenessProbe",
+            "resources",
+            "volumeMounts",
+            "securityContext",
+            "imagePullPolicy",
+        }
+    )
+    assert set(sidecars["items"]["required"]) == {"name", "image"}
+    for name, node in props.items():
+        assert node.get("description"), name
+    for probe in ("readinessProbe", "startupProbe", "livenessProbe"):
+        assert {"httpGet", "exec", "tcpSocket", "periodSeconds"} <= set(props[probe]["properties"])
+    assert props["ports"]["items"]["required"] == ["containerPort"]
+    # restartPolicy is taskflow's (Always): the user does not choose it
+    assert "restartPolicy" not in props
+    status = openapi_schema()["properties"]["status"]["properties"]["sidecars"]["items"]
+    assert {f.encode_name for f in msgspec.structs.fields(SidecarStatus)} == set(
+        status["properties"]
+    )
+    assert status["properties"]["state"]["enum"] == ["Waiting", "Running", "Terminated"]
 
 
 def test_limits_bound_cel_cost() -> None:

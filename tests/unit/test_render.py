@@ -423,6 +423,38 @@ def test_unrenderable(steps: list[dict[str, Any]], message: str) -> None:
         render_pod(t)
 
 
+def sidecar(name: str, image: str = "busybox:1.36", **fields: Any) -> dict[str, Any]:
+    return {"name": name, "image": image, **fields}
+
+
+@pytest.mark.parametrize(
+    ("sidecars", "message"),
+    [
+        ([sidecar("db"), sidecar("db")], "sidecar names must be unique (duplicated: db)"),
+        (
+            [sidecar("a")],
+            'sidecar "a" has the name of a step: steps and sidecars are containers of one pod',
+        ),
+        (
+            [sidecar("taskflow-install")],
+            'sidecar name "taskflow-install" is reserved: names starting with taskflow- are '
+            "taskflow's own containers",
+        ),
+        ([sidecar("taskflow-x")], 'sidecar name "taskflow-x" is reserved'),
+        (
+            [sidecar("db", volumeMounts=[{"name": "taskflow-bin", "mountPath": "/b"}])],
+            "sidecar db: volumeMount taskflow-bin is taskflow's own volume",
+        ),
+    ],
+)
+@pytest.mark.parametrize("executor", ["agent", "kubelet"])
+def test_unrenderable_sidecars(sidecars: list[dict[str, Any]], message: str, executor: str) -> None:
+    t = task(step("a"), step("b"), sidecars=sidecars, executor=executor)
+    assert message in (spec_problem(t) or "")
+    with pytest.raises(RenderError, match=re.escape(message)):
+        render_pod(t)
+
+
 # --- the seed's examples -----------------------------------------------------------------------
 
 SEED_FILES = sorted(p.name for p in SEED.glob("*.yaml"))

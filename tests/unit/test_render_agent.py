@@ -284,6 +284,8 @@ def test_valid_references_and_lookalikes_pass() -> None:
         ("500m", Decimal("0.5")),
         ("1.5", Decimal("1.5")),
         ("64Mi", Decimal(64 * 2**20)),
+        ("128Ki", Decimal(128 * 2**10)),
+        ("1k", Decimal(1000)),
         ("1G", Decimal(10**9)),
         ("1e3", Decimal(1000)),
         ("2E-3", Decimal("0.002")),
@@ -294,7 +296,7 @@ def test_quantity(text: str | int, value: Decimal) -> None:
     assert quantity(text) == value
 
 
-@pytest.mark.parametrize("text", ["", "lots", "1mi", "1 Gi"])
+@pytest.mark.parametrize("text", ["", "lots", "1mi", "1ki", "1K", "1 Gi"])
 def test_quantity_rejects(text: str) -> None:
     with pytest.raises(ValueError, match="not a quantity"):
         quantity(text)

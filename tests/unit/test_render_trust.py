@@ -297,3 +297,46 @@ def test_the_checks_are_cheap() -> None:
     start = time.perf_counter()
     assert spec_problem(t) is None
     assert time.perf_counter() - start < 0.5
+
+
+# --- sidecars: the same rule on their mounts ---------------------------------------------------
+
+
+def _sidecar_mount(name: str, path: str, executor: str) -> Any:
+    return task(
+        step("a", command=["true"]),
+        executor=executor,
+        podTemplate={"volumes": [DATA]},
+        sidecars=[
+            {"name": "db", "image": "db:1", "volumeMounts": [{"name": name, "mountPath": path}]}
+        ],
+    )
+
+
+@pytest.mark.parametrize("executor", ["agent", "kubelet"])
+@pytest.mark.parametrize("name", RESERVED_MOUNTS)
+def test_a_sidecar_may_not_mount_taskflows_volumes(executor: str, name: str) -> None:
+    t = _sidecar_mount(name, "/x", executor)
+    expected = (
+        f"sidecar db: volumeMount {name} is taskflow's own volume: a sidecar may mount "
+        "taskflow-workspace and podTemplate.volumes only"
+    )
+    assert spec_problem(t) == expected
+    with pytest.raises(RenderError, match=re.escape(expected)):
+        render_pod(t, AGENT)
+
+
+@pytest.mark.parametrize("path", RESERVED_PATHS)
+def test_a_sidecar_may_not_mount_under_taskflow(path: str) -> None:
+    t = _sidecar_mount("data", path, "agent")
+    expected = f"sidecar db: volumeMount data at {path}: mount paths under /taskflow are taskflow's"
+    assert (spec_problem(t) or "").startswith(expected)
+
+
+@pytest.mark.parametrize("name", ["data", "taskflow-workspace"])
+def test_a_sidecar_may_mount_the_workspace_and_the_templates_volumes(name: str) -> None:
+    for executor in ("agent", "kubelet"):
+        t = _sidecar_mount(name, "/srv", executor)
+        assert spec_problem(t) is None
+        (db,) = [c for c in render_pod(t, AGENT)["spec"]["initContainers"] if c["name"] == "db"]
+        assert db["volumeMounts"] == [{"name": name, "mountPath": "/srv"}]

@@ -36,6 +36,8 @@ MAX_SCRIPT_CHARS: Final = 60_000
 MAX_VOLUMES: Final = 64
 MAX_MOUNTS: Final = 64
 MAX_RESULTS: Final = 16
+#: native sidecars of a Task; few, and each of its rules is priced per sidecar
+MAX_SIDECARS: Final = 8
 RESULT_NAME_PATTERN: Final = r"^[A-Za-z0-9_-]+$"
 DNS_LABEL_PATTERN: Final = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
 
@@ -78,6 +80,7 @@ RESERVED_MOUNT_MESSAGE: Final = (
     "a step may not mount taskflow's own volumes (taskflow-bin, taskflow-run-N, "
     f"taskflow-scripts); {WORKSPACE_VOLUME} and podTemplate.volumes it may"
 )
+SIDECAR_RESERVED_MOUNT_MESSAGE: Final = RESERVED_MOUNT_MESSAGE.replace("a step", "a sidecar")
 RESERVED_PATH_MESSAGE: Final = (
     f"mount paths under {TASKFLOW_DIR} are taskflow's (and a mount path may not have '..' "
     "elements nor start with '//', '/./' or './')"
@@ -116,6 +119,9 @@ STEP_RUNNING: Final = "Running"
 STEP_TERMINATED: Final = "Terminated"
 STEP_NOT_RUN: Final = "NotRun"
 STEP_STATES: Final = (STEP_WAITING, STEP_RUNNING, STEP_TERMINATED, STEP_NOT_RUN)
+
+#: the states of status.sidecars[] (a sidecar is never NotRun: the kubelet starts it first)
+SIDECAR_STATES: Final = (STEP_WAITING, STEP_RUNNING, STEP_TERMINATED)
 
 CONDITION_SUCCEEDED: Final = "Succeeded"
 
@@ -181,6 +187,11 @@ Duration = Annotated[
 ]
 
 
+_IMAGE_RULE: Final = _rule(
+    r"!self.matches('^\\s|\\s$')", "image must not start or end with whitespace"
+)
+
+
 class StepResult(msgspec.Struct, rename="camel", omit_defaults=True, kw_only=True, gc=False):
     """A result a step declares (executor agent)."""
 
@@ -210,12 +221,7 @@ class Step(msgspec.Struct, rename="camel", omit_defaults=True, kw_only=True, gc=
     image: Annotated[
         str,
         msgspec.Meta(min_length=1, max_length=4096, description="Container image of the step."),
-        _rules(
-            _rule(
-                r"!self.matches('^\\s|\\s$')",
-                "image must not start or end with whitespace",
-            )
-        ),
+        _rules(_IMAGE_RULE),
     ]
     script: (
         Annotated[
@@ -396,6 +402,34 @@ _TAKEN_PATH: Final = (
     + ")"
 )
 
+
+def _mount_rules(what: str) -> tuple[dict[str, str], ...]:
+    """The rules on a step's or a sidecar's (``what``) volume mounts: taskflow's own volumes
+    and paths are refused to both alike."""
+    message = RESERVED_MOUNT_MESSAGE if what == "step" else SIDECAR_RESERVED_MOUNT_MESSAGE
+    return (
+        _rule(
+            f"!has(self.volumeMounts) || !self.volumeMounts.exists(m, {_TAKEN_VOLUME})",
+            message,
+            f"'{what} ' + {_STEP} + ': volumeMount ' + "
+            f"self.volumeMounts.map(m, {_TAKEN_VOLUME}, m.name)[0] + "
+            f"\" is taskflow's own volume: a {what} may mount {WORKSPACE_VOLUME} and "
+            'podTemplate.volumes only"',
+        ),
+        _rule(
+            f"!has(self.volumeMounts) || !self.volumeMounts.exists(m, {_TAKEN_PATH})",
+            RESERVED_PATH_MESSAGE,
+            f"'{what} ' + {_STEP} + ': volumeMount ' + "
+            f"self.volumeMounts.map(m, {_TAKEN_PATH}, m.name + ' at ' + m.mountPath)[0] + "
+            "': ' + \"" + RESERVED_PATH_MESSAGE + '"',
+        ),
+    )
+
+
+SIDECAR_RESERVED_NAME_MESSAGE: Final = (
+    f"names starting with {RESERVED_VOLUME_PREFIX} are taskflow's own containers"
+)
+
 Steps = Annotated[
     list[
         Annotated[
@@ -405,21 +439,7 @@ Steps = Annotated[
                     "!(has(self.script) && has(self.command))",
                     "a step has either script or command, not both",
                 ),
-                _rule(
-                    f"!has(self.volumeMounts) || !self.volumeMounts.exists(m, {_TAKEN_VOLUME})",
-                    RESERVED_MOUNT_MESSAGE,
-                    f"'step ' + {_STEP} + ': volumeMount ' + "
-                    f"self.volumeMounts.map(m, {_TAKEN_VOLUME}, m.name)[0] + "
-                    f"\" is taskflow's own volume: a step may mount {WORKSPACE_VOLUME} and "
-                    'podTemplate.volumes only"',
-                ),
-                _rule(
-                    f"!has(self.volumeMounts) || !self.volumeMounts.exists(m, {_TAKEN_PATH})",
-                    RESERVED_PATH_MESSAGE,
-                    f"'step ' + {_STEP} + ': volumeMount ' + "
-                    f"self.volumeMounts.map(m, {_TAKEN_PATH}, m.name + ' at ' + m.mountPath)[0] + "
-                    "': ' + \"" + RESERVED_PATH_MESSAGE + '"',
-                ),
+                *_mount_rules("step"),
             ),
         ]
     ],
@@ -441,10 +461,136 @@ Steps = Annotated[
 ]
 
 
+SidecarName = Annotated[
+    str,
+    msgspec.Meta(
+        min_length=1,
+        max_length=63,
+        description=(
+            "Name of the sidecar's container (a DNS label, not a step's name, not starting "
+            f"with {RESERVED_VOLUME_PREFIX})."
+        ),
+    ),
+    _rules(
+        _rule(
+            f"self.matches('{DNS_LABEL_PATTERN}')",
+            "sidecar name must be " + _DNS_LABEL_RULE_TEXT,
+            "'sidecar name \"' + self + '\" is not " + _DNS_LABEL_RULE_TEXT + "'",
+        ),
+        _rule(
+            f"!self.startsWith('{RESERVED_VOLUME_PREFIX}')",
+            SIDECAR_RESERVED_NAME_MESSAGE,
+            "'sidecar name \"' + self + '\" is reserved: " + SIDECAR_RESERVED_NAME_MESSAGE + "'",
+        ),
+    ),
+]
+
+
+class Sidecar(msgspec.Struct, rename="camel", omit_defaults=True, kw_only=True, gc=False):
+    """A native sidecar (Kubernetes 1.29+): a container that starts before the steps, runs
+    beside all of them and is stopped by the kubelet once the last step has ended."""
+
+    k8s_model: ClassVar[str] = "V1Container"
+
+    name: SidecarName
+    image: Annotated[
+        str,
+        msgspec.Meta(min_length=1, max_length=4096, description="Container image of the sidecar."),
+        _rules(_IMAGE_RULE),
+    ]
+    command: list[str] = []
+    args: list[str] = []
+    working_dir: str | None = None
+    env: Annotated[_Objs, K8sType("list[V1EnvVar]")] = []
+    env_from: Annotated[_Objs, K8sType("list[V1EnvFromSource]")] = []
+    ports: Annotated[_Objs, K8sType("list[V1ContainerPort]")] = []
+    readiness_probe: (
+        Annotated[
+            _Obj,
+            K8sType("V1Probe"),
+            _doc("When the sidecar is ready (status.sidecars[].ready); steps do not wait for it."),
+        ]
+        | None
+    ) = None
+    startup_probe: (
+        Annotated[
+            _Obj,
+            K8sType("V1Probe"),
+            _doc(
+                "When the sidecar has started: the steps start once every sidecar's startup "
+                "probe has passed (without one, once its container runs)."
+            ),
+        ]
+        | None
+    ) = None
+    liveness_probe: (
+        Annotated[
+            _Obj,
+            K8sType("V1Probe"),
+            _doc("When the kubelet restarts the sidecar (status.sidecars[].restarts)."),
+        ]
+        | None
+    ) = None
+    resources: (
+        Annotated[
+            _Obj,
+            K8sType("V1ResourceRequirements"),
+            _doc(
+                "Compute resources of this sidecar. It runs beside every step, so the pod "
+                "requests the largest step's resources plus every sidecar's."
+            ),
+        ]
+        | None
+    ) = None
+    volume_mounts: Annotated[
+        _Objs,
+        K8sType("list[V1VolumeMount]"),
+        msgspec.Meta(max_length=MAX_MOUNTS),
+        _doc(
+            "Volumes to mount into the sidecar, as given: podTemplate.volumes, or "
+            f"{WORKSPACE_VOLUME} (the steps' shared workspace; not mounted unless listed). "
+            "taskflow's other volumes (taskflow-bin, taskflow-run-N, taskflow-scripts) and "
+            f"mount paths under {TASKFLOW_DIR} are taskflow's: refused."
+        ),
+    ] = []
+    security_context: (
+        Annotated[
+            _Obj,
+            K8sType("V1SecurityContext"),
+            _doc("Security options of this sidecar's container."),
+        ]
+        | None
+    ) = None
+    image_pull_policy: Literal["Always", "IfNotPresent", "Never"] | None = None
+
+
+Sidecars = Annotated[
+    list[Annotated[Sidecar, _rules(*_mount_rules("sidecar"))]],
+    msgspec.Meta(
+        max_length=MAX_SIDECARS,
+        description=(
+            "Native sidecars: containers started before the first step, in this order (each "
+            "once its startupProbe passes), that run beside every step and are stopped by "
+            "the kubelet when the last step has ended. A sidecar that cannot start (its image "
+            "cannot be pulled, it crash-loops before starting) fails the Task with reason "
+            "SidecarFailed; one that crashes later is restarted. Needs Kubernetes 1.29 or "
+            "later."
+        ),
+    ),
+    _rules(
+        _rule(
+            "self.all(c, self.exists_one(d, d.name == c.name))",
+            "sidecar names must be unique",
+        ),
+    ),
+]
+
+
 class TaskSpec(msgspec.Struct, rename="camel", omit_defaults=True, kw_only=True, gc=False):
     """What to run. Immutable except ``cancel``: delete and re-create the Task to change it."""
 
     steps: Steps
+    sidecars: Sidecars = []
     executor: (
         Annotated[
             Literal["agent", "kubelet"],
@@ -546,8 +692,19 @@ AGENT_FIELDS_MESSAGE: Final = (
     "timeout, onError and results of a step need executor: agent (spec.executor is kubelet)"
 )
 
+SIDECAR_STEP_NAME_MESSAGE: Final = (
+    "a sidecar may not have a step's name: steps and sidecars are containers of one pod"
+)
+_STEP_NAMED: Final = "self.steps.exists(s, has(s.name) && s.name == c.name)"
+
 SPEC_RULES: Final = _rules(
     _rule(_unchanged_except("cancel"), SPEC_IMMUTABLE_MESSAGE),
+    _rule(
+        f"!has(self.sidecars) || !self.sidecars.exists(c, {_STEP_NAMED})",
+        SIDECAR_STEP_NAME_MESSAGE,
+        f"'sidecar \"' + self.sidecars.map(c, {_STEP_NAMED}, c.name)[0] + "
+        "'\" has the name of a step: steps and sidecars are containers of one pod'",
+    ),
     _rule(
         "!has(self.executor) || self.executor != 'kubelet' || "
         "self.steps.all(s, !has(s.timeout) && !has(s.onError) && !has(s.results))",
@@ -586,6 +743,24 @@ class StepStatus(msgspec.Struct, rename="camel", omit_defaults=True, kw_only=Tru
     results: Annotated[
         list[ResultValue], _doc("The step's results (executor agent), as it wrote them.")
     ] = []
+
+
+class SidecarStatus(msgspec.Struct, rename="camel", omit_defaults=True, kw_only=True, gc=False):
+    """A sidecar as the kubelet last reported it (``status.sidecars``, in spec order)."""
+
+    name: str
+    state: Annotated[
+        str,
+        msgspec.Meta(
+            extra_json_schema={"enum": list(SIDECAR_STATES)},
+            description="Waiting, Running or Terminated.",
+        ),
+    ]
+    ready: Annotated[bool, _doc("Its readinessProbe passes (or it runs, without one).")] = False
+    restarts: Annotated[int, _doc("How often the kubelet restarted it.")] = 0
+    exit_code: Annotated[int, _doc("When terminated: its exit code.")] | None = None
+    reason: Annotated[str, _doc("When waiting or terminated: the kubelet's reason.")] | None = None
+    message: str | None = None
 
 
 class Condition(msgspec.Struct, rename="camel", omit_defaults=True, kw_only=True, gc=False):
@@ -663,6 +838,9 @@ class TaskStatus(msgspec.Struct, rename="camel", omit_defaults=True, kw_only=Tru
         | None
     ) = None
     steps: Annotated[list[StepStatus], _doc("One entry per step, in spec order.")] = []
+    sidecars: Annotated[
+        list[SidecarStatus], _doc("One entry per sidecar (spec.sidecars), in spec order.")
+    ] = []
     conditions: Annotated[
         list[Condition],
         _doc("Condition 'Succeeded': Unknown while pending or running, then True or False."),

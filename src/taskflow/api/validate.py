@@ -8,8 +8,10 @@ from taskflow.api.task import (
     RESERVED_PATH_PREFIXES,
     RESERVED_PATHS,
     RESERVED_VOLUME_PREFIX,
+    SIDECAR_RESERVED_NAME_MESSAGE,
     TASKFLOW_DIR,
     WORKSPACE_VOLUME,
+    Sidecar,
     Step,
     Task,
 )
@@ -30,6 +32,8 @@ def spec_problem(task: Task) -> str | None:
             return f"step {s.name}: a step has either script or command, not both"
         if (problem := mount_problem(s)) is not None:
             return problem
+    if (problem := sidecar_problem(task)) is not None:
+        return problem
     tpl = task.spec.pod_template
     for v in tpl.volumes if tpl else []:
         name = str(v.get("name", ""))
@@ -41,20 +45,40 @@ def spec_problem(task: Task) -> str | None:
     return None
 
 
-def mount_problem(step: Step) -> str | None:
-    """The first of ``step``'s volume mounts that would reach taskflow's own volumes or
-    paths (the CRD's rules on a step, in the same words)."""
-    for m in step.volume_mounts:
+def sidecar_problem(task: Task) -> str | None:
+    """Why ``task``'s sidecars cannot be rendered (the CRD's rules on them, in their words)."""
+    names = [c.name for c in task.spec.sidecars]
+    dups = sorted({n for n in names if names.count(n) > 1})
+    if dups:
+        return f"sidecar names must be unique (duplicated: {', '.join(dups)})"
+    steps = {s.name for s in task.spec.steps}
+    for c in task.spec.sidecars:
+        if c.name in steps:
+            return (
+                f'sidecar "{c.name}" has the name of a step: steps and sidecars are containers '
+                "of one pod"
+            )
+        if c.name.startswith(RESERVED_VOLUME_PREFIX):
+            return f'sidecar name "{c.name}" is reserved: {SIDECAR_RESERVED_NAME_MESSAGE}'
+        if (problem := mount_problem(c, "sidecar")) is not None:
+            return problem
+    return None
+
+
+def mount_problem(container: Step | Sidecar, what: str = "step") -> str | None:
+    """The first of a step's or a sidecar's (``what``) volume mounts that would reach
+    taskflow's own volumes or paths (the CRD's rules on both, in the same words)."""
+    for m in container.volume_mounts:
         name = str(m.get("name", ""))
         if name.startswith(RESERVED_VOLUME_PREFIX) and name != WORKSPACE_VOLUME:
             return (
-                f"step {step.name}: volumeMount {name} is taskflow's own volume: a step may "
-                f"mount {WORKSPACE_VOLUME} and podTemplate.volumes only"
+                f"{what} {container.name}: volumeMount {name} is taskflow's own volume: a "
+                f"{what} may mount {WORKSPACE_VOLUME} and podTemplate.volumes only"
             )
         path = m.get("mountPath")
         if isinstance(path, str) and reserved_path(path):
             return (
-                f"step {step.name}: volumeMount {name} at {path}: mount paths under "
+                f"{what} {container.name}: volumeMount {name} at {path}: mount paths under "
                 f"{TASKFLOW_DIR} are taskflow's (and a mount path may not have '..' elements "
                 "nor start with '//', '/./' or './')"
             )
