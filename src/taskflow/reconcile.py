@@ -49,6 +49,7 @@ from taskflow.status import (
     PROBLEM_REASONS,
     REASON_STOPPING,
     RETRYABLE_REASONS,
+    UNSUPPORTED,
     current_attempt,
     deadline_of,
     evaluate,
@@ -73,6 +74,12 @@ SUCCEEDED: Final = "Succeeded"
 FAILED: Final = "Failed"
 CANCELLED_EVENT: Final = "Cancelled"
 RETRYING: Final = "Retrying"
+SIDECAR_RESTARTED: Final = "SidecarRestarted"
+
+NO_NATIVE_SIDECARS: Final = (
+    "spec.sidecars needs native sidecars (Kubernetes 1.29 or later); this API server is "
+    "older: remove the sidecars or run the Task on a newer cluster"
+)
 
 
 class EventSpec(msgspec.Struct, frozen=True):
@@ -146,16 +153,10 @@ def plan(
             return Plan(status=given_up, events=tuple(transition_events(task, old, given_up)))
     create: dict[str, Any] | None = None
     if no_pod_yet and stop is None:
-        if missing := _missing(task, settings, images):
-            return Plan(lookup_images=missing)
-        try:
-            create = render_pod(task, settings, current_attempt(old), images)
-        except ImageLookupError as e:
-            status = invalid_status(task, IMAGE_LOOKUP_FAILED, str(e), now=now)
-            return _finish(old, status, ())
-        except RenderError as e:
-            status = invalid_status(task, INVALID_SPEC, f"the Task cannot run: {e}", now=now)
-            return _finish(old, status, ())
+        first = _first_pod(task, now=now, settings=settings, images=images)
+        if isinstance(first, Plan):
+            return first
+        create = first
     ev = evaluate(task, pod, now=now, settings=settings)
     if _retries_left(task, ev.status):
         if pod is not None and not _ended(pod):
@@ -172,6 +173,27 @@ def plan(
         events=tuple(transition_events(task, old, ev.status)),
         requeue_after=ev.requeue_after,
     )
+
+
+def _first_pod(
+    task: Task, *, now: datetime, settings: Settings, images: Images | None
+) -> dict[str, Any] | Plan:
+    """The current attempt's pod to create, or the Plan in its place: look images up first,
+    or end the Task because it cannot run (it needs native sidecars, a lookup failed, it
+    does not render)."""
+    old = task.status
+    if task.spec.sidecars and not settings.native_sidecars:
+        return _finish(old, invalid_status(task, UNSUPPORTED, NO_NATIVE_SIDECARS, now=now), ())
+    if missing := _missing(task, settings, images):
+        return Plan(lookup_images=missing)
+    try:
+        return render_pod(task, settings, current_attempt(old), images)
+    except ImageLookupError as e:
+        status = invalid_status(task, IMAGE_LOOKUP_FAILED, str(e), now=now)
+        return _finish(old, status, ())
+    except RenderError as e:
+        status = invalid_status(task, INVALID_SPEC, f"the Task cannot run: {e}", now=now)
+        return _finish(old, status, ())
 
 
 def _retries_left(task: Task, status: TaskStatus) -> bool:
@@ -459,6 +481,7 @@ def transition_events(task: Task, old: TaskStatus | None, new: TaskStatus) -> li
                         f"{label} failed with exit code {s.exit_code}{detail}",
                     )
                 )
+    out += _sidecar_restarts(old, new, of_attempt)
     new_cond = new.condition()
     old_cond = old.condition() if old is not None else None
     if new.status == SUCCESSFUL and (old is None or old.status != SUCCESSFUL):
@@ -478,4 +501,25 @@ def transition_events(task: Task, old: TaskStatus | None, new: TaskStatus) -> li
         and (old_cond is None or old_cond.reason != new_cond.reason)
     ):
         out.append(_event("Warning", new_cond.reason or "", new_cond.message or ""))
+    return out
+
+
+def _sidecar_restarts(old: TaskStatus | None, new: TaskStatus, of_attempt: str) -> list[EventSpec]:
+    """One Warning per sidecar whose restart count grew since ``old`` (counted from 0 on a
+    new pod). Keyed by the count, so each restart seen is told once however often planned."""
+    same_pod = old is not None and old.pod_name == new.pod_name
+    before = {c.name: c.restarts for c in old.sidecars} if old is not None and same_pod else {}
+    out = []
+    for c in new.sidecars:
+        if c.restarts <= before.get(c.name, 0):
+            continue
+        times = "once" if c.restarts == 1 else f"{c.restarts} times"
+        out.append(
+            _event(
+                "Warning",
+                SIDECAR_RESTARTED,
+                f"sidecar {c.name} was restarted ({times} so far{of_attempt}); the steps go on",
+                f"{current_attempt(new)}/{c.name}/{c.restarts}",
+            )
+        )
     return out

@@ -33,6 +33,11 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     #: The image whose ``/taskflow-agent`` is installed into agent pods; "" = the one
     #: released with the operator (:func:`taskflow.render.agent_image`).
     agent_image: str = ""
+    #: The API server runs native sidecars (init containers with ``restartPolicy: Always``,
+    #: Kubernetes 1.29+). Without them a Task with ``spec.sidecars`` ends
+    #: ``Failure/Unsupported`` before any pod exists (an older server would drop the field
+    #: and run the sidecar as an init container that never ends).
+    native_sidecars: bool = True
 
     def __post_init__(self) -> None:
         timeouts = (

@@ -638,11 +638,12 @@ class TaskSpec(msgspec.Struct, rename="camel", omit_defaults=True, kw_only=True,
             description=(
                 "How many times to run the Task again, each time in a new pod, after a "
                 "failure its steps caused (StepFailed, OOMKilled, Evicted, PodDeleted, "
-                "ImagePullFailed, PodFailed, AgentDied, ...). Never after Cancelled, TimedOut, "
-                "InvalidSpec, InvalidPodSpec, ImageLookupFailed, ResultsTooLarge, "
-                "StepStateMismatch, StateUnreadable, AgentInstallFailed, PodNameTaken or "
-                "WaitingForOldPod. The next attempt's pod is created once the failed "
-                "attempt's pod has stopped. status.attempts keeps every earlier attempt."
+                "ImagePullFailed, PodFailed, AgentDied, SidecarFailed, ...). Never after "
+                "Cancelled, TimedOut, InvalidSpec, InvalidPodSpec, ImageLookupFailed, "
+                "ResultsTooLarge, StepStateMismatch, StateUnreadable, AgentInstallFailed, "
+                "PodNameTaken, WaitingForOldPod or Unsupported. The next attempt's pod is "
+                "created once the failed attempt's pod has stopped. status.attempts keeps "
+                "every earlier attempt."
             ),
         ),
     ] = 0

@@ -52,7 +52,18 @@ Failure reasons (condition ``Succeeded=False``; the message names the step):
                               the Task's timeout, or 1 h without one (:mod:`._name_wait`)
 ``WaitingForOldPod``          the same for a pod that was going away (being deleted, or
                               its Task is gone) but did not go
+``SidecarFailed``             a sidecar never started: its image cannot be pulled (the
+                              step rules above), its container cannot be created, or it
+                              is in ``CrashLoopBackOff`` before it started (:mod:`._sidecars`)
+``Unsupported``               ``spec.sidecars`` on an API server without native sidecars
+                              (``settings.native_sidecars``; no pod is created)
 ============================  ====================================================
+
+Sidecars (``spec.sidecars``) are reported in ``status.sidecars`` (state, ready, restarts)
+from the pod's ``initContainerStatuses``, by name; steps never read their containers, and
+the pod's phase is its regular containers' (the kubelet stops the sidecars at the end: exit
+code 0, 137 or 143, never a failure). A sidecar that started and crashes later is only
+restarted (``restarts``; a ``SidecarRestarted`` Warning Event, see :mod:`taskflow.reconcile`).
 
 Retries (``spec.retries``) follow :data:`RETRYABLE_REASONS`; :data:`NEVER_RETRIED` (and a
 timeout or a cancel) end the Task. A final status while the pod still runs comes with a
@@ -115,11 +126,13 @@ from taskflow.status._reasons import (
     REASON_UNSCHEDULABLE,
     RESULTS_TOO_LARGE,
     RETRYABLE_REASONS,
+    SIDECAR_FAILED,
     STATE_UNREADABLE,
     STEP_FAILED,
     STEP_STATE_MISMATCH,
     STEP_TIMEOUT,
     TIMED_OUT,
+    UNSUPPORTED,
     WAITING_FOR_OLD_POD,
 )
 from taskflow.status._stop import (
@@ -162,12 +175,14 @@ __all__ = [
     "REASON_UNSCHEDULABLE",
     "RESULTS_TOO_LARGE",
     "RETRYABLE_REASONS",
+    "SIDECAR_FAILED",
     "STATE_UNREADABLE",
     "STEP_FAILED",
     "STEP_STATE_MISMATCH",
     "STEP_TIMEOUT",
     "STOP_DEADLINE",
     "TIMED_OUT",
+    "UNSUPPORTED",
     "WAITING_FOR_OLD_POD",
     "Evaluation",
     "Stop",

@@ -23,6 +23,7 @@ from taskflow.api.task import (
     STEP_WAITING,
     SUCCESSFUL,
     Condition,
+    SidecarStatus,
     StepStatus,
     Task,
     TaskStatus,
@@ -38,6 +39,7 @@ from taskflow.status._reasons import (
     REASON_FAILED_CREATE,
     REASON_PENDING,
 )
+from taskflow.status._sidecars import sidecar_statuses
 from taskflow.status._steps import is_failed, progress, start_of, step_statuses
 from taskflow.status._stop import Stop, current_attempt, deadline_of, stop_of
 
@@ -223,6 +225,7 @@ def _pod_gone(task: Task, old: TaskStatus, now: datetime) -> TaskStatus:
 def _with_pod(task: Task, pod: Pod, now: datetime, settings: Settings) -> Evaluation:
     old = task.status
     steps = step_statuses(task, pod)
+    sidecars = sidecar_statuses(task, pod)
     out = outcome(task, pod, steps, now, settings)
     start = start_of(steps, pod)
     # a failure the kubelet did not timestamp ends "now" if a step was still running (or none
@@ -253,6 +256,7 @@ def _with_pod(task: Task, pod: Pod, now: datetime, settings: Settings) -> Evalua
             now=now,
             ends_now=open_end,
             pod_name_=pod.metadata.name,
+            sidecars=sidecars,
         )
         return Evaluation(status=status)
     if out.status != RUNNING:
@@ -264,6 +268,7 @@ def _with_pod(task: Task, pod: Pod, now: datetime, settings: Settings) -> Evalua
         pod_name=pod.metadata.name,
         progress=progress(steps),
         steps=steps,
+        sidecars=sidecars,
         conditions=[_condition(old, "Unknown", out.reason, out.message, now)],
         observed_generation=task.metadata.generation,
     )
@@ -282,6 +287,7 @@ def _finished(
     now: datetime,
     ends_now: bool,
     pod_name_: str | None,
+    sidecars: list[SidecarStatus] | None = None,
 ) -> TaskStatus:
     ends = [parse_time(s.finished_at) for s in steps if s.finished_at]
     end: datetime | None = max(ends) if ends else None
@@ -300,6 +306,7 @@ def _finished(
         pod_name=pod_name_,
         progress=progress(steps),
         steps=steps,
+        sidecars=sidecars or [],
         conditions=[_condition(old, _cond_status(status), reason, message, now)],
         observed_generation=task.metadata.generation,
     )

@@ -41,6 +41,7 @@ from taskflow.status._reasons import (
     AGENT_INSTALL_FAILED,
     CONFIG_RETRY,
     CONTAINER_CONFIG_ERROR,
+    CRASH_LOOP,
     DEADLINE_EXCEEDED,
     EVICTED,
     EVICTION_DISRUPTIONS,
@@ -58,11 +59,13 @@ from taskflow.status._reasons import (
     REASON_SUCCEEDED,
     REASON_UNSCHEDULABLE,
     RESULTS_TOO_LARGE,
+    SIDECAR_FAILED,
     STATE_UNREADABLE,
     STEP_FAILED,
     STEP_STATE_MISMATCH,
     STEP_TIMEOUT,
 )
+from taskflow.status._sidecars import unstarted
 from taskflow.status._steps import became_current, current_step, is_failed
 from taskflow.status._stop import STOP_DEADLINE, pod_stopped, stop_of
 
@@ -179,9 +182,11 @@ def _natural(
         return failed
     if pod.status.phase == "Succeeded":
         return _no_result(pod, label)
+    if (sidecar := _sidecars(task, pod, now, settings)) is not None:
+        return sidecar
     if (stuck := _stuck(task, pod, steps, cur, label, now, settings)) is not None:
         return stuck
-    return _not_started(pod, steps, cur, label)
+    return _not_started(task, pod, steps, cur, label)
 
 
 def _eviction(pod: Pod) -> PodCondition | None:
@@ -301,6 +306,22 @@ def _no_result(pod: Pod, label: str) -> Outcome:
     )
 
 
+class _Blocked(msgspec.Struct, frozen=True, kw_only=True):
+    """A container that cannot start yet: what the kubelet says and what failing means."""
+
+    label: str
+    waiting: str | None
+    message: str | None
+    image: str
+    #: since when it has been the one to start (the timeouts count from here)
+    since: datetime | None
+    pull_failed: str
+    refused: str
+    config_failed: str
+    #: a step has started (the Task is Running while this waits)
+    started: bool
+
+
 def _stuck(
     task: Task,
     pod: Pod,
@@ -313,52 +334,101 @@ def _stuck(
     """The current step cannot start: its image cannot be pulled, or its container cannot be
     created. Fatal at once, or after a timeout while the kubelet retries."""
     s = steps[cur]
-    waiting = s.reason if s.state == STEP_WAITING else None
     image = task.spec.steps[cur].image
     pull_failed = IMAGE_PULL_FAILED
     if is_agent_pod(pod) and installing(pod):  # the steps wait for the agent image
         image, pull_failed = agent_image(pod) or "the agent image", AGENT_INSTALL_FAILED
-    detail = f": {s.message.strip()}" if s.message else ""
+    blocked = _Blocked(
+        label=label,
+        waiting=s.reason if s.state == STEP_WAITING else None,
+        message=s.message,
+        image=image,
+        since=became_current(steps, cur, pod),
+        pull_failed=pull_failed,
+        refused=IMAGE_PULL_FAILED,
+        config_failed=CONTAINER_CONFIG_ERROR,
+        started=any(x.state != STEP_WAITING for x in steps),
+    )
+    return _cannot_start(task, pod, blocked, now, settings)
+
+
+def _cannot_start(
+    task: Task, pod: Pod, b: _Blocked, now: datetime, settings: Settings
+) -> Outcome | None:
+    """A step's or a sidecar's pull or container-creation problem (:mod:`._pull`)."""
+    waiting = b.waiting
+    detail = f": {b.message.strip()}" if b.message else ""
     if waiting in PULL_FATAL:
         return Outcome(
             status=FAILURE,
-            reason=pull_failed,
-            message=f"{label}: cannot pull image {image!r} ({waiting}){detail}",
+            reason=b.pull_failed,
+            message=f"{b.label}: cannot pull image {b.image!r} ({waiting}){detail}",
             completes_now=True,
         )
-    refused = pull_refused(task, pod, s.message, image) if waiting in PULL_RETRY else None
+    refused = pull_refused(task, pod, b.message, b.image) if waiting in PULL_RETRY else None
     if refused is not None:  # no retry can pull what the registry or the index does not have
         return Outcome(
             status=FAILURE,
-            reason=IMAGE_PULL_FAILED,
-            message=f"{label}: {refused}",
+            reason=b.refused,
+            message=f"{b.label}: {refused}",
             completes_now=True,
         )
     if waiting not in PULL_RETRY and waiting not in CONFIG_RETRY:
         return None
     pull = waiting in PULL_RETRY
     timeout = settings.image_pull_timeout if pull else settings.config_error_timeout
-    elapsed = (now - (became_current(steps, cur, pod) or now)).total_seconds()
-    what = f"cannot pull image {image!r}" if pull else "cannot create the container"
+    elapsed = (now - (b.since or now)).total_seconds()
+    what = f"cannot pull image {b.image!r}" if pull else "cannot create the container"
     if elapsed >= timeout:
         return Outcome(
             status=FAILURE,
-            reason=pull_failed if pull else CONTAINER_CONFIG_ERROR,
-            message=f"{label}: {what} for {format_duration(elapsed)} ({waiting}){detail}",
+            reason=b.pull_failed if pull else b.config_failed,
+            message=f"{b.label}: {what} for {format_duration(elapsed)} ({waiting}){detail}",
             completes_now=True,
         )
     return Outcome(
-        status=RUNNING if any(x.state != STEP_WAITING for x in steps) else PENDING,
+        status=RUNNING if b.started else PENDING,
         reason=REASON_IMAGE_PULL_BACKOFF if pull else REASON_CREATE_CONTAINER_ERROR,
         message=(
-            f"{label}: {what} ({waiting}){detail}; the Task fails if this lasts "
+            f"{b.label}: {what} ({waiting}){detail}; the Task fails if this lasts "
             f"{format_duration(timeout)}"
         ),
         requeue_after=max(1.0, timeout - elapsed),
     )
 
 
-def _not_started(pod: Pod, steps: list[StepStatus], cur: int, label: str) -> Outcome:
+def _sidecars(task: Task, pod: Pod, now: datetime, settings: Settings) -> Outcome | None:
+    """A sidecar that cannot start: ``SidecarFailed`` (its image, its container, a crash
+    loop before its startupProbe passed), at once or after the step rules' timeouts."""
+    since = utc(pod.status.start_time or pod.metadata.creation_timestamp or now)
+    for u in unstarted(task, pod):
+        label = f"sidecar {u.sidecar.name}"
+        if u.reason == CRASH_LOOP:
+            detail = f": {u.message.strip()}" if u.message else ""
+            last = f"; its last run ended with {u.last_exit}" if u.last_exit else ""
+            return Outcome(
+                status=FAILURE,
+                reason=SIDECAR_FAILED,
+                message=f"{label} keeps failing before it started ({CRASH_LOOP}{detail}){last}",
+                completes_now=True,
+            )
+        blocked = _Blocked(
+            label=label,
+            waiting=u.reason,
+            message=u.message,
+            image=u.sidecar.image,
+            since=since,
+            pull_failed=SIDECAR_FAILED,
+            refused=SIDECAR_FAILED,
+            config_failed=SIDECAR_FAILED,
+            started=False,
+        )
+        if (out := _cannot_start(task, pod, blocked, now, settings)) is not None:
+            return out
+    return None
+
+
+def _not_started(task: Task, pod: Pod, steps: list[StepStatus], cur: int, label: str) -> Outcome:
     """Nothing is wrong (yet): the current step is running, starting, or waiting for the pod
     to be scheduled or to start."""
     s = steps[cur]
@@ -383,6 +453,11 @@ def _not_started(pod: Pod, steps: list[StepStatus], cur: int, label: str) -> Out
                 ": "
             ),
         )
+    # the steps wait for the sidecars; say which one, once its turn has come
+    sidecar = next((u for u in unstarted(task, pod) if u.reason != "PodInitializing"), None)
+    if sidecar is not None:
+        label = f"sidecar {sidecar.sidecar.name}"
+        waiting = f" ({sidecar.reason})" if sidecar.reason else ""
     return Outcome(
         status=PENDING, reason=REASON_PENDING, message=f"waiting for {label} to start{waiting}"
     )

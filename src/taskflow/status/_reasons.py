@@ -40,6 +40,11 @@ POD_NAME_TAKEN: Final = "PodNameTaken"
 #: the pod's name is held by a pod that is going away (being deleted, or its Task is gone);
 #: Pending while the Task waits for it, Failure once it gave up
 WAITING_FOR_OLD_POD: Final = "WaitingForOldPod"
+#: a sidecar (spec.sidecars) never started: its image cannot be pulled, its container
+#: cannot be created, or it crash-loops before its startupProbe passes
+SIDECAR_FAILED: Final = "SidecarFailed"
+#: the Task needs what this API server lacks (spec.sidecars before Kubernetes 1.29)
+UNSUPPORTED: Final = "Unsupported"
 #: reasons of a Task waiting for its pod's name (see status/_blocked.py)
 NAME_WAIT_REASONS: Final = frozenset({POD_NAME_TAKEN, WAITING_FOR_OLD_POD})
 FAILURE_REASONS: Final = (
@@ -63,12 +68,16 @@ FAILURE_REASONS: Final = (
     AGENT_INSTALL_FAILED,
     POD_NAME_TAKEN,
     WAITING_FOR_OLD_POD,
+    SIDECAR_FAILED,
+    UNSUPPORTED,
 )
 #: failures a new attempt may cure (spec.retries); the rest would fail the same way again,
 #: or were decided by the user (a timeout); a Task gives up waiting for its pod's name only
 #: at its timeout (or the cap), where a timeout never retries either. A state that disagrees
 #: with the kubelet is a step forging its outcome, a state cut by the kubelet is the pod's
-#: shape, an agent that cannot be installed is the agent image: each would fail again.
+#: shape, an agent that cannot be installed is the agent image, an API server without native
+#: sidecars stays without them: each would fail again. (A sidecar that did not start may on
+#: a new pod, as a step's image pull may.)
 NEVER_RETRIED: Final = (
     INVALID_SPEC,
     INVALID_POD_SPEC,
@@ -79,6 +88,7 @@ NEVER_RETRIED: Final = (
     AGENT_INSTALL_FAILED,
     POD_NAME_TAKEN,
     WAITING_FOR_OLD_POD,
+    UNSUPPORTED,
 )
 RETRYABLE_REASONS: Final = frozenset(FAILURE_REASONS) - {TIMED_OUT, *NEVER_RETRIED}
 
@@ -110,6 +120,8 @@ PROBLEM_REASONS: Final = frozenset(
 PULL_RETRY: Final = frozenset({"ErrImagePull", "ImagePullBackOff", "RegistryUnavailable"})
 PULL_FATAL: Final = frozenset({"InvalidImageName", "ErrImageNeverPull"})
 CONFIG_RETRY: Final = frozenset({"CreateContainerConfigError", "CreateContainerError"})
+#: a container the kubelet keeps restarting (a sidecar that never started fails on it)
+CRASH_LOOP: Final = "CrashLoopBackOff"
 EVICTION_DISRUPTIONS: Final = frozenset(
     {
         "EvictionByEvictionAPI",
