@@ -9,9 +9,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from taskflow.api import load_task_yaml
 from taskflow.api.task import INSTALL_CONTAINER, Task
+from taskflow.api.validate import spec_problem
 from taskflow.render import (
     agent_message_limit,
     format_quantity,
@@ -289,6 +291,19 @@ def test_the_kubelet_pod_has_no_pod_level_resources() -> None:
 def test_format_quantity(text: str, expected: str) -> None:
     assert format_quantity(quantity(text)) == expected
     assert quantity(expected) >= quantity(text)
+
+
+def test_the_readmes_example_renders() -> None:
+    readme = (Path(__file__).parents[2] / "README.md").read_text()
+    (block,) = [b for b in readme.split("```yaml\n")[1:] if b.startswith("spec:\n  sidecars:")]
+    spec = yaml.safe_load(block.split("```")[0])["spec"]
+    t = task(*spec["steps"], sidecars=spec["sidecars"])
+    assert spec_problem(t) is None
+    for settings in (AGENT, KUBELET):
+        pod = render_pod(t, settings)
+        (web,) = [c for c in pod["spec"]["initContainers"] if c["name"] == "web"]
+        assert web["restartPolicy"] == "Always"
+        assert web["startupProbe"] == {"tcpSocket": {"port": 8080}, "periodSeconds": 1}
 
 
 if __name__ == "__main__":  # pragma: no cover - writes the golden file
