@@ -354,6 +354,39 @@ def test_cel_rules_have_messages() -> None:
     assert "c.name" in exprs[".spec", SIDECAR_STEP_NAME_MESSAGE]
 
 
+def _strings_close(cel: str) -> bool:
+    """Every CEL string literal in ``cel`` ends (an apostrophe inside '...' would end it
+    early and leave one open at the end, which the API server refuses to compile)."""
+    quote: str | None = None
+    escaped = False
+    for ch in cel:
+        if quote is None:
+            if ch in "'\"":
+                quote = ch
+        elif escaped:
+            escaped = False
+        elif ch == "\\":
+            escaped = True
+        elif ch == quote:
+            quote = None
+    return quote is None
+
+
+@pytest.mark.parametrize(
+    ("cel", "closes"),
+    [("'a' + \"b's\"", True), ("'a\\'s'", True), ("'taskflow's own'", False)],
+)
+def test_strings_close(cel: str, closes: bool) -> None:
+    assert _strings_close(cel) is closes
+
+
+def test_cel_string_literals_close() -> None:
+    for path, node in walk(openapi_schema()):
+        for r in node.get("x-kubernetes-validations", []):
+            for key in ("rule", "messageExpression"):
+                assert _strings_close(r.get(key, "")), (path, key, r.get(key))
+
+
 def _validations(node: dict[str, Any]) -> list[dict[str, str]]:
     out: list[dict[str, str]] = node.get("x-kubernetes-validations", [])
     return out

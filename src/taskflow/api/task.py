@@ -480,7 +480,10 @@ SidecarName = Annotated[
         _rule(
             f"!self.startsWith('{RESERVED_VOLUME_PREFIX}')",
             SIDECAR_RESERVED_NAME_MESSAGE,
-            "'sidecar name \"' + self + '\" is reserved: " + SIDECAR_RESERVED_NAME_MESSAGE + "'",
+            # the message has an apostrophe: a double-quoted CEL string
+            "'sidecar name \"' + self + '\" is reserved: ' + \""
+            + SIDECAR_RESERVED_NAME_MESSAGE
+            + '"',
         ),
     ),
 ]
