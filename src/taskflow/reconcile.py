@@ -100,6 +100,11 @@ class Plan(msgspec.Struct, frozen=True):
     #: nothing else: the pod is due, but these images' ENTRYPOINT/CMD must be read from
     #: their registries first; the engine looks them up and plans again with ``images``
     lookup_images: tuple[str, ...] = ()
+    #: ``create_pod`` is this attempt's first: once the pod is in the cache, the sync its
+    #: arrival wakes plans these same ``events`` and ``status`` from it, so the engine may
+    #: leave them to that sync and let other Tasks' pods be created first (a burst's pods
+    #: then wait on one POST each, not on three writes in a row)
+    status_waits_for_pod: bool = False
 
 
 def _cut(text: str, limit: int) -> str:
@@ -171,6 +176,7 @@ def plan(
         status=None if ev.status == old else ev.status,
         events=tuple(transition_events(task, old, ev.status)),
         requeue_after=ev.requeue_after,
+        status_waits_for_pod=create is not None,
     )
 
 
