@@ -222,8 +222,10 @@ class Operator:
             log.info("stopped")
 
     async def _choose_client_limit(self) -> None:
-        """Probe the API server for APF once (unless --qps said) and pace requests so."""
-        apf = None if self.config.qps is not None else await self.kube.detect_apf()
+        """Probe the API server once: pace requests by its APF (unless --qps said)."""
+        facts = await self.kube.probe_server()
+        log.info("API server version %s", ".".join(map(str, facts.version or ("unknown",))))
+        apf = None if self.config.qps is not None else facts.apf
         self.client_limit = choose_limit(self.config.qps, self.config.burst, apf)
         self.kube.limiter = TokenBucket(self.client_limit.qps, self.client_limit.burst)
         log.info("API requests: %s", self.client_limit.describe())
