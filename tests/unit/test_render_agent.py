@@ -12,7 +12,7 @@ import yaml
 
 from taskflow.api import decode_task
 from taskflow.api.executor import agent_problem, executor_of
-from taskflow.api.task import INSTALL_CONTAINER
+from taskflow.api.task import INSTALL_CONTAINER, MAX_RETRIES, MAX_RETRY_DELAY_SECONDS
 from taskflow.render import (
     RenderError,
     pod_resources,
@@ -174,6 +174,20 @@ def test_retry_flags(fields: dict[str, Any], flags: list[str]) -> None:
     tail = ["--grace", "30s", "--message-limit", "4096", "--termination-path"]
     assert c["command"] == [*head, *flags, *tail, "/dev/termination-log", "--", "make"]
     assert not {"retries", "retryDelay"} & set(c)
+
+
+@pytest.mark.parametrize(("fields", "delay"), [({}, 1.0), ({"retryDelay": "1m30s"}, 90.0)])
+def test_the_retry_flags_are_ones_the_agent_reads(fields: dict[str, Any], delay: float) -> None:
+    from taskflow_agent._args import MAX_RETRIES as AGENT_MAX_RETRIES
+    from taskflow_agent._args import RETRY_DELAY_MAX, StepArgs
+    from taskflow_agent.cli import parse
+
+    t = task(step("a", command=["make"], retries=MAX_RETRIES, **fields), executor="agent")
+    parsed = parse(_containers(render_pod(t, AGENT))["a"]["command"][1:])
+    assert isinstance(parsed, StepArgs)
+    assert (parsed.retries, parsed.retry_delay) == (MAX_RETRIES, delay)
+    # the two packages share no code: their limits are the same numbers
+    assert (AGENT_MAX_RETRIES, RETRY_DELAY_MAX) == (MAX_RETRIES, MAX_RETRY_DELAY_SECONDS)
 
 
 def test_a_task_without_retries_renders_as_before() -> None:
