@@ -27,10 +27,12 @@ from taskflow.api.schema import (
     walk,
 )
 from taskflow.api.task import (
+    AGENT_FIELDS_MESSAGE,
     CANCEL_FINAL_MESSAGE,
     FINAL_STATUS_MESSAGE,
     RESERVED_MOUNT_MESSAGE,
     RESERVED_PATH_MESSAGE,
+    RETRY_FIELDS_MESSAGE,
     SPEC_IMMUTABLE_MESSAGE,
 )
 
@@ -215,6 +217,8 @@ def test_every_pod_template_and_status_field_is_in_the_schema() -> None:
         "startedAt",
         "finishedAt",
         "results",
+        "attempts",
+        "retriedExitCodes",
     }
     assert set(step["properties"]["results"]["items"]["properties"]) == {"name", "value"}
 
@@ -331,6 +335,32 @@ def test_cel_rules_have_messages() -> None:
     exprs = {r["message"]: r.get("messageExpression", "") for _, r in rules}
     assert "self.name" in exprs[RESERVED_MOUNT_MESSAGE]
     assert ".mountPath" in exprs[RESERVED_PATH_MESSAGE]
+
+
+@pytest.mark.parametrize(
+    ("field", "schema"),
+    [
+        ("retries", {"type": "integer", "minimum": 0, "maximum": 10}),
+        ("retryDelay", {"type": "string", "maxLength": 64}),
+    ],
+)
+def test_step_retry_fields(field: str, schema: dict[str, Any]) -> None:
+    node = step_schema()["properties"][field]
+    assert {k: node[k] for k in schema} == schema
+    assert node["description"].startswith("executor agent: ")
+    if field == "retryDelay":  # the same Go duration rule as timeout
+        assert (
+            node["x-kubernetes-validations"]
+            == step_schema()["properties"]["timeout"]["x-kubernetes-validations"]
+        )
+
+
+def test_retries_are_refused_under_the_kubelet() -> None:
+    rules = {r["message"]: r["rule"] for r in spec_schema()["x-kubernetes-validations"]}
+    rule = rules[RETRY_FIELDS_MESSAGE]
+    assert rule.startswith("!has(self.executor) || self.executor != 'kubelet' || ")
+    assert "(!has(s.retries) || s.retries == 0) && !has(s.retryDelay)" in rule
+    assert "retries" not in rules[AGENT_FIELDS_MESSAGE]  # its message names its own fields
 
 
 def test_limits_bound_cel_cost() -> None:
