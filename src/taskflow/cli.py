@@ -426,7 +426,11 @@ def _mirror(text: str) -> tuple[str, str]:
 
 
 def run_config(args: argparse.Namespace) -> Any:
-    """The :class:`OperatorConfig` for parsed ``run`` arguments."""
+    """The :class:`OperatorConfig` for parsed ``run`` arguments.
+
+    Raises ValueError for values that are each fine but not together (the lease timings).
+    """
+    from taskflow.engine.leader import LeaseConfig
     from taskflow.engine.operator import OperatorConfig
     from taskflow.engine.registry import RegistryConfig
     from taskflow.settings import Settings
@@ -445,12 +449,15 @@ def run_config(args: argparse.Namespace) -> Any:
         workers=args.workers,
         qps=args.qps,
         burst=args.burst,
-        leader_elect=args.leader_elect,
-        lease_namespace=args.lease_namespace,
-        lease_name=args.lease_name,
-        lease_duration=args.lease_duration,
-        renew_deadline=args.renew_deadline,
-        retry_period=args.retry_period,
+        lease=LeaseConfig(
+            namespace=args.lease_namespace,
+            name=args.lease_name,
+            duration=args.lease_duration,
+            renew_deadline=args.renew_deadline,
+            retry_period=args.retry_period,
+        )
+        if args.leader_elect
+        else None,
         bind_address=args.bind_address,
         stream_failure_threshold=args.stream_failure_threshold,
         resync_period=args.resync_period,
@@ -459,13 +466,12 @@ def run_config(args: argparse.Namespace) -> Any:
     )
 
 
-async def _serve(args: argparse.Namespace) -> int:
+async def _serve(args: argparse.Namespace, config: Any) -> int:
     import anyio
 
     from taskflow.engine.kube import connect
     from taskflow.engine.operator import Operator
 
-    config = run_config(args)
     try:
         kube = await connect(
             kubeconfig=args.kubeconfig,
@@ -514,7 +520,8 @@ def _leaves(group: BaseExceptionGroup[Any]) -> list[BaseException]:
     return out
 
 
-def cmd_run(args: argparse.Namespace) -> int:
+def cmd_run(args: argparse.Namespace, config: Any) -> int:
+    """Run the operator with ``config`` (:func:`run_config` of ``args``)."""
     import anyio
     import prometheus_client
 
@@ -525,7 +532,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     logs.setup(args.log_format, args.log_level)
     prometheus_client.disable_created_metrics()  # type: ignore[no-untyped-call]
     try:
-        return anyio.run(_serve, args, backend="asyncio", backend_options={"use_uvloop": True})
+        return anyio.run(
+            _serve, args, config, backend="asyncio", backend_options={"use_uvloop": True}
+        )
     except KeyboardInterrupt:  # a signal before the handler was installed
         return 130
 
@@ -534,7 +543,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command == "run":
-        return cmd_run(args)
+        try:
+            config = run_config(args)
+        except ValueError as exc:
+            parser.error(f"run: {exc}")
+        return cmd_run(args, config)
     if args.command == "crd":
         return cmd_crd(sys.stdout)
     if args.command == "policy":

@@ -107,6 +107,11 @@ class Plan(msgspec.Struct, frozen=True):
     #: nothing else: the pod is due, but these images' ENTRYPOINT/CMD must be read from
     #: their registries first; the engine looks them up and plans again with ``images``
     lookup_images: tuple[str, ...] = ()
+    #: ``create_pod`` is this attempt's first: once the pod is in the cache, the sync its
+    #: arrival wakes plans these same ``events`` and ``status`` from it, so the engine may
+    #: leave them to that sync and let other Tasks' pods be created first (a burst's pods
+    #: then wait on one POST each, not on three writes in a row)
+    status_waits_for_pod: bool = False
 
 
 def _cut(text: str, limit: int) -> str:
@@ -172,6 +177,7 @@ def plan(
         status=None if ev.status == old else ev.status,
         events=tuple(transition_events(task, old, ev.status)),
         requeue_after=ev.requeue_after,
+        status_waits_for_pod=create is not None,
     )
 
 
@@ -449,6 +455,31 @@ def _started(s: StepStatus | None) -> bool:
     return s is not None and s.state in (STEP_RUNNING, STEP_TERMINATED)
 
 
+def _retry_events(task: Task, i: int, s: StepStatus, attempt: int) -> list[EventSpec]:
+    """One ``Retrying`` event per retry of step ``s`` (the ``i``-th) in the Task's attempt
+    ``attempt``. The agent cannot reach the API server: they come with the step's state,
+    when its container has ended, before its StepSucceeded or StepFailed."""
+    if s.attempts is None or s.attempts < 2:
+        return []
+    steps = task.spec.steps
+    retries = steps[i].retries if i < len(steps) and steps[i].name == s.name else 0
+    most = max(retries + 1, s.attempts)
+    of_task = f" (Task attempt {attempt})" if attempt > 1 else ""
+    out = []
+    for k in range(2, s.attempts + 1):
+        codes = s.retried_exit_codes
+        after = f" after exit code {codes[k - 2]}" if k - 2 < len(codes) else ""
+        out.append(
+            _event(
+                "Normal",
+                RETRYING,
+                f"step {s.name} attempt {k} of {most}{after}{of_task}",
+                f"step/{attempt}/{s.name}/{k}",
+            )
+        )
+    return out
+
+
 def transition_events(task: Task, old: TaskStatus | None, new: TaskStatus) -> list[EventSpec]:
     """Events telling what changed from ``old`` to ``new`` (nothing when nothing did).
 
@@ -470,6 +501,7 @@ def transition_events(task: Task, old: TaskStatus | None, new: TaskStatus) -> li
             out.append(_event("Normal", STEP_STARTED, f"Started {label}"))
         was_done = prev is not None and prev.state == STEP_TERMINATED
         if s.state == STEP_TERMINATED and not was_done and s.exit_code is not None:
+            out += _retry_events(task, i, s, attempt)
             if s.exit_code == 0:
                 out.append(_event("Normal", STEP_SUCCEEDED, f"{label} succeeded"))
             else:

@@ -46,6 +46,7 @@ from taskflow.api.task import (
     API_VERSION,
     BIN_VOLUME,
     DEFAULT_GRACE_SECONDS,
+    DEFAULT_RETRY_DELAY,
     EXECUTOR_AGENT,
     INSTALL_CONTAINER,
     KIND,
@@ -264,6 +265,8 @@ def assemble(
 #   (``--arch``).
 # * ``--grace``: the pod's grace period (podTemplate.terminationGracePeriodSeconds, else
 #   Kubernetes' 30 s), so that a timed-out step gets SIGKILL when a stopped pod's would.
+# * ``--retries N --retry-delay D``: only for a step with retries (without, the command is
+#   what it always was), the delay as the Task wrote it (the agent reads Go durations).
 # * ``--message-limit``: the bytes of the termination message the kubelet keeps for each
 #   container of this pod (:mod:`taskflow.api.budget`: 12 KiB over the steps, the install
 #   container and :data:`EPHEMERAL_HEADROOM` ephemeral containers, at most 4096).
@@ -365,6 +368,9 @@ def _agent_command(step: Step, prev: str | None, pod: _PodFacts, images: Images)
         cmd += ["--prev", prev]
     if step.timeout is not None:
         cmd += ["--timeout", step.timeout]
+    if step.retries > 0:
+        cmd += ["--retries", str(step.retries)]
+        cmd += ["--retry-delay", step.retry_delay or DEFAULT_RETRY_DELAY]
     if step.on_error is not None and step.on_error != ON_ERROR_STOP:
         cmd += ["--on-error", step.on_error]
     for r in step.results:

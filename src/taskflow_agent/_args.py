@@ -11,6 +11,10 @@ import sys
 # The kubelet reads at most this much of a container's termination message (and keeps
 # less when the pod has many containers: the operator passes that as --message-limit).
 KUBELET_MESSAGE_MAX = 4096
+#: the most ``--retries`` (the Task API's limit too)
+MAX_RETRIES = 10
+#: the longest wait before a retry, however far the delay has doubled
+RETRY_DELAY_MAX = 60.0
 
 
 class StepArgs:
@@ -20,6 +24,10 @@ class StepArgs:
         self.name = ""
         self.prev: str | None = None
         self.timeout: float | None = None
+        #: runs of the command after the first when it fails (non-zero exit or timed out)
+        self.retries = 0
+        #: seconds before the first retry; doubled for each next one, up to RETRY_DELAY_MAX
+        self.retry_delay = 1.0
         self.grace = 10.0
         self.on_error = "stopAndFail"
         self.results: list[str] = []

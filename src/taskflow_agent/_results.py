@@ -1,10 +1,12 @@
 """Results: another step's, substituted into this one (``read_reference``), and this
-step's own, collected into its state (``collect``). Both read through ``_read``: no link,
-no FIFO, never past the limit."""
+step's own, collected into its state (``collect``) and cleared before a retry (``clear``).
+Reads go through ``_read``: no link, no FIFO, never past the limit."""
 
 from __future__ import annotations
 
+import errno
 import os
+import stat
 
 from taskflow_agent import _read
 from taskflow_agent._read import StepError
@@ -70,3 +72,43 @@ def collect(
             f"$(results.NAME.path) = {where})"
         )
     return found, "; ".join(problems) or None, too_large
+
+
+_DIR = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+
+
+def clear(run_dir: str, name: str) -> None:
+    """Empty ``<run>/<name>/results`` (a retry starts without the last attempt's results).
+    Every process of the step is gone by then, but what it left may be links: the walk
+    goes by descriptor and never follows one; a ``results`` that is not a directory any
+    more is removed and made again."""
+    own = os.open(os.path.join(run_dir, name), _DIR)
+    try:
+        try:
+            fd = os.open("results", _DIR, dir_fd=own)
+        except FileNotFoundError:
+            pass
+        except OSError as e:
+            if e.errno not in (errno.ENOTDIR, errno.ELOOP):
+                raise
+            os.unlink("results", dir_fd=own)
+        else:
+            _empty(fd)
+            return
+        os.mkdir("results", dir_fd=own)
+    finally:
+        os.close(own)
+
+
+def _empty(fd: int) -> None:
+    """Remove everything in the directory open as ``fd`` (closed here)."""
+    try:
+        for entry in list(os.scandir(fd)):
+            st = os.stat(entry.name, dir_fd=fd, follow_symlinks=False)
+            if stat.S_ISDIR(st.st_mode):
+                _empty(os.open(entry.name, _DIR, dir_fd=fd))
+                os.rmdir(entry.name, dir_fd=fd)
+            else:
+                os.unlink(entry.name, dir_fd=fd)
+    finally:
+        os.close(fd)

@@ -38,3 +38,9 @@ def take_forwarded() -> int:
     """A forwarded signal that is pending (taken), else 0; does not wait."""
     info = signal.sigtimedwait(FORWARDED, 0)
     return 0 if info is None else info.si_signo
+
+
+def wait(seconds: float) -> int:
+    """Sleep ``seconds`` unless a forwarded signal comes first: that signal (taken), else 0."""
+    info = signal.sigtimedwait(FORWARDED, seconds)
+    return 0 if info is None else info.si_signo

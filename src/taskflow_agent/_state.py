@@ -5,10 +5,14 @@ Schema (v1, compact, keys in this order)::
 
     {"v":1,"name":str,"exitCode":int,"startedAt":str|null,"finishedAt":str|null,
      "skipped":bool,"timedOut":bool,"abort":bool,"error":str|null,
-     "results":[{"name":str,"value":str}]}
+     "results":[{"name":str,"value":str}],"attempts":int,"retriedExitCodes":[int]}
 
 ``startedAt``/``finishedAt`` are null only for a skipped step (its command never ran;
-``exitCode`` is then 0).
+``exitCode`` is then 0). ``attempts`` and ``retriedExitCodes`` are only there for a step
+that was retried (``--retries``): how many times its command ran, and the exit codes of
+every run but the last (``exitCode``, ``timedOut`` and ``results`` are the last one's).
+Left out otherwise, to keep the termination message small (and readable by an operator
+that predates them: its decoder ignores keys it does not know).
 """
 
 from __future__ import annotations
@@ -37,11 +41,13 @@ class State:
 
     __slots__ = (
         "abort",
+        "attempts",
         "error",
         "exit_code",
         "finished_at",
         "name",
         "results",
+        "retried_exit_codes",
         "skipped",
         "started_at",
         "timed_out",
@@ -59,6 +65,8 @@ class State:
         abort: bool = False,
         error: str | None = None,
         results: list[tuple[str, str]] | None = None,
+        attempts: int = 1,
+        retried_exit_codes: list[int] | None = None,
     ) -> None:
         self.name = name
         self.exit_code = exit_code
@@ -69,13 +77,15 @@ class State:
         self.abort = abort
         self.error = error
         self.results = results or []
+        self.attempts = attempts
+        self.retried_exit_codes = retried_exit_codes or []
 
     @property
     def failed(self) -> bool:
         return self.exit_code != 0 or self.timed_out or self.error is not None
 
     def as_dict(self) -> dict[str, _codec.Value]:
-        return {
+        d: dict[str, _codec.Value] = {
             "v": VERSION,
             "name": self.name,
             "exitCode": self.exit_code,
@@ -87,6 +97,11 @@ class State:
             "error": self.error,
             "results": [{"name": n, "value": v} for n, v in self.results],
         }
+        if self.attempts > 1:
+            d["attempts"] = self.attempts
+        if self.retried_exit_codes:
+            d["retriedExitCodes"] = list(self.retried_exit_codes)
+        return d
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, State) and self.as_dict() == other.as_dict()
@@ -119,6 +134,10 @@ def decode(data: bytes) -> State:
             abort=_typed(d["abort"], bool),
             error=_optional_str(d["error"]),
             results=[_result(r) for r in _typed(d["results"], list)],
+            attempts=_typed(d.get("attempts", 1), int),
+            retried_exit_codes=[
+                _typed(c, int) for c in _typed(d.get("retriedExitCodes", []), list)
+            ],
         )
     except KeyError as e:
         raise ValueError(f"malformed step state: no {e}") from None
@@ -151,9 +170,10 @@ def clip_error(text: str) -> str:
 def fit(state: State, *, limit: int = TERMINATION_LIMIT) -> State:
     """``state`` if it encodes within ``limit`` bytes; else the same step failed with no
     results and an error that gives the sizes (a value is never truncated). When even that
-    is too large (a small budget), the error text is cut to what fits; a state that cannot
-    fit at all (the name and the fixed fields alone are over ``limit``) is returned as
-    small as it gets (``minimal_size``)."""
+    is too large (a small budget), the earlier attempts' exit codes go, then the error text
+    is cut to what fits, then the count of attempts goes; a state that cannot fit at all
+    (the name and the fixed fields alone are over ``limit``) is returned as small as it gets
+    (``minimal_size``)."""
     size = len(encode(state))
     if size <= limit:
         return state
@@ -172,9 +192,16 @@ def fit(state: State, *, limit: int = TERMINATION_LIMIT) -> State:
                 f"fit in {limit} bytes with the status fields"
             ),
             results=[],
+            attempts=state.attempts,
+            retried_exit_codes=state.retried_exit_codes,
         )
+    # What is only detail goes before the error text, which says why the step failed.
+    if len(encode(state)) > limit:
+        state.retried_exit_codes = []
     if state.error is not None and len(encode(state)) > limit:
         state.error = _cut(state, limit)
+    if len(encode(state)) > limit:
+        state.attempts = 1
     return state
 
 

@@ -18,10 +18,19 @@ from __future__ import annotations
 import os
 import time
 
-from taskflow_agent import _arch, _lock, _read, _signals, _state, _substitute, _supervise, _wait
-from taskflow_agent._args import StepArgs, print_error
+from taskflow_agent import (
+    _arch,
+    _lock,
+    _read,
+    _signals,
+    _state,
+    _substitute,
+    _supervise,
+    _wait,
+)
+from taskflow_agent._args import RETRY_DELAY_MAX, StepArgs, print_error
 from taskflow_agent._read import StepError
-from taskflow_agent._results import collect, read_reference
+from taskflow_agent._results import clear, collect, read_reference
 from taskflow_agent._state import State
 
 STATE = "state.json"
@@ -132,16 +141,59 @@ def _execute(args: StepArgs, own: str) -> State:
     signum = _signals.take_forwarded()
     if signum:
         return _interrupted(args.name, signum)
-    try:
-        out = _supervise.run(argv, env, timeout=args.timeout, grace=args.grace)
-    except _supervise.SpawnError as e:
-        return _failed(args.name, e.exit_code, str(e))
+    return _run(args, argv, env)
+
+
+def _run(args: StepArgs, argv: list[bytes], env: dict[bytes, bytes]) -> State:
+    """Run the command, again after a failure (non-zero or timed out) up to ``--retries``
+    more times, in the same container: the workspace is kept, the results are cleared.
+    Each attempt ends as a step does (``_supervise.run`` stops and reaps all of it); the
+    state is the last attempt's, with the count and the earlier exit codes. A signal stops
+    the retries: forwarded to an attempt, that attempt is the last; between two, it ends
+    the wait at once."""
+    codes: list[int] = []  # of the attempts that were retried
+    first_ns = 0
+    stopped: str | None = None
+    while True:
+        attempt = len(codes) + 1
+        try:
+            out = _supervise.run(argv, env, timeout=args.timeout, grace=args.grace)
+        except _supervise.SpawnError as e:
+            return _retried(_failed(args.name, e.exit_code, str(e)), codes, first_ns)
+        first_ns = first_ns or out.started_ns
+        if (
+            (out.exit_code == 0 and not out.timed_out)
+            or out.signalled
+            or len(codes) == args.retries
+        ):
+            break
+        delay = retry_delay(args.retry_delay, attempt)
+        how = f"timed out after {_show(args.timeout)}" if out.timed_out else "failed"
+        print_error(
+            f"step {args.name} attempt {attempt} {how} (exit {out.exit_code}); retrying in "
+            f"{_show(delay)} (attempt {attempt + 1} of {args.retries + 1})"
+        )
+        signum = _signals.wait(delay)
+        if signum:
+            stopped = (
+                f"{_signals.name(signum)} while waiting to retry (attempt {attempt + 1} of "
+                f"{args.retries + 1} did not start)"
+            )
+            break
+        try:
+            clear(args.run_dir, args.name)
+        except OSError as e:
+            why = f"cannot clear its results before attempt {attempt + 1}: {e}"
+            return _retried(_failed(args.name, out.exit_code or 1, why), codes, first_ns)
+        codes.append(out.exit_code)
     state = State(
         args.name,
         exit_code=out.exit_code,
-        started_at=_state.timestamp(out.started_ns),
+        started_at=_state.timestamp(first_ns),
         finished_at=_state.timestamp(out.finished_ns),
         timed_out=out.timed_out,
+        attempts=len(codes) + 1,
+        retried_exit_codes=codes,
     )
     if out.timed_out:
         state.error = f"timed out after {_show(args.timeout)}"
@@ -149,10 +201,25 @@ def _execute(args: StepArgs, own: str) -> State:
     state.results, problem, too_large = collect(
         args.run_dir, args.name, args.results, args.message_limit
     )
-    state.error = state.error or problem
+    state.error = "; ".join(e for e in (state.error, stopped, problem) if e) or None
     if too_large:  # as _state.fit does for results that are too large together
         state.results = []
         state.exit_code = state.exit_code or 1
+    return state
+
+
+def retry_delay(base: float, retry: int) -> float:
+    """Seconds to wait before retry number ``retry`` (1 = the first): ``base`` doubled each
+    time, at most RETRY_DELAY_MAX."""
+    return min(base * 2.0 ** (retry - 1), RETRY_DELAY_MAX)
+
+
+def _retried(state: State, codes: list[int], first_ns: int) -> State:
+    """``state`` of a step whose command already ran ``len(codes)`` times."""
+    state.attempts = len(codes) + 1
+    state.retried_exit_codes = codes
+    if first_ns:
+        state.started_at = _state.timestamp(first_ns)
     return state
 
 

@@ -49,13 +49,17 @@ class SpawnError(Exception):
 
 
 class Outcome:
-    __slots__ = ("exit_code", "finished_ns", "started_ns", "timed_out")
+    __slots__ = ("exit_code", "finished_ns", "signalled", "started_ns", "timed_out")
 
-    def __init__(self, exit_code: int, started_ns: int, finished_ns: int, timed_out: bool):
+    def __init__(
+        self, exit_code: int, started_ns: int, finished_ns: int, timed_out: bool, signalled: int
+    ):
         self.exit_code = exit_code
         self.started_ns = started_ns
         self.finished_ns = finished_ns
         self.timed_out = timed_out
+        #: the first signal forwarded to the command (the pod is stopping), else 0
+        self.signalled = signalled
 
 
 def lookpath(name: bytes, path: bytes | None) -> bytes:
@@ -103,13 +107,13 @@ def run(
         code = 127 if e.errno in (errno.ENOENT, errno.ENOTDIR) else 126
         raise SpawnError(f"cannot run {os.fsdecode(program)}: {e.strerror}", code) from None
     try:
-        timed_out = _supervise(pid, timeout, grace)
+        timed_out, signalled = _supervise(pid, timeout, grace)
         finished_ns = time.time_ns()
     finally:
         # Also when supervising failed: the child (and the rest) never outlive us.
         status = _stop_the_rest(pid, pid1)
     code = os.waitstatus_to_exitcode(status)  # -N when killed by signal N
-    return Outcome(code if code >= 0 else 128 - code, started_ns, finished_ns, timed_out)
+    return Outcome(code if code >= 0 else 128 - code, started_ns, finished_ns, timed_out, signalled)
 
 
 def _spawn(program: bytes, argv: Sequence[bytes], env: Mapping[bytes, bytes], pid1: bool) -> int:
@@ -121,13 +125,14 @@ def _spawn(program: bytes, argv: Sequence[bytes], env: Mapping[bytes, bytes], pi
     )
 
 
-def _supervise(pid: int, timeout: float | None, grace: float) -> bool:
+def _supervise(pid: int, timeout: float | None, grace: float) -> tuple[bool, int]:
     """Until ``pid`` has exited (not reaped: its PID stays ours, and so does its process
-    group's ID); whether it timed out."""
+    group's ID); whether it timed out, and the first signal forwarded to it (0: none)."""
     start = time.monotonic()
     term_at = None if timeout is None else start + timeout
     kill_at: float | None = None
     timed_out = False
+    signalled = 0
     while not _exited(pid):
         now = time.monotonic()
         if term_at is not None and now >= term_at:
@@ -142,8 +147,9 @@ def _supervise(pid: int, timeout: float | None, grace: float) -> bool:
         wait = max(0.0, min(deadlines) - now) if deadlines else None
         info = signal.sigtimedwait(_WAITED, wait) if wait is not None else _sigwait()
         if info is not None and info.si_signo in FORWARDED:
+            signalled = signalled or info.si_signo
             _signal(pid, info.si_signo)
-    return timed_out
+    return timed_out, signalled
 
 
 def _exited(pid: int) -> bool:

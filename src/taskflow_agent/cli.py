@@ -11,11 +11,18 @@ from __future__ import annotations
 
 import os
 
-from taskflow_agent._args import KUBELET_MESSAGE_MAX, InstallArgs, StepArgs, print_error
+from taskflow_agent._args import (
+    KUBELET_MESSAGE_MAX,
+    MAX_RETRIES,
+    InstallArgs,
+    StepArgs,
+    print_error,
+)
 from taskflow_agent._duration import parse_duration
 from taskflow_agent._substitute import is_result_name, is_step_name
 
 USAGE = """usage: taskflow-agent step --name NAME [--prev NAME] [--timeout DURATION]
+         [--retries N] [--retry-delay DURATION]
          [--grace DURATION] [--on-error continue|stopAndFail] [--result NAME]...
          [--script PATH] [--termination-path PATH] [--run-dir DIR]
          [--message-limit BYTES] [--wait auto|inotify|poll] [--poll-interval DURATION]
@@ -127,6 +134,12 @@ def _message_limit(a: StepArgs, flag: str, value: str) -> None:
     a.message_limit = min(int(value), KUBELET_MESSAGE_MAX)
 
 
+def _retries(a: StepArgs, flag: str, value: str) -> None:
+    if not (value.isascii() and value.isdigit() and int(value) <= MAX_RETRIES):
+        raise UsageError(f"--retries must be a number from 0 to {MAX_RETRIES}, not {value!r}")
+    a.retries = int(value)
+
+
 def _arch(a: StepArgs, flag: str, value: str) -> None:
     platform, eq, count = value.partition("=")
     if not (eq and platform and count.isdigit() and int(count) > 0):
@@ -144,7 +157,12 @@ _TEXT = {
 }
 
 #: Options whose value is a duration (seconds): flag -> StepArgs attribute.
-_DURATIONS = {"--timeout": "timeout", "--grace": "grace", "--poll-interval": "poll_interval"}
+_DURATIONS = {
+    "--timeout": "timeout",
+    "--grace": "grace",
+    "--poll-interval": "poll_interval",
+    "--retry-delay": "retry_delay",
+}
 
 #: The other options: flag -> what checks its value and records it (the flag is passed for
 #: the error message).
@@ -153,6 +171,7 @@ _OPTIONS = {
     "--result": _result,
     "--wait": _wait,
     "--message-limit": _message_limit,
+    "--retries": _retries,
     "--arch": _arch,
 }
 

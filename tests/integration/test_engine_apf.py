@@ -37,10 +37,13 @@ async def all_have_pods(admin: Kube, ns: str, uids: list[str]) -> bool | None:
     return True
 
 
-async def test_the_api_server_does_apf(kubeconfig: str) -> None:
+async def test_the_api_server_does_apf_and_says_its_version(kubeconfig: str) -> None:
     kube = await connect(kubeconfig=kubeconfig)
     try:
-        assert await kube.detect_apf() is True
+        facts = await kube.probe_server()
+        assert facts.apf is True
+        assert facts.version is not None
+        assert facts.version >= (1, 34)  # the harness builds 1.34
     finally:
         await kube.close()
 

@@ -20,6 +20,7 @@ import msgspec
 import pytest
 
 from taskflow.engine.kube import ApiError, Kube, connect
+from taskflow.engine.leader import LeaseConfig
 from taskflow.engine.operator import Operator, OperatorConfig
 from taskflow.engine.resources import Resource
 from taskflow.engine.watch import Reflector
@@ -549,18 +550,15 @@ async def start_operator(
 async def test_leader_election_one_reconciles_the_other_takes_over(
     admin: Kube, ns: str, kubeconfig: str
 ) -> None:
-    lease = {
-        "leader_elect": True,
-        "lease_namespace": ns,
-        "lease_name": "taskflow-test",
-        "lease_duration": 4.0,
-        "renew_deadline": 3.0,
-        "retry_period": 0.3,
-    }
+    lease = LeaseConfig(
+        namespace=ns, name="taskflow-test", duration=4.0, renew_deadline=3.0, retry_period=0.3
+    )
     async with anyio.create_task_group() as tg:
-        first, stop_first = await start_operator(tg, kubeconfig, ns, identity="first", **lease)
+        first, stop_first = await start_operator(tg, kubeconfig, ns, identity="first", lease=lease)
         await eventually(lambda: first.is_leader)
-        second, stop_second = await start_operator(tg, kubeconfig, ns, identity="second", **lease)
+        second, stop_second = await start_operator(
+            tg, kubeconfig, ns, identity="second", lease=lease
+        )
         await eventually(lambda: second.synced)
 
         task = await create_task(admin, ns, "one", steps("s"))
@@ -689,9 +687,7 @@ async def test_runs_with_exactly_the_rbac_of_the_design_table(
         }
     ]
     await create_task(admin, ns, "rejected", bad)
-    async with operator(
-        sa_config, ns, leader_elect=True, lease_namespace=ns, retry_period=0.5
-    ) as op:
+    async with operator(sa_config, ns, lease=LeaseConfig(namespace=ns, retry_period=0.5)) as op:
         task = await create_task(admin, ns, "fresh", steps("a", "b"))
         pod = await the_pod(admin, ns, task["metadata"]["uid"])
         await kubelet(

@@ -370,6 +370,20 @@ INVALID: list[tuple[str, dict[str, Any], list[str]]] = [
             ("results", [{"name": "digest"}]),
         )
     ),
+    *(
+        (
+            f"kubelet-with-{field}",
+            task_body("x", ok("a"), ok("b", **{field: value}), executor="kubelet"),
+            ["retries and retryDelay of a step need executor: agent"],
+        )
+        for field, value in (("retries", 2), ("retryDelay", "5s"))
+    ),
+    ("too-many-step-retries", task_body("x", ok("a", retries=11)), ["spec.steps[0].retries"]),
+    (
+        "retry-delay-not-a-duration",
+        task_body("x", ok("a", retries=1, retryDelay="later")),
+        ["spec.steps[0].retryDelay"],
+    ),
     (
         "step-timeout-not-a-duration",
         task_body("x", ok("a", timeout="soon")),
@@ -395,7 +409,14 @@ INVALID: list[tuple[str, dict[str, Any], list[str]]] = [
 
 def test_agent_fields_are_accepted_with_the_agent_or_no_executor(kube: Kube) -> None:
     steps = (
-        ok("a", timeout="1m30s", onError="continue", results=[{"name": "d", "description": "x"}]),
+        ok(
+            "a",
+            timeout="1m30s",
+            onError="continue",
+            results=[{"name": "d", "description": "x"}],
+            retries=2,
+            retryDelay="500ms",
+        ),
         ok("b", command=["echo", "$(steps.a.results.d)"]),
     )
     for executor in ({"executor": "agent"}, {}):

@@ -22,7 +22,7 @@ from aiohttp import web
 from kubernetes_asyncio.client import ApiClient, Configuration
 
 from taskflow.engine.kube import ApiError, Kube
-from taskflow.engine.leader import LeaderElector, LeadershipLost
+from taskflow.engine.leader import LeaderElector, LeadershipLost, LeaseConfig
 from taskflow.engine.ratelimit import ExponentialBackoff, TokenBucket
 from taskflow.metrics import Metrics
 
@@ -136,12 +136,10 @@ async def first_time(check: Callable[[], bool], within: float, interval: float =
 def elector(kube: Kube, identity: str) -> LeaderElector:
     return LeaderElector(
         kube,
-        namespace="ns",
-        name="lease",
+        LeaseConfig(
+            namespace="ns", name="lease", duration=3.0, renew_deadline=2.0, retry_period=0.25
+        ),
         identity=identity,
-        lease_duration=3.0,
-        renew_deadline=2.0,
-        retry_period=0.25,
     )
 
 

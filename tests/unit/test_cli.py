@@ -12,6 +12,7 @@ import yaml
 
 from taskflow import __version__, cli
 from taskflow.api.crd import crd_yaml
+from taskflow.engine.leader import LeaseConfig
 from taskflow.settings import Settings
 
 # The seed project's four examples, copied unchanged into the repo.
@@ -43,9 +44,7 @@ def test_run_defaults() -> None:
     assert cfg.workers == 64
     assert cfg.qps is None  # chosen at start: unlimited under APF, else 50/100
     assert cfg.burst is None
-    assert cfg.leader_elect is False
-    assert cfg.lease_namespace is None
-    assert cfg.lease_name == "taskflow-leader"
+    assert cfg.lease is None
     assert cfg.bind_address == ":8080"
     assert cfg.settings == Settings()
     assert args.log_format == "text"
@@ -79,6 +78,12 @@ def test_run_all_flags() -> None:
             "sys",
             "--lease-name",
             "lock",
+            "--lease-duration",
+            "15",
+            "--renew-deadline",
+            "10",
+            "--retry-period",
+            "2",
             "--bind-address",
             "127.0.0.1:0",
             "--log-format",
@@ -113,9 +118,7 @@ def test_run_all_flags() -> None:
     assert cfg.workers == 8
     assert cfg.qps == 0
     assert cfg.burst == 5
-    assert cfg.leader_elect is True
-    assert cfg.lease_namespace == "sys"
-    assert cfg.lease_name == "lock"
+    assert cfg.lease == LeaseConfig(namespace="sys", name="lock")
     assert cfg.bind_address == "127.0.0.1:0"
     assert cfg.stream_failure_threshold == 10
     assert cfg.resync_period == 0
@@ -147,6 +150,39 @@ def test_bad_arguments_exit_2(argv: list[str], capsys: pytest.CaptureFixture[str
         cli.build_parser().parse_args(argv)
     assert exc.value.code == 2
     assert "usage:" in capsys.readouterr().err
+
+
+def test_leader_election_flags_become_one_lease_config() -> None:
+    timings = ["--lease-duration", "4", "--renew-deadline", "3", "--retry-period", "0.5"]
+    args = cli.build_parser().parse_args(["run", "--leader-elect", *timings])
+    assert cli.run_config(args).lease == LeaseConfig(
+        duration=4.0, renew_deadline=3.0, retry_period=0.5
+    )
+
+
+def test_lease_timings_are_ignored_without_leader_election() -> None:
+    args = cli.build_parser().parse_args(["run", "--renew-deadline", "20"])
+    assert cli.run_config(args).lease is None
+
+
+@pytest.mark.parametrize(
+    "timings",
+    [
+        ["--lease-duration", "10"],  # == --renew-deadline
+        ["--renew-deadline", "1"],  # < --retry-period
+        ["--retry-period", "0"],
+        ["--lease-duration", "5", "--renew-deadline", "8", "--retry-period", "9"],
+    ],
+)
+def test_lease_timings_out_of_order_exit_2(
+    timings: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as exc:
+        cli.main(["run", "--leader-elect", *timings])
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
+    assert "usage:" in err
+    assert "need lease duration > renew deadline > retry period > 0" in err
 
 
 def test_version(capsys: pytest.CaptureFixture[str]) -> None:

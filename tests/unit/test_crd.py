@@ -27,11 +27,13 @@ from taskflow.api.schema import (
     walk,
 )
 from taskflow.api.task import (
+    AGENT_FIELDS_MESSAGE,
     CANCEL_FINAL_MESSAGE,
     FINAL_STATUS_MESSAGE,
     MAX_SIDECARS,
     RESERVED_MOUNT_MESSAGE,
     RESERVED_PATH_MESSAGE,
+    RETRY_FIELDS_MESSAGE,
     SIDECAR_RESERVED_MOUNT_MESSAGE,
     SIDECAR_RESERVED_NAME_MESSAGE,
     SIDECAR_STEP_NAME_MESSAGE,
@@ -221,6 +223,8 @@ def test_every_pod_template_and_status_field_is_in_the_schema() -> None:
         "startedAt",
         "finishedAt",
         "results",
+        "attempts",
+        "retriedExitCodes",
     }
     assert set(step["properties"]["results"]["items"]["properties"]) == {"name", "value"}
 
@@ -460,6 +464,32 @@ def test_every_sidecar_field_is_in_the_schema() -> None:
         status["properties"]
     )
     assert status["properties"]["state"]["enum"] == ["Waiting", "Running", "Terminated"]
+
+
+@pytest.mark.parametrize(
+    ("field", "schema"),
+    [
+        ("retries", {"type": "integer", "minimum": 0, "maximum": 10}),
+        ("retryDelay", {"type": "string", "maxLength": 64}),
+    ],
+)
+def test_step_retry_fields(field: str, schema: dict[str, Any]) -> None:
+    node = step_schema()["properties"][field]
+    assert {k: node[k] for k in schema} == schema
+    assert node["description"].startswith("executor agent: ")
+    if field == "retryDelay":  # the same Go duration rule as timeout
+        assert (
+            node["x-kubernetes-validations"]
+            == step_schema()["properties"]["timeout"]["x-kubernetes-validations"]
+        )
+
+
+def test_retries_are_refused_under_the_kubelet() -> None:
+    rules = {r["message"]: r["rule"] for r in spec_schema()["x-kubernetes-validations"]}
+    rule = rules[RETRY_FIELDS_MESSAGE]
+    assert rule.startswith("!has(self.executor) || self.executor != 'kubelet' || ")
+    assert "(!has(s.retries) || s.retries == 0) && !has(s.retryDelay)" in rule
+    assert "retries" not in rules[AGENT_FIELDS_MESSAGE]  # its message names its own fields
 
 
 def test_limits_bound_cel_cost() -> None:

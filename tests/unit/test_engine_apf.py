@@ -11,7 +11,14 @@ import pytest
 from aiohttp import web
 from kubernetes_asyncio.client import ApiClient, Configuration
 
-from taskflow.engine.kube import APF_HEADERS, APF_PROBE_PATH, Kube, carries_apf
+from taskflow.engine.kube import (
+    APF_HEADERS,
+    APF_PROBE_PATH,
+    Kube,
+    ServerFacts,
+    carries_apf,
+    server_version,
+)
 from taskflow.engine.operator import Operator, OperatorConfig
 from taskflow.engine.ratelimit import FALLBACK_BURST, FALLBACK_QPS, choose_limit
 
@@ -71,7 +78,8 @@ async def api_server(
 
     async def answer(request: web.Request) -> web.Response:
         seen.append(request.path)
-        return web.json_response({"major": "1"}, status=status, headers=headers)
+        version = {"major": "1", "minor": "34+"}
+        return web.json_response(version, status=status, headers=headers)
 
     app = web.Application()
     app.router.add_route("*", "/{tail:.*}", answer)
@@ -95,16 +103,46 @@ async def api_server(
         ({PL: "pl-uid"}, 200, False),
     ],
 )
-async def test_detect_apf_reads_one_answers_headers(
+async def test_the_probe_reads_one_answers_headers(
     headers: dict[str, str], status: int, apf: bool
 ) -> None:
     async with api_server(headers, status) as (make, seen):
         kube = make()
         try:
-            assert await kube.detect_apf() is apf
+            assert (await kube.probe_server()).apf is apf
         finally:
             await kube.close()
     assert seen == [APF_PROBE_PATH]
+
+
+@pytest.mark.parametrize(
+    ("body", "version"),
+    [
+        (b'{"major": "1", "minor": "34"}', (1, 34)),
+        (b'{"major": "1", "minor": "28+", "gitVersion": "v1.28.3-eks"}', (1, 28)),
+        (b'{"major": "1"}', None),
+        (b'{"major": "", "minor": "x"}', None),
+        (b"[]", None),
+        (b"<html>", None),
+    ],
+)
+def test_server_version(body: bytes, version: tuple[int, int] | None) -> None:
+    assert server_version(body) == version
+
+
+async def test_the_probe_reads_the_version_of_a_200_only() -> None:
+    async with api_server({}, 200) as (make, _):
+        kube = make()
+        try:
+            assert await kube.probe_server() == ServerFacts(apf=False, version=(1, 34))
+        finally:
+            await kube.close()
+    async with api_server(BOTH, 403) as (make, _):
+        kube = make()
+        try:
+            assert await kube.probe_server() == ServerFacts(apf=True, version=None)
+        finally:
+            await kube.close()
 
 
 def closed_port() -> int:
@@ -114,10 +152,10 @@ def closed_port() -> int:
     return port  # closed again: connections are refused
 
 
-async def test_detect_apf_without_an_answer_is_none() -> None:
+async def test_the_probe_without_an_answer_knows_nothing() -> None:
     kube = Kube(ApiClient(configuration=Configuration(host=f"http://127.0.0.1:{closed_port()}")))
     try:
-        assert await kube.detect_apf(seconds=2.0) is None
+        assert await kube.probe_server(seconds=2.0) == ServerFacts()
     finally:
         await kube.close()
 
@@ -127,7 +165,7 @@ async def test_detect_apf_without_an_answer_is_none() -> None:
     [
         (None, BOTH, 0.0, 1),  # defaults + APF: unlimited
         (None, {}, FALLBACK_QPS, 1),  # defaults, no APF: 50/100
-        (5.0, BOTH, 5.0, 0),  # --qps: nothing to probe
+        (5.0, BOTH, 5.0, 1),  # --qps: APF does not matter (the probe still reads the version)
     ],
 )
 async def test_the_operator_paces_itself_by_what_it_detects(

@@ -316,20 +316,50 @@ async def test_unknown_task_is_a_no_op() -> None:
     assert not w.statuses
 
 
-async def test_new_task_creates_pod_then_events_and_status() -> None:
+async def test_new_task_creates_pod_then_the_woken_sync_writes_events_and_status() -> None:
     r, w, cache = syncer(task_dict(step("a"), step("b")))
-    outcome, _ = await r.sync(UID)
-    assert outcome in (SyncResult.SUCCESS, SyncResult.REQUEUE_AFTER)
+    woken: list[str] = []
+    cache.on_change = woken.append
+    assert await r.sync(UID) == (SyncResult.SUCCESS, None)
     assert [m["metadata"]["name"] for m in w.created] == ["demo-pod"]
     assert cache.pod_for(UID) is not None  # write-through
+    assert woken == [UID]  # ... which queues the Task again
+    assert not w.events
+    assert not w.statuses
+    await r.sync(UID)
+    assert [m["metadata"]["name"] for m in w.created] == ["demo-pod"]  # no second POST
     assert [e.reason for e in w.events] == ["PodCreated"]
     assert len(w.statuses) == 1
     assert w.statuses[0].pod_name == "demo-pod"
 
 
+async def test_a_created_pod_missing_from_the_cache_gets_its_status_at_once() -> None:
+    r, w, cache = syncer(task_dict(step("a")))
+    w.create_result = CreateResult(Created.CREATED, None)  # e.g. the cache knew it deleted
+    await r.sync(UID)
+    assert cache.pod_for(UID) is None
+    assert [e.reason for e in w.events] == ["PodCreated"]
+    assert [s.pod_name for s in w.statuses] == ["demo-pod"]
+
+
+async def test_an_adopted_pod_gets_its_events_and_status_at_once() -> None:
+    r, w, _ = syncer(task_dict(step("a")))
+    await r.sync(UID)  # created (and cached)
+    w.events.clear()
+    r2, w2, cache2 = syncer(task_dict(step("a")))
+    pod = r.cache.pod_for(UID)
+    assert pod is not None
+    w2.create_result = CreateResult(Created.ADOPTED, pod)
+    await r2.sync(UID)
+    assert [e.reason for e in w2.events] == ["PodCreated"]
+    assert [s.pod_name for s in w2.statuses] == ["demo-pod"]
+    assert cache2.pod_for(UID) is None  # the fake leaves an adopted pod uncached
+
+
 async def test_a_status_is_written_only_after_its_events_are_recorded() -> None:
     r, w, _ = syncer(task_dict(step("a"), step("b")))
     w.event_error = ApiError(500, b"etcd timeout")
+    assert await r.sync(UID) == (SyncResult.SUCCESS, None)  # created; the rest waits
     with pytest.raises(ApiError):
         await r.sync(UID)
     assert not w.statuses  # the old status stays: the next try plans the same events
@@ -480,6 +510,7 @@ async def test_worker_retries_errors_with_backoff_and_counts_results(failure: st
     q: WorkQueue[str] = WorkQueue(
         limiter=TokenBucket(0, 1), backoff=ExponentialBackoff(0.01, 0.05, jitter=0.0)
     )
+    r.cache.on_change = q.add  # as the operator wires it: the created pod wakes the Task
     worker = asyncio.create_task(run_worker(q, r, metrics))
     q.add(UID)
     for _ in range(200):
@@ -488,10 +519,15 @@ async def test_worker_retries_errors_with_backoff_and_counts_results(failure: st
         await asyncio.sleep(0.005)
     assert metrics.reconcile_count("error") >= 2
     assert q.num_requeues(UID) >= 2
+
+    def done() -> float:
+        return metrics.reconcile_count("success") + metrics.reconcile_count("requeue_after")
+
+    before = done()  # the create itself may have been one
     w.status_error = None
     w.create_result = None
     for _ in range(200):
-        if metrics.reconcile_count("success") + metrics.reconcile_count("requeue_after") >= 1:
+        if done() > before:
             break
         await asyncio.sleep(0.005)
     assert q.num_requeues(UID) == 0  # forgotten after a success

@@ -3,6 +3,7 @@ to wait, and the leader's clock-based view of its own leadership."""
 
 from __future__ import annotations
 
+import pathlib
 from datetime import UTC, datetime
 from typing import cast
 
@@ -18,7 +19,7 @@ from taskflow.engine.kube import (
     parse_retry_after,
     retry_delay,
 )
-from taskflow.engine.leader import LeaderElector
+from taskflow.engine.leader import LeaderElector, LeaseConfig
 from taskflow.engine.operator import Operator, OperatorConfig
 from taskflow.engine.ratelimit import ExponentialBackoff
 
@@ -77,16 +78,58 @@ class Clock:
         return self.now
 
 
+def test_lease_config_defaults_are_client_go_s() -> None:
+    assert LeaseConfig() == LeaseConfig(
+        namespace=None,
+        name="taskflow-leader",
+        duration=15.0,
+        renew_deadline=10.0,
+        retry_period=2.0,
+    )
+
+
+@pytest.mark.parametrize(
+    ("duration", "renew_deadline", "retry_period"),
+    [
+        (10.0, 10.0, 2.0),  # the lease could expire for a standby while we still lead
+        (8.0, 10.0, 2.0),
+        (15.0, 2.0, 2.0),  # no room for one renewal before the deadline
+        (15.0, 2.0, 3.0),
+        (15.0, 10.0, 0.0),
+        (15.0, 10.0, -1.0),
+        (2.0, 10.0, 15.0),
+    ],
+)
+def test_lease_config_refuses_timings_out_of_order(
+    duration: float, renew_deadline: float, retry_period: float
+) -> None:
+    with pytest.raises(ValueError, match="need lease duration > renew deadline > retry period"):
+        LeaseConfig(duration=duration, renew_deadline=renew_deadline, retry_period=retry_period)
+
+
+def test_lease_config_accepts_close_timings() -> None:
+    assert LeaseConfig(duration=0.3, renew_deadline=0.2, retry_period=0.1).duration == 0.3
+
+
+def test_the_elector_resolves_no_lease_namespace_to_our_own(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: pathlib.Path
+) -> None:
+    kube = cast(Kube, None)
+    assert LeaderElector(kube, LeaseConfig(namespace="ns"), identity="me").namespace == "ns"
+    sa = tmp_path / "namespace"
+    sa.write_text("taskflow-system\n")
+    monkeypatch.setattr("taskflow.engine.kube.IN_CLUSTER_NAMESPACE_FILE", str(sa))
+    assert LeaderElector(kube, LeaseConfig(), identity="me").namespace == "taskflow-system"
+    monkeypatch.setattr("taskflow.engine.kube.IN_CLUSTER_NAMESPACE_FILE", str(tmp_path / "no"))
+    assert LeaderElector(kube, LeaseConfig(), identity="me").namespace == "default"
+
+
 def test_a_leader_stops_leading_by_the_clock_at_its_renew_deadline() -> None:
     clock = Clock()
     elector = LeaderElector(
         cast(Kube, None),
-        namespace="ns",
-        name="lease",
+        LeaseConfig(namespace="ns", name="lease", duration=15.0, renew_deadline=10.0),
         identity="me",
-        lease_duration=15.0,
-        renew_deadline=10.0,
-        retry_period=2.0,
         clock=clock,
     )
     assert not elector.is_leader

@@ -253,6 +253,29 @@ def test_a_failed_attempt_starts_the_next_in_a_new_pod() -> None:
     retrying = next(e for e in p.events if e.reason == "Retrying")
     assert "attempt 1 failed (StepFailed" in retrying.message
     assert "starting attempt 2 of 3" in retrying.message
+    # planned again from the old status, the next attempt's pod would be made once more
+    assert not p.status_waits_for_pod
+
+
+@pytest.mark.parametrize("executor", ["kubelet", "agent"])
+def test_a_first_create_plans_the_same_events_and_status_once_its_pod_is_cached(
+    executor: str,
+) -> None:
+    t = decode_task(task_dict(*(step(n, command=["true"]) for n in ABC), executor=executor))
+    first = plan(t, None, now=at(0), settings=SETTINGS)
+    assert first.create_pod is not None
+    assert first.status_waits_for_pod
+    meta = {**first.create_pod["metadata"], "uid": "pod-uid", "resourceVersion": "1"}
+    created = decode_pod({**first.create_pod, "metadata": meta})
+    again = plan(t, created, now=at(0), settings=SETTINGS)
+    assert again.create_pod is None
+    assert not again.status_waits_for_pod
+    assert again.events == first.events  # so the engine may leave both to that sync
+    assert first.status is not None
+    assert again.status is not None
+    fields = ("status", "pod_name", "attempt", "steps", "start_time")
+    assert [getattr(again.status, f) for f in fields] == [getattr(first.status, f) for f in fields]
+    assert cond(again)[:2] == cond(first)[:2]  # Pending/Pending; the message says what it waits on
 
 
 def test_attempts_keep_their_events_apart() -> None:

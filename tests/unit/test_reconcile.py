@@ -8,6 +8,7 @@ import msgspec
 import pytest
 
 from taskflow.api import TaskStatus, decode_task
+from taskflow.api.task import StepStatus
 from taskflow.reconcile import (
     EventSpec,
     Plan,
@@ -27,6 +28,7 @@ from tests.unit.builders import (
     running,
     step,
     steps_task,
+    task,
     task_dict,
     terminated,
     ts,
@@ -388,3 +390,77 @@ def test_a_replanned_transition_yields_the_same_event_keys() -> None:
     assert key <= {(e.reason, e.key or e.message) for e in p2.events}
     final = [e for e in p2.events if e.reason == "Failed"]
     assert [e.key for e in final] == ["final"]
+
+
+def _retried_task(retries: int = 2) -> Any:
+    return task(
+        step("a", command=["x"]), step("b", command=["y"], retries=retries), executor="agent"
+    )
+
+
+def _b(state: str, **kw: Any) -> StepStatus:
+    return StepStatus(name="b", state=state, **kw)
+
+
+A_DONE = StepStatus(name="a", state="Terminated", exit_code=0, started_at=ts(1))
+
+
+@pytest.mark.parametrize(
+    ("b", "attempt", "expected"),
+    [
+        (  # succeeded at once: no Retrying
+            _b("Terminated", exit_code=0, started_at=ts(2)),
+            1,
+            [("StepSucceeded", "step b (2/2) succeeded")],
+        ),
+        (
+            _b("Terminated", exit_code=0, started_at=ts(2), attempts=2, retried_exit_codes=[1]),
+            1,
+            [
+                ("Retrying", "step b attempt 2 of 3 after exit code 1"),
+                ("StepSucceeded", "step b (2/2) succeeded"),
+            ],
+        ),
+        (
+            _b("Terminated", exit_code=4, started_at=ts(2), attempts=3, retried_exit_codes=[1, 2]),
+            1,
+            [
+                ("Retrying", "step b attempt 2 of 3 after exit code 1"),
+                ("Retrying", "step b attempt 3 of 3 after exit code 2"),
+                ("StepFailed", "step b (2/2) failed with exit code 4"),
+            ],
+        ),
+        (  # the exit codes did not fit the termination message: the count still did
+            _b("Terminated", exit_code=0, started_at=ts(2), attempts=2),
+            2,
+            [
+                ("Retrying", "step b attempt 2 of 3 (Task attempt 2)"),
+                ("StepSucceeded", "step b (2/2, attempt 2) succeeded"),
+            ],
+        ),
+    ],
+)
+def test_retrying_events_come_with_the_steps_end(
+    b: StepStatus, attempt: int, expected: list[tuple[str, str]]
+) -> None:
+    t = _retried_task()
+    old = TaskStatus(status="Running", attempt=attempt, steps=[A_DONE, _b("Running")])
+    new = TaskStatus(status="Running", attempt=attempt, steps=[A_DONE, b])
+    events = transition_events(t, old, new)
+    assert [(e.reason, e.message) for e in events] == expected
+    assert all(e.type == "Normal" for e in events if e.reason == "Retrying")
+    assert transition_events(t, new, new) == []  # once: the step's end is one transition
+    # the same events (keys) when the transition is planned again
+    assert transition_events(t, old, new) == events
+    keys = {e.key for e in events if e.reason == "Retrying"}
+    assert len(keys) == sum(e.reason == "Retrying" for e in events)
+
+
+def test_retrying_events_of_a_step_that_was_never_seen_running() -> None:
+    t = _retried_task(retries=1)
+    b = _b("Terminated", exit_code=0, started_at=ts(2), attempts=2, retried_exit_codes=[137])
+    new = TaskStatus(status="Successful", pod_name="p", steps=[A_DONE, b])
+    old = TaskStatus(status="Pending", pod_name="p")
+    assert [e.message for e in transition_events(t, old, new) if e.reason == "Retrying"] == [
+        "step b attempt 2 of 2 after exit code 137"
+    ]

@@ -12,7 +12,7 @@ import yaml
 
 from taskflow.api import decode_task
 from taskflow.api.executor import agent_problem, executor_of
-from taskflow.api.task import INSTALL_CONTAINER
+from taskflow.api.task import INSTALL_CONTAINER, MAX_RETRIES, MAX_RETRY_DELAY_SECONDS
 from taskflow.render import (
     RenderError,
     pod_resources,
@@ -49,6 +49,9 @@ def _mounts(c: dict[str, Any]) -> dict[str, tuple[str, bool]]:
         ({}, [step("a", command=["x"], timeout="1s")], KUBELET, "agent"),
         ({}, [step("a", command=["x"], onError="continue")], KUBELET, "agent"),
         ({}, [step("a", command=["x"], results=[{"name": "r"}])], KUBELET, "agent"),
+        ({}, [step("a", command=["x"], retries=1)], KUBELET, "agent"),
+        ({}, [step("a", command=["x"], retryDelay="2s")], KUBELET, "agent"),
+        ({}, [step("a", command=["x"], retries=0)], KUBELET, "kubelet"),
     ],
 )
 def test_executor_of(
@@ -151,6 +154,48 @@ def test_install_container_and_step_commands() -> None:
     assert pod["metadata"]["annotations"] == {"script.api.practice.com/c": "#!/bin/sh\necho hi"}
 
 
+@pytest.mark.parametrize(
+    ("fields", "flags"),
+    [
+        ({}, []),
+        ({"retries": 0, "retryDelay": "5s"}, []),  # nothing to retry: the delay is moot
+        ({"retries": 2}, ["--retries", "2", "--retry-delay", "1s"]),
+        ({"retries": 10, "retryDelay": "250ms"}, ["--retries", "10", "--retry-delay", "250ms"]),
+        (
+            {"retries": 1, "retryDelay": "1m", "timeout": "30s", "onError": "continue"},
+            ["--timeout", "30s", "--retries", "1", "--retry-delay", "1m", "--on-error", "continue"],
+        ),
+    ],
+)
+def test_retry_flags(fields: dict[str, Any], flags: list[str]) -> None:
+    t = task(step("a", command=["make"], **fields), executor="agent")
+    c = _containers(render_pod(t, AGENT))["a"]
+    head = [BIN, "step", "--name", "a"]
+    tail = ["--grace", "30s", "--message-limit", "4096", "--termination-path"]
+    assert c["command"] == [*head, *flags, *tail, "/dev/termination-log", "--", "make"]
+    assert not {"retries", "retryDelay"} & set(c)
+
+
+@pytest.mark.parametrize(("fields", "delay"), [({}, 1.0), ({"retryDelay": "1m30s"}, 90.0)])
+def test_the_retry_flags_are_ones_the_agent_reads(fields: dict[str, Any], delay: float) -> None:
+    from taskflow_agent._args import MAX_RETRIES as AGENT_MAX_RETRIES
+    from taskflow_agent._args import RETRY_DELAY_MAX, StepArgs
+    from taskflow_agent.cli import parse
+
+    t = task(step("a", command=["make"], retries=MAX_RETRIES, **fields), executor="agent")
+    parsed = parse(_containers(render_pod(t, AGENT))["a"]["command"][1:])
+    assert isinstance(parsed, StepArgs)
+    assert (parsed.retries, parsed.retry_delay) == (MAX_RETRIES, delay)
+    # the two packages share no code: their limits are the same numbers
+    assert (AGENT_MAX_RETRIES, RETRY_DELAY_MAX) == (MAX_RETRIES, MAX_RETRY_DELAY_SECONDS)
+
+
+def test_a_task_without_retries_renders_as_before() -> None:
+    plain = task(step("a", command=["make"]), step("b", script="x"), executor="agent")
+    zero = task(step("a", command=["make"], retries=0), step("b", script="x"), executor="agent")
+    assert json.dumps(render_pod(zero, AGENT)) == json.dumps(render_pod(plain, AGENT))
+
+
 def test_run_directories_rw_in_own_step_ro_later_absent_earlier() -> None:
     t = task(*(step(n, command=["true"]) for n in "abc"), executor="agent")
     pod = render_pod(t, AGENT)
@@ -219,6 +264,17 @@ def test_result_paths_are_substituted_at_render_time() -> None:
     ("steps", "executor", "problem"),
     [
         ([step("a", command=["x"], timeout="1s")], "kubelet", "need executor: agent"),
+        (
+            [step("a", command=["x"]), step("b", command=["x"], retries=2)],
+            "kubelet",
+            "retries and retryDelay of a step need executor: agent (spec.executor is kubelet)",
+        ),
+        ([step("a", command=["x"], retryDelay="5s")], "kubelet", "retries and retryDelay"),
+        (
+            [step("a", command=["x"], retries=1, timeout="1s")],
+            "kubelet",
+            "timeout, onError and results of a step need executor: agent",
+        ),
         ([step(INSTALL_CONTAINER, command=["x"])], "agent", "taken by the agent's install"),
         (
             [step("a", command=["echo", "$(steps.zz.results.r)"])],

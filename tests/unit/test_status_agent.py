@@ -6,11 +6,13 @@ import json
 from datetime import timedelta
 from typing import Any
 
+import msgspec
 import pytest
 
-from taskflow.api import Task, decode_pod
+from taskflow.api import Task, decode_pod, decode_task
 from taskflow.api.pod import Container, Pod
 from taskflow.api.task import INSTALL_CONTAINER, ResultValue
+from taskflow.reconcile import plan
 from taskflow.render import render_pod
 from taskflow.settings import Settings
 from taskflow.status import compute_status
@@ -37,8 +39,11 @@ def state(
     abort: bool | None = None,
     error: str | None = None,
     results: tuple[tuple[str, str], ...] = (),
+    retried: tuple[int, ...] = (),
 ) -> str:
     failed = code != 0 or timed_out or error is not None
+    # as the agent writes them: only for a step that was retried
+    retries = {"attempts": len(retried) + 1, "retriedExitCodes": list(retried)} if retried else {}
     return json.dumps(
         {
             "v": 1,
@@ -51,6 +56,7 @@ def state(
             "abort": (skipped or failed) if abort is None else abort,
             "error": error,
             "results": [{"name": n, "value": v} for n, v in results],
+            **retries,
         },
         separators=(",", ":"),
     )
@@ -163,6 +169,44 @@ def test_a_failure_stops_the_task_and_later_steps_are_not_run() -> None:
     assert [s.state for s in st.steps] == ["Terminated", "Terminated", "NotRun"]
     assert st.steps[2].started_at is None
     assert st.progress == "2/3"
+
+
+RETRIED = task(
+    step("a", command=["x"], retries=2), step("b", command=["y"], retries=2), executor="agent"
+)
+
+
+@pytest.mark.parametrize(
+    ("b_code", "b_retried", "status", "attempts", "codes"),
+    [
+        (0, (), "Successful", None, []),  # succeeded at once: as without retries
+        (0, (1,), "Successful", 2, [1]),  # succeeded on attempt 2
+        (0, (137, 1), "Successful", 3, [137, 1]),
+        (4, (3, 2), "Failure", 3, [3, 2]),  # retries exhausted: the last attempt's code
+    ],
+)
+def test_a_retried_step_is_its_last_attempt(
+    b_code: int, b_retried: tuple[int, ...], status: str, attempts: int | None, codes: list[int]
+) -> None:
+    mains = [
+        done("a", 0, state("a")),
+        done("b", b_code, state("b", b_code, 2, 9, retried=b_retried)),
+    ]
+    st = _status(RETRIED, agent_pod(RETRIED, INSTALLED, mains, phase="Succeeded"))
+    assert st.status == status
+    b = st.steps[1]
+    assert (b.state, b.exit_code, b.attempts, b.retried_exit_codes) == (
+        "Terminated",
+        b_code,
+        attempts,
+        codes,
+    )
+    assert (b.started_at, b.finished_at) == (ms(2), ms(9))  # from the first attempt's start
+    shown = msgspec.to_builtins(st.steps[0])
+    assert "attempts" not in shown  # left out when the command ran once
+    assert "retriedExitCodes" not in shown
+    if status == "Failure":
+        assert st.condition().message == "step b (2/2) failed with exit code 4"
 
 
 def test_step_timeout_names_the_step() -> None:
@@ -474,3 +518,20 @@ def test_an_agent_image_that_never_pulls_names_the_agent_image() -> None:
     fatal = waiting(INSTALL_CONTAINER, "InvalidImageName", "bad")
     p = agent_pod(ABC, fatal, [waiting(n, "PodInitializing") for n in "abc"], phase="Pending")
     assert _status(ABC, p, now=1).condition().reason == "AgentInstallFailed"
+
+
+def test_a_retried_steps_events_come_when_its_state_is_read() -> None:
+    running_b = [done("a", 0, state("a")), running("b", 0.6)]
+    before = _status(RETRIED, agent_pod(RETRIED, INSTALLED, running_b))
+    t = decode_task({**msgspec.to_builtins(RETRIED), "status": msgspec.to_builtins(before)})
+    mains = [done("a", 0, state("a")), done("b", 0, state("b", 0, 2, 9, retried=(3,)))]
+    p = plan(
+        t, agent_pod(RETRIED, INSTALLED, mains, phase="Succeeded"), now=at(100), settings=SETTINGS
+    )
+    assert [(e.reason, e.message) for e in p.events] == [
+        ("Retrying", "step b attempt 2 of 3 after exit code 3"),
+        ("StepSucceeded", "step b (2/2) succeeded"),
+        ("Succeeded", "All 2 steps succeeded in 8s"),
+    ]
+    assert p.status is not None
+    assert (p.status.status, p.status.steps[1].attempts) == ("Successful", 2)

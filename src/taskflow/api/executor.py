@@ -20,10 +20,12 @@ from collections.abc import Iterator
 from typing import Final
 
 from taskflow.api.task import (
+    AGENT_FIELDS_MESSAGE,
     EXECUTOR_AGENT,
     EXECUTOR_KUBELET,
     INSTALL_CONTAINER,
     RESULT_REF_PATTERN,
+    RETRY_FIELDS_MESSAGE,
     Step,
     Task,
 )
@@ -33,15 +35,22 @@ _REF: Final = re.compile(RESULT_REF_PATTERN)
 Ref = tuple[str, str]  # (step, result)
 
 
+def _uses_outcome_fields(step: Step) -> bool:
+    return step.timeout is not None or step.on_error is not None or bool(step.results)
+
+
+def _uses_retries(step: Step) -> bool:
+    return step.retries > 0 or step.retry_delay is not None
+
+
 def uses_agent_fields(task: Task) -> bool:
-    return any(
-        s.timeout is not None or s.on_error is not None or s.results for s in task.spec.steps
-    )
+    return any(_uses_outcome_fields(s) or _uses_retries(s) for s in task.spec.steps)
 
 
 def executor_of(task: Task, default_executor: str) -> str:
     """The Task's executor: spec.executor; unset, the agent when a step uses its fields
-    (timeout, onError, results), else the operator's default (``--default-executor``)."""
+    (timeout, onError, results, retries), else the operator's default
+    (``--default-executor``)."""
     if task.spec.executor is not None:
         return task.spec.executor
     if uses_agent_fields(task):
@@ -52,8 +61,12 @@ def executor_of(task: Task, default_executor: str) -> str:
 def agent_problem(task: Task, default_executor: str) -> str | None:
     """Why ``task`` cannot run under its executor (the agent's fields and references)."""
     if executor_of(task, default_executor) == EXECUTOR_KUBELET:
-        if uses_agent_fields(task):
-            return "timeout, onError and results of a step need executor: agent"
+        # in the words of the CRD's rules (TaskSpec), which refuse the same at apply
+        steps = task.spec.steps
+        if any(_uses_outcome_fields(s) for s in steps):
+            return AGENT_FIELDS_MESSAGE
+        if any(_uses_retries(s) for s in steps):
+            return RETRY_FIELDS_MESSAGE
         return None
     if any(s.name == INSTALL_CONTAINER for s in task.spec.steps):
         return f"the step name {INSTALL_CONTAINER} is taken by the agent's install container"

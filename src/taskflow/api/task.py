@@ -95,8 +95,13 @@ EXECUTORS: Final = (EXECUTOR_AGENT, EXECUTOR_KUBELET)
 ON_ERROR_CONTINUE: Final = "continue"
 ON_ERROR_STOP: Final = "stopAndFail"
 #: the step fields only the agent can honour (the kubelet has no per-step timeout, no
-#: continue-on-error and no results)
-AGENT_STEP_FIELDS: Final = ("timeout", "onError", "results")
+#: continue-on-error, no results and no retries)
+AGENT_STEP_FIELDS: Final = ("timeout", "onError", "results", "retries", "retryDelay")
+#: a step's retryDelay when it sets retries but not the delay
+DEFAULT_RETRY_DELAY: Final = "1s"
+#: the longest wait before a step's retry, however far its delay has doubled (the agent's
+#: RETRY_DELAY_MAX)
+MAX_RETRY_DELAY_SECONDS: Final = 60
 #: ``$(steps.STEP.results.NAME)``, as the agent substitutes it (CEL's RE2 and Python's re
 #: read it alike; ``[$]``/``[(]`` rather than backslash escapes, which CEL literals refuse)
 RESULT_REF_PATTERN: Final = (
@@ -319,6 +324,31 @@ class Step(msgspec.Struct, rename="camel", omit_defaults=True, kw_only=True, gc=
             )
         ),
     ] = []
+    retries: Annotated[
+        int,
+        msgspec.Meta(
+            ge=0,
+            le=MAX_RETRIES,
+            description=(
+                "executor agent: run the step's command again, in the same container, when "
+                "it fails (non-zero exit code or timeout), up to this many more times. The "
+                "workspace is kept, the step's results are cleared before each attempt, "
+                "timeout applies to each attempt; the step's status is the last attempt's, "
+                "with attempts and retriedExitCodes."
+            ),
+        ),
+    ] = 0
+    retry_delay: (
+        Annotated[
+            Duration,
+            _doc(
+                "executor agent: how long to wait before the first retry of the step "
+                f"(default {DEFAULT_RETRY_DELAY}); doubled before each next one, at most "
+                f"{MAX_RETRY_DELAY_SECONDS}s."
+            ),
+        ]
+        | None
+    ) = None
 
 
 class PodTemplate(msgspec.Struct, rename="camel", omit_defaults=True, kw_only=True, gc=False):
@@ -602,7 +632,7 @@ class TaskSpec(msgspec.Struct, rename="camel", omit_defaults=True, kw_only=True,
                 "another (no per-step timeout, onError or results). agent: all steps start "
                 "together and a small helper in each container hands off to the next in "
                 "milliseconds (docs/agent.md). Unset: agent when a step uses timeout, "
-                "onError or results, else the operator's --default-executor."
+                "onError, results or retries, else the operator's --default-executor."
             ),
         ]
         | None
@@ -695,6 +725,9 @@ def _unchanged_except(*mutable: str) -> str:
 AGENT_FIELDS_MESSAGE: Final = (
     "timeout, onError and results of a step need executor: agent (spec.executor is kubelet)"
 )
+RETRY_FIELDS_MESSAGE: Final = (
+    "retries and retryDelay of a step need executor: agent (spec.executor is kubelet)"
+)
 
 SIDECAR_STEP_NAME_MESSAGE: Final = (
     "a sidecar may not have a step's name: steps and sidecars are containers of one pod"
@@ -713,6 +746,11 @@ SPEC_RULES: Final = _rules(
         "!has(self.executor) || self.executor != 'kubelet' || "
         "self.steps.all(s, !has(s.timeout) && !has(s.onError) && !has(s.results))",
         AGENT_FIELDS_MESSAGE,
+    ),
+    _rule(
+        "!has(self.executor) || self.executor != 'kubelet' || "
+        "self.steps.all(s, (!has(s.retries) || s.retries == 0) && !has(s.retryDelay))",
+        RETRY_FIELDS_MESSAGE,
     ),
     _rule(
         "!has(oldSelf.cancel) || !oldSelf.cancel || (has(self.cancel) && self.cancel)",
@@ -746,6 +784,19 @@ class StepStatus(msgspec.Struct, rename="camel", omit_defaults=True, kw_only=Tru
     finished_at: Annotated[str, _datetime] | None = None
     results: Annotated[
         list[ResultValue], _doc("The step's results (executor agent), as it wrote them.")
+    ] = []
+    attempts: (
+        Annotated[
+            int,
+            _doc(
+                "How many times the step's command ran (spec retries, executor agent); "
+                "unset when once. exitCode, results and the rest are the last attempt's."
+            ),
+        ]
+        | None
+    ) = None
+    retried_exit_codes: Annotated[
+        list[int], _doc("The exit codes of the attempts before the last one, in order.")
     ] = []
 
 

@@ -8,7 +8,7 @@ Like client-go's REST client, :meth:`Kube.request` (not the long-running watch s
 
 * takes a token from a client-side QPS/burst bucket before each request (``limiter``):
   the operator sets none when the API server does API Priority and Fairness
-  (:meth:`Kube.detect_apf`), whose queues are the server's own protection, else 50/100;
+  (:meth:`Kube.probe_server`), whose queues are the server's own protection, else 50/100;
 * retries an answer the server did not act on: ``429 Too Many Requests`` (API priority
   and fairness, max-in-flight) always, ``503`` only when it carries ``Retry-After``.
   It waits the ``Retry-After`` seconds (capped) or the backoff, whichever is longer, at
@@ -18,11 +18,14 @@ Like client-go's REST client, :meth:`Kube.request` (not the long-running watch s
 
 from __future__ import annotations
 
+import json
 import logging
 import os
+import re
 import urllib.request
 from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from typing import Any, Protocol
@@ -80,6 +83,28 @@ class ApiError(Exception):
 APF_HEADERS = ("X-Kubernetes-PF-FlowSchema-UID", "X-Kubernetes-PF-PriorityLevel-UID")
 #: Answered by every API server to any client (system:public-info-viewer), classified by APF.
 APF_PROBE_PATH = "/version"
+
+
+@dataclass(frozen=True)
+class ServerFacts:
+    """What the operator reads from the API server once, at start (None: not known)."""
+
+    apf: bool | None = None
+    version: tuple[int, int] | None = None  # (major, minor)
+
+
+def server_version(body: bytes) -> tuple[int, int] | None:
+    """``(1, 34)`` from a ``/version`` answer (``{"major": "1", "minor": "34+"}``: some
+    distributions append ``+``); None when the body says no such thing."""
+    try:
+        doc = json.loads(body)
+        major = re.match(r"\d+", str(doc["major"]))
+        minor = re.match(r"\d+", str(doc["minor"]))
+    except (ValueError, TypeError, KeyError):
+        return None
+    if major is None or minor is None:
+        return None
+    return int(major[0]), int(minor[0])
 
 
 def carries_apf(headers: Mapping[str, str]) -> bool:
@@ -299,9 +324,10 @@ class Kube(StreamClient):
             log.info("%s %s: HTTP %d, retry %d in %.2fs", method, path, resp.status, attempt, delay)
             await self._sleep(delay)
 
-    async def detect_apf(self, seconds: float = 5.0) -> bool | None:
-        """Whether the API server does API Priority and Fairness: one GET (no token, no
-        retry) bounded by ``seconds``, any HTTP answer's headers. None when no answer came."""
+    async def probe_server(self, seconds: float = 5.0) -> ServerFacts:
+        """One GET of ``/version`` (no token, no retry) bounded by ``seconds``: whether the
+        API server does API Priority and Fairness (any HTTP answer's headers) and its
+        version (a 200's body). Nothing is known when no answer came."""
         try:
             headers = await self._headers(None)
             async with self._session.get(
@@ -310,11 +336,12 @@ class Kube(StreamClient):
                 timeout=aiohttp.ClientTimeout(total=seconds),
                 **self._kwargs(),
             ) as resp:
-                await resp.read()
-                return carries_apf(resp.headers)
+                body = await resp.read()
+                version = server_version(body) if resp.status == 200 else None
+                return ServerFacts(apf=carries_apf(resp.headers), version=version)
         except (aiohttp.ClientError, TimeoutError, OSError) as exc:
-            log.warning("could not ask the API server whether it does APF: %s", exc)
-            return None
+            log.warning("could not ask the API server for its version and APF: %s", exc)
+            return ServerFacts()
 
     async def _take_token(self, method: str) -> None:
         wait = self.limiter.reserve()

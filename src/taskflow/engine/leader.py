@@ -4,7 +4,7 @@ A small re-implementation of client-go's algorithm (kubernetes-asyncio's elector
 release the lease and mixes local wall-clock time into lease timestamps):
 
 * a candidate takes the lease when it does not exist, has no holder, or its holder has
-  not renewed it for ``lease_duration`` seconds *as observed on our monotonic clock*;
+  not renewed it for ``duration`` seconds *as observed on our monotonic clock*;
 * the leader renews every ``retry_period`` seconds; all writes are PUTs carrying the
   resourceVersion read before (optimistic concurrency), so two candidates never both win;
 * a leader that cannot renew within ``renew_deadline`` of its last successful renewal
@@ -12,11 +12,14 @@ release the lease and mixes local wall-clock time into lease timestamps):
   like controller-runtime does). Every attempt is cut off at that deadline (a black-holed
   PUT must not hang for the HTTP timeout while the lease runs out), and :attr:`is_leader`
   turns False by the clock at the deadline even before the loop notices, so nothing acts
-  as leader once another replica may (``renew_deadline < lease_duration``);
+  as leader once another replica may (``renew_deadline < duration``);
 * lease requests skip the client's QPS bucket (controller-runtime gives leader election a
   client of its own for the same reason);
 * on shutdown the leader releases the lease (empty holder) so a standby takes over at
   its next retry instead of waiting for the lease to expire.
+
+The timings (all in :class:`LeaseConfig`) are client-go's ``LeaseDuration``,
+``RenewDeadline`` and ``RetryPeriod``.
 """
 
 from __future__ import annotations
@@ -24,13 +27,14 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 import anyio
 import msgspec
 
-from taskflow.engine.kube import ApiError, Kube
+from taskflow.engine.kube import ApiError, Kube, in_cluster_namespace
 from taskflow.metrics import Metrics
 
 log = logging.getLogger("taskflow.leader")
@@ -53,29 +57,45 @@ def lease_path(namespace: str, name: str = "") -> str:
     return f"{base}/{name}" if name else base
 
 
+@dataclass(frozen=True)
+class LeaseConfig:
+    """Which Lease to hold and how fast to act on it (``--lease-*``, ``--renew-deadline``,
+    ``--retry-period``)."""
+
+    namespace: str | None = None  # None: our own namespace in a pod, else "default"
+    name: str = "taskflow-leader"
+    #: how long standbys wait before taking over an unrenewed lease
+    duration: float = 15.0
+    #: the leader gives up if it cannot renew for this long
+    renew_deadline: float = 10.0
+    #: between renewals (leader) and attempts (standby)
+    retry_period: float = 2.0
+
+    def __post_init__(self) -> None:
+        # The deadline must pass before the lease can expire for a standby, and a renewal
+        # must fit before the deadline.
+        if not self.duration > self.renew_deadline > self.retry_period > 0:
+            raise ValueError(
+                "need lease duration > renew deadline > retry period > 0, got "
+                f"{self.duration:g} / {self.renew_deadline:g} / {self.retry_period:g}"
+            )
+
+
 class LeaderElector:
     def __init__(
         self,
         kube: Kube,
+        config: LeaseConfig,
         *,
-        namespace: str,
-        name: str,
         identity: str,
-        lease_duration: float = 15.0,
-        renew_deadline: float = 10.0,
-        retry_period: float = 2.0,
         metrics: Metrics | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        if not lease_duration > renew_deadline > retry_period > 0:
-            raise ValueError("need lease_duration > renew_deadline > retry_period > 0")
         self.kube = kube
-        self.namespace = namespace
-        self.name = name
+        self.config = config
+        #: ``config.namespace``, or where we run
+        self.namespace = config.namespace or in_cluster_namespace()
         self.identity = identity
-        self.lease_duration = lease_duration
-        self.renew_deadline = renew_deadline
-        self.retry_period = retry_period
         self._clock = clock
         # set while leading (the operator waits on it); see is_leader for the whole truth
         self.leading = anyio.Event()
@@ -84,7 +104,7 @@ class LeaderElector:
         self._lease: dict[str, Any] | None = None  # last lease object we read or wrote
         self._observed: tuple[Any, Any] | None = None  # (holder, renewTime) last seen
         self._observed_at = 0.0  # monotonic time it was first seen
-        self._gauge = metrics.leader.labels(name) if metrics is not None else None
+        self._gauge = metrics.leader.labels(config.name) if metrics is not None else None
         if self._gauge is not None:
             self._gauge.set(0)
 
@@ -95,7 +115,7 @@ class LeaderElector:
         return (
             self.leading.is_set()
             and self.renewed_at is not None
-            and self._clock() - self.renewed_at < self.renew_deadline
+            and self._clock() - self.renewed_at < self.config.renew_deadline
         )
 
     # -- one attempt --------------------------------------------------------------------
@@ -107,7 +127,7 @@ class LeaderElector:
         transitions = int(old.get("leaseTransitions") or 0)
         return {
             "holderIdentity": self.identity,
-            "leaseDurationSeconds": max(1, round(self.lease_duration)),
+            "leaseDurationSeconds": max(1, round(self.config.duration)),
             "acquireTime": old.get("acquireTime") if ours and old.get("acquireTime") else now,
             "renewTime": now,
             "leaseTransitions": transitions if ours or not old else transitions + 1,
@@ -121,7 +141,7 @@ class LeaderElector:
         try:
             lease = _decoder.decode(
                 await self.kube.request(
-                    "GET", lease_path(self.namespace, self.name), rate_limited=False
+                    "GET", lease_path(self.namespace, self.config.name), rate_limited=False
                 )
             )
         except ApiError as exc:
@@ -135,7 +155,7 @@ class LeaderElector:
             self._observed = observed
             self._observed_at = now
         holder = spec.get("holderIdentity")
-        duration = float(spec.get("leaseDurationSeconds") or self.lease_duration)
+        duration = float(spec.get("leaseDurationSeconds") or self.config.duration)
         if holder and holder != self.identity and now < self._observed_at + duration:
             return False  # someone else holds a live lease
         return await self._update(lease)
@@ -144,7 +164,7 @@ class LeaderElector:
         body = {
             "apiVersion": "coordination.k8s.io/v1",
             "kind": "Lease",
-            "metadata": {"name": self.name, "namespace": self.namespace},
+            "metadata": {"name": self.config.name, "namespace": self.namespace},
             "spec": self._spec(None),
         }
         sent = self._clock()
@@ -166,7 +186,7 @@ class LeaderElector:
         try:
             data = await self.kube.request(
                 "PUT",
-                lease_path(self.namespace, self.name),
+                lease_path(self.namespace, self.config.name),
                 body=_encoder.encode(body),
                 rate_limited=False,
             )
@@ -193,40 +213,46 @@ class LeaderElector:
             with anyio.fail_after(max(0.0, budget)):
                 return await self.try_acquire_or_renew()
         except TimeoutError:
-            log.warning("lease %s/%s: no answer within %.1fs", self.namespace, self.name, budget)
+            log.warning(
+                "lease %s/%s: no answer within %.1fs", self.namespace, self.config.name, budget
+            )
             return False
         except (ApiError, OSError, ValueError) as exc:
-            log.warning("lease %s/%s: %s", self.namespace, self.name, exc)
+            log.warning("lease %s/%s: %s", self.namespace, self.config.name, exc)
             return False
         except Exception as exc:  # aiohttp client errors and the like
-            log.warning("lease %s/%s: %s: %s", self.namespace, self.name, type(exc).__name__, exc)
+            log.warning(
+                "lease %s/%s: %s: %s", self.namespace, self.config.name, type(exc).__name__, exc
+            )
             return False
 
     async def acquire(self) -> None:
         """Block until we are the leader."""
-        log.info("waiting to lead via lease %s/%s as %s", self.namespace, self.name, self.identity)
-        while not await self._attempt(self.renew_deadline):  # noqa: ASYNC110 - polling
-            await anyio.sleep(self.retry_period)
+        log.info(
+            "waiting to lead via lease %s/%s as %s", self.namespace, self.config.name, self.identity
+        )
+        while not await self._attempt(self.config.renew_deadline):  # noqa: ASYNC110 - polling
+            await anyio.sleep(self.config.retry_period)
         self.leading.set()
         if self._gauge is not None:
             self._gauge.set(1)
-        log.info("became leader (lease %s/%s, %s)", self.namespace, self.name, self.identity)
+        log.info("became leader (lease %s/%s, %s)", self.namespace, self.config.name, self.identity)
 
     async def renew_forever(self) -> None:
         """Renew every ``retry_period``; raise LeadershipLost once ``renew_deadline`` has
         passed since the last successful renewal (each attempt is cut off at it)."""
         while True:
-            await anyio.sleep(self.retry_period)
+            await anyio.sleep(self.config.retry_period)
             assert self.renewed_at is not None
-            deadline = self.renewed_at + self.renew_deadline
+            deadline = self.renewed_at + self.config.renew_deadline
             while not await self._attempt(deadline - self._clock()):
-                if self._clock() + self.retry_period >= deadline:
+                if self._clock() + self.config.retry_period >= deadline:
                     self._lost()
                     raise LeadershipLost(
-                        f"could not renew lease {self.namespace}/{self.name} "
-                        f"within {self.renew_deadline:g}s"
+                        f"could not renew lease {self.namespace}/{self.config.name} "
+                        f"within {self.config.renew_deadline:g}s"
                     )
-                await anyio.sleep(self.retry_period)
+                await anyio.sleep(self.config.retry_period)
 
     def _lost(self) -> None:
         self.leading = anyio.Event()  # an anyio Event cannot be cleared: a fresh, unset one
@@ -257,11 +283,11 @@ class LeaderElector:
         try:
             await self.kube.request(
                 "PUT",
-                lease_path(self.namespace, self.name),
+                lease_path(self.namespace, self.config.name),
                 body=_encoder.encode(body),
                 request_timeout=3.0,
                 rate_limited=False,
             )
-            log.info("released lease %s/%s", self.namespace, self.name)
+            log.info("released lease %s/%s", self.namespace, self.config.name)
         except Exception as exc:
-            log.warning("could not release lease %s/%s: %s", self.namespace, self.name, exc)
+            log.warning("could not release lease %s/%s: %s", self.namespace, self.config.name, exc)

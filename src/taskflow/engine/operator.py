@@ -27,8 +27,8 @@ import anyio.abc
 
 from taskflow.engine.cache import Cache, PodHandler, TaskHandler
 from taskflow.engine.images import ImageResolver
-from taskflow.engine.kube import Kube, in_cluster_namespace
-from taskflow.engine.leader import LeaderElector
+from taskflow.engine.kube import Kube
+from taskflow.engine.leader import LeaderElector, LeaseConfig
 from taskflow.engine.queue import WorkQueue
 from taskflow.engine.ratelimit import (
     ClientLimit,
@@ -72,12 +72,7 @@ class OperatorConfig:
     burst: int | None = None
     backoff_base: float = 0.005
     backoff_cap: float = 60.0
-    leader_elect: bool = False
-    lease_namespace: str | None = None  # None: our own namespace (in cluster) or "default"
-    lease_name: str = "taskflow-leader"
-    lease_duration: float = 15.0
-    renew_deadline: float = 10.0
-    retry_period: float = 2.0
+    lease: LeaseConfig | None = None  # None: no leader election
     identity: str = field(default_factory=default_identity)
     bind_address: str = ":8080"
     stream_failure_threshold: float = 120.0
@@ -133,16 +128,9 @@ class Operator:
                 self._reflector(PODS, PodHandler(self.cache), ns, MANAGED_BY_SELECTOR)
             )
         self.elector: LeaderElector | None = None
-        if config.leader_elect:
+        if config.lease is not None:
             self.elector = LeaderElector(
-                kube,
-                namespace=config.lease_namespace or in_cluster_namespace(),
-                name=config.lease_name,
-                identity=config.identity,
-                lease_duration=config.lease_duration,
-                renew_deadline=config.renew_deadline,
-                retry_period=config.retry_period,
-                metrics=self.metrics,
+                kube, config.lease, identity=config.identity, metrics=self.metrics
             )
         self.server = SideServer(
             config.bind_address, health=self.health, ready=self.readiness, metrics=self.metrics
@@ -210,7 +198,7 @@ class Operator:
             "starting: namespaces=%s workers=%d leader_elect=%s identity=%s",
             ",".join(cfg.namespaces) or "<all>",
             cfg.workers,
-            cfg.leader_elect,
+            cfg.lease is not None,
             cfg.identity,
         )
         try:
@@ -234,8 +222,10 @@ class Operator:
             log.info("stopped")
 
     async def _choose_client_limit(self) -> None:
-        """Probe the API server for APF once (unless --qps said) and pace requests so."""
-        apf = None if self.config.qps is not None else await self.kube.detect_apf()
+        """Probe the API server once: pace requests by its APF (unless --qps said)."""
+        facts = await self.kube.probe_server()
+        log.info("API server version %s", ".".join(map(str, facts.version or ("unknown",))))
+        apf = None if self.config.qps is not None else facts.apf
         self.client_limit = choose_limit(self.config.qps, self.config.burst, apf)
         self.kube.limiter = TokenBucket(self.client_limit.qps, self.client_limit.burst)
         log.info("API requests: %s", self.client_limit.describe())

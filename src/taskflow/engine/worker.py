@@ -120,7 +120,11 @@ class Syncer:
                     tlog.info("deleted: finished and past its ttlSecondsAfterFinished")
                 return SyncResult.SUCCESS, None
             if plan.create_pod is not None:
-                plan, refused = await self._create_pod(entry, ref, plan.create_pod, plan, now, tlog)
+                manifest = plan.create_pod
+                after, refused = await self._create_pod(entry, ref, manifest, plan, now, tlog)
+                if after is None:  # the cached pod has queued this Task again (see Plan)
+                    return SyncResult.SUCCESS, None
+                plan = after
         await self.apply(entry, ref, old_status, plan, tlog, now)
         if refused:  # its status says so; the per-key backoff paces the next try
             return SyncResult.ERROR, None
@@ -152,12 +156,17 @@ class Syncer:
         plan: Plan,
         now: datetime,
         tlog: TaskLogger,
-    ) -> tuple[Plan, bool]:
-        """POST ``manifest``; the plan to apply after the API server's answer, and whether
-        the create was refused for now (to be retried with backoff)."""
+    ) -> tuple[Plan | None, bool]:
+        """POST ``manifest``; the plan to apply after the API server's answer (None: nothing
+        until the sync the created pod's arrival in the cache wakes), and whether the create
+        was refused for now (to be retried with backoff)."""
         result = await self.writer.create_pod(ref, manifest)
         if result.outcome is Created.CREATED:
-            tlog.info("created pod %s", _pod_name(manifest))
+            name = _pod_name(manifest)
+            tlog.info("created pod %s", name)
+            cached = self.cache.pod_for(ref.uid, name)
+            if plan.status_waits_for_pod and cached is not None and cached.metadata.name == name:
+                return None, False
             return plan, False
         if result.outcome is Created.ADOPTED:
             # ours already (a create whose status write failed, or a crash between them):

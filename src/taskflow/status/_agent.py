@@ -4,7 +4,9 @@ JSON in its container's termination message, checked against what the kubelet sa
 * terminated, state readable: the agent's exit code, ms timestamps, results and error; a
   skipped step (an earlier one failed, or the pod was stopped first) is ``NotRun``; a step
   that timed out has reason ``TimedOut``; a failure with ``onError: continue`` has reason
-  ``ContinuedOnError`` and does not fail the Task.
+  ``ContinuedOnError`` and does not fail the Task. A retried step (``retries``) is its last
+  attempt, with ``attempts`` and the earlier attempts' ``retriedExitCodes``: one that
+  succeeded on a retry succeeded.
 * terminated, state readable but disagreeing with the kubelet (its ``name`` is not the
   container's, or the container's exit code is not the one the agent exits with for that
   state, docs/agent.md rule 8): a step process rewrote the termination message. The kubelet
@@ -72,7 +74,8 @@ class AgentResult(msgspec.Struct, frozen=True):
 
 
 class AgentState(msgspec.Struct, frozen=True, rename="camel"):
-    """The agent's state v1 (docs/agent.md "State (v1)")."""
+    """The agent's state v1 (docs/agent.md "State (v1)"); ``attempts`` and
+    ``retriedExitCodes`` only in the state of a step that was retried."""
 
     v: int
     name: str
@@ -84,6 +87,8 @@ class AgentState(msgspec.Struct, frozen=True, rename="camel"):
     abort: bool
     error: str | None
     results: list[AgentResult]
+    attempts: int = 1
+    retried_exit_codes: list[int] = []
 
 
 def is_agent_pod(pod: Pod) -> bool:
@@ -161,6 +166,8 @@ def _from_state(task: Task, i: int, state: AgentState) -> StepStatus:
         started_at=state.started_at,
         finished_at=state.finished_at,
         results=results,
+        attempts=state.attempts if state.attempts > 1 else None,
+        retried_exit_codes=state.retried_exit_codes,
     )
 
 

@@ -16,6 +16,7 @@ from taskflow_agent import _codec, _state, _substitute
 from taskflow_agent._args import InstallArgs, StepArgs
 from taskflow_agent._duration import parse_duration
 from taskflow_agent._state import State
+from taskflow_agent._step import retry_delay
 from taskflow_agent._supervise import SpawnError, lookpath
 from taskflow_agent.cli import UsageError, parse
 
@@ -104,6 +105,56 @@ def test_state_encoding_is_compact_ordered_and_round_trips() -> None:
     ]
     assert "é✓".encode() in data  # UTF-8, not \\u escapes: the kubelet counts bytes
     assert _state.decode(data) == _full()
+
+
+def test_a_retried_state_adds_its_attempts_last() -> None:
+    one = _state.encode(State("s", exit_code=1, attempts=1))
+    assert b"attempts" not in one  # an unretried step's state is as before
+    retried = State("s", exit_code=3, attempts=3, retried_exit_codes=[1, 2])
+    data = _state.encode(retried)
+    assert data.endswith(b'"results":[],"attempts":3,"retriedExitCodes":[1,2]}')
+    assert _state.decode(data) == retried
+    back = _state.decode(one)
+    assert (back.attempts, back.retried_exit_codes) == (1, [])
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        (b'"attempts":"2"', "'2' is not int"),
+        (b'"attempts":2,"retriedExitCodes":[true]', "True is not int"),
+        (b'"attempts":2,"retriedExitCodes":1', "1 is not list"),
+    ],
+)
+def test_state_decode_rejects_bad_attempts(data: bytes, message: str) -> None:
+    base = _state.encode(State("s"))[:-1]
+    with pytest.raises(ValueError, match=message):
+        _state.decode(base + b"," + data + b"}")
+
+
+def test_fit_drops_the_retry_details_before_the_error() -> None:
+    stamp = _state.timestamp(0)
+    failed = State(
+        "s",
+        exit_code=1,
+        started_at=stamp,
+        finished_at=stamp,
+        error="e" * 40,
+        attempts=11,
+        retried_exit_codes=[255] * 10,
+    )
+    size = len(_state.encode(failed))
+    codes = len(',"retriedExitCodes":[' + ",".join(["255"] * 10) + "]")
+    kept = _state.fit(failed, limit=size - 1)
+    assert (kept.retried_exit_codes, kept.attempts, kept.error) == ([], 11, "e" * 40)
+    cut = _state.fit(failed, limit=size - codes - 10)
+    assert (cut.attempts, cut.retried_exit_codes) == (11, [])
+    assert cut.error is not None
+    assert cut.error.endswith("... (cut)")
+    floor = _state.minimal_size("s")
+    least = _state.fit(failed, limit=floor)
+    assert (least.attempts, least.error) == (1, "")
+    assert len(_state.encode(least)) <= floor
 
 
 @pytest.mark.parametrize(
@@ -258,6 +309,39 @@ def test_parse_step_defaults_and_every_option() -> None:
     )
     assert (b.run_dir, b.wait, b.poll_interval, b.argv) == ("/r", "poll", 0.01, [])
     assert _step(["step", "--name", "s", "--timeout", "0", "--", "x"]).timeout is None
+    assert (a.retries, a.retry_delay) == (0, 1.0)
+
+
+@pytest.mark.parametrize(
+    ("opts", "retries", "delay"),
+    [
+        ([], 0, 1.0),
+        (["--retries", "2"], 2, 1.0),
+        (["--retries=10", "--retry-delay=250ms"], 10, 0.25),
+        (["--retries", "0", "--retry-delay", "1m"], 0, 60.0),
+    ],
+)
+def test_parse_retries(opts: list[str], retries: int, delay: float) -> None:
+    a = _step(["step", "--name", "s", *opts, "--", "x"])
+    assert (a.retries, a.retry_delay) == (retries, delay)
+
+
+@pytest.mark.parametrize(
+    ("base", "retry", "seconds"),
+    [
+        (1.0, 1, 1.0),
+        (1.0, 2, 2.0),
+        (1.0, 3, 4.0),
+        (1.0, 6, 32.0),
+        (1.0, 7, 60.0),  # 64 s, capped
+        (1.0, 10, 60.0),
+        (0.25, 3, 1.0),
+        (90.0, 1, 60.0),
+        (0.0, 5, 0.0),
+    ],
+)
+def test_retry_delay_doubles_up_to_a_minute(base: float, retry: int, seconds: float) -> None:
+    assert retry_delay(base, retry) == seconds
 
 
 def test_parse_install() -> None:
@@ -283,6 +367,10 @@ def test_parse_install() -> None:
         (["step", "--name", "s", "--on-error", "ignore", "--", "x"], "continue or stopAndFail"),
         (["step", "--name", "s", "--result", "a.b", "--", "x"], "--result 'a.b'"),
         (["step", "--name", "s", "--wait", "spin", "--", "x"], "--wait must be"),
+        (["step", "--name", "s", "--retries", "11", "--", "x"], "--retries must be a number"),
+        (["step", "--name", "s", "--retries", "-1", "--", "x"], "from 0 to 10, not '-1'"),
+        (["step", "--name", "s", "--retries", "\u0663", "--", "x"], "--retries must be"),
+        (["step", "--name", "s", "--retry-delay", "1", "--", "x"], "--retry-delay: invalid"),
         (["step", "--name", "s", "--bogus", "1", "--", "x"], "unknown option '--bogus'"),
         (["step", "--name"], "--name needs a value"),
     ],

@@ -453,3 +453,153 @@ def test_arch_without_this_machine_fails_the_step(agent: Agent, run: Path) -> No
     s = state(run, "s")
     assert s["error"].startswith("the image has no command for this machine (")
     assert s["error"].endswith("); it has s390x, mips64")
+
+
+# --- retries ----------------------------------------------------------------------------------
+
+#: fails until the counter file in the workspace (argv $1) reaches $2, then exits 0; each
+#: attempt writes its number as result r and exits 3 while failing
+FLAKY = (
+    'n=$(cat "$1" 2>/dev/null || echo 0); n=$((n + 1)); echo $n > "$1"; '
+    'printf "attempt $n" > "$RES/r"; [ $n -ge $2 ] || exit 3'
+)
+
+
+def _flaky(agent: Agent, run: Path, ws: Path, succeed_on: int, *opts: str) -> tuple[int, bytes]:
+    env = {**BASE_ENV, "RES": str(run / "s" / "results")}
+    argv = ["sh", "-c", FLAKY, "flaky", str(ws / "count"), str(succeed_on)]
+    with agent.start(run, "s", "--result", "r", *opts, argv=argv, env=env) as p:
+        _, err = p.communicate(timeout=DEADLINE)
+    return p.returncode, err
+
+
+def test_a_retried_step_succeeds_on_its_third_attempt(
+    agent: Agent, run: Path, tmp_path: Path
+) -> None:
+    ws = tmp_path / "workspace"
+    ws.mkdir()
+    (ws / "kept").write_text("from before")
+    started = time.monotonic()
+    code, err = _flaky(agent, run, ws, 3, "--retries", "2", "--retry-delay", "100ms")
+    took = time.monotonic() - started
+    s = state(run, "s")
+    assert code == 0, err
+    assert (s["exitCode"], s["error"], s["attempts"], s["retriedExitCodes"]) == (0, None, 3, [3, 3])
+    assert s["results"] == [{"name": "r", "value": "attempt 3"}]
+    assert (ws / "count").read_text() == "3\n"  # the workspace is kept across attempts
+    assert (ws / "kept").read_text() == "from before"
+    assert err.decode().splitlines() == [
+        "taskflow-agent: step s attempt 1 failed (exit 3); retrying in 0.1s (attempt 2 of 3)",
+        "taskflow-agent: step s attempt 2 failed (exit 3); retrying in 0.2s (attempt 3 of 3)",
+    ]
+    assert took >= 0.3  # 100 ms, then 200 ms
+
+
+def test_exhausted_retries_report_the_last_attempt(agent: Agent, run: Path, tmp_path: Path) -> None:
+    code, _ = _flaky(agent, run, tmp_path, 99, "--retries", "2", "--retry-delay", "0s")
+    s = state(run, "s")
+    assert (code, s["exitCode"], s["abort"], s["attempts"]) == (3, 3, True, 3)
+    assert s["retriedExitCodes"] == [3, 3]
+    assert s["results"] == [{"name": "r", "value": "attempt 3"}]
+
+
+def test_a_step_that_succeeds_at_once_is_not_retried(
+    agent: Agent, run: Path, tmp_path: Path
+) -> None:
+    code, err = _flaky(agent, run, tmp_path, 1, "--retries", "3")
+    s = state(run, "s")
+    assert (code, err, s["exitCode"]) == (0, b"", 0)
+    assert "attempts" not in s
+    assert "retriedExitCodes" not in s
+
+
+def test_each_attempt_gets_the_timeout(agent: Agent, run: Path, tmp_path: Path) -> None:
+    started = time.monotonic()
+    p = agent.step(
+        run,
+        "s",
+        "--timeout",
+        "300ms",
+        "--retries",
+        "1",
+        "--retry-delay",
+        "0s",
+        # a leftover of the first attempt must be gone before the second starts
+        argv=["sh", "-c", f"sleep 30 & echo $! >> {tmp_path}/pids; sleep 20"],
+    )
+    took = time.monotonic() - started
+    s = state(run, "s")
+    assert (p.returncode, s["exitCode"], s["timedOut"], s["attempts"]) == (143, 143, True, 2)
+    assert s["error"] == "timed out after 0.3s"
+    assert b"attempt 1 timed out after 0.3s (exit 143); retrying in 0s" in p.stderr
+    assert 0.6 <= took < 10
+    for pid in (tmp_path / "pids").read_text().split():
+        assert not os.path.exists(f"/proc/{pid}") or _zombie(int(pid))
+
+
+def _zombie(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
+    except FileNotFoundError:
+        return True
+
+
+def test_results_are_the_last_attempts_only(agent: Agent, run: Path, tmp_path: Path) -> None:
+    res = run / "s" / "results"
+    # attempt 1 writes both results and a stray directory, attempt 2 only b: a stays missing
+    script = (
+        f"if [ -e {tmp_path}/again ]; then echo two > {res}/b; exit 0; fi; : > {tmp_path}/again; "
+        f"echo one > {res}/a; echo one > {res}/b; mkdir -p {res}/d/e; : > {res}/d/e/f; "
+        f"ln -s {tmp_path} {res}/link; exit 1"
+    )
+    p = agent.step(
+        run,
+        "s",
+        "--result",
+        "a",
+        "--result",
+        "b",
+        "--retries",
+        "1",
+        "--retry-delay",
+        "0s",
+        argv=["sh", "-c", script],
+    )
+    s = state(run, "s")
+    assert p.returncode == 1
+    assert s["results"] == [{"name": "b", "value": "two\n"}]
+    assert "result(s) a not written" in s["error"]
+    assert sorted(os.listdir(res)) == ["b"]
+    assert (tmp_path / "again").exists()  # the link was removed, not followed
+
+
+def test_sigterm_while_waiting_to_retry_ends_the_step(
+    agent: Agent, run: Path, tmp_path: Path
+) -> None:
+    argv = ["sh", "-c", f"echo x >> {tmp_path}/runs; exit 5"]
+    with agent.start(run, "s", "--retries", "3", "--retry-delay", "20s", argv=argv) as p:
+        wait_until(lambda: (tmp_path / "runs").exists(), what="the first attempt")
+        time.sleep(0.3)  # into the delay
+        started = time.monotonic()
+        p.send_signal(signal.SIGTERM)
+        _, err = p.communicate(timeout=DEADLINE)
+    took = time.monotonic() - started
+    s = state(run, "s")
+    assert (p.returncode, s["exitCode"], s["abort"], s["skipped"]) == (5, 5, True, False)
+    assert s["error"] == "SIGTERM while waiting to retry (attempt 2 of 4 did not start)"
+    assert "attempts" not in s  # one attempt ran
+    assert (tmp_path / "runs").read_text() == "x\n"
+    assert took < 5
+    assert b"retrying in 20s (attempt 2 of 4)" in err
+
+
+def test_a_signal_during_an_attempt_is_not_retried(agent: Agent, run: Path) -> None:
+    ready = run / "ready"
+    script = f"trap 'exit 42' TERM; : > {ready}; while :; do sleep 1 & wait $!; done"
+    with agent.start(run, "s", "--retries", "3", argv=["sh", "-c", script]) as p:
+        wait_until(ready.exists, what="the child's trap")
+        p.send_signal(signal.SIGTERM)
+        _, err = p.communicate(timeout=DEADLINE)
+    s = state(run, "s")
+    assert (p.returncode, s["exitCode"], err) == (42, 42, b"")
+    assert "attempts" not in s
