@@ -525,3 +525,14 @@ def test_unsupported_is_never_retried() -> None:
     assert p.create_pod is None
     assert p.status is not None
     assert cond(p.status)[:2] == ("Failure", "Unsupported")
+
+
+def test_a_gone_pods_sidecars_stay_as_last_seen() -> None:
+    t = sidecar_task("kubelet")
+    last = status_of(t, the_pod(t, [side("web", restarts=2), side("db"), running("a", 1)]))
+    gone = compute_status(
+        msgspec.structs.replace(t, status=last), None, now=at(200), settings=SETTINGS
+    )
+    assert cond(gone)[:2] == ("Failure", "PodDeleted")
+    assert gone.sidecars == last.sidecars
+    assert gone.sidecars[0].restarts == 2

@@ -194,6 +194,7 @@ def _stopped_without_pod(
         now=now,
         ends_now=True,
         pod_name_=old.pod_name if old is not None else None,
+        sidecars=list(old.sidecars) if old is not None else [],
     )
 
 
@@ -219,6 +220,7 @@ def _pod_gone(task: Task, old: TaskStatus, now: datetime) -> TaskStatus:
         now=now,
         ends_now=open_end,
         pod_name_=old.pod_name,
+        sidecars=list(old.sidecars),  # as the pod last reported them
     )
 
 
