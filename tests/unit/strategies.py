@@ -160,17 +160,56 @@ def script(draw: st.DrawFn, budget: int) -> str:
     return body[:budget]
 
 
+PROBES: list[dict[str, Any]] = [
+    {"tcpSocket": {"port": 8080}, "periodSeconds": 1},
+    {"httpGet": {"path": "/", "port": 8080}},
+    {"exec": {"command": ["true"]}, "failureThreshold": 30},
+]
+
+
+@st.composite
+def sidecar_lists(draw: st.DrawFn, taken: set[str]) -> list[dict[str, Any]]:
+    """``spec.sidecars`` (0-3 of them) whose names are no step's in ``taken``."""
+    names = draw(
+        st.lists(
+            dns_label(max_size=20).filter(
+                lambda n: n not in taken and not n.startswith("taskflow-")
+            ),
+            max_size=3,
+            unique=True,
+        )
+    )
+    out = []
+    for i, name in enumerate(names):
+        c: dict[str, Any] = {"name": name, "image": draw(st.sampled_from(IMAGES))}
+        if draw(st.booleans()):
+            c["command"] = draw(st.lists(any_text, min_size=1, max_size=3))
+        if draw(st.booleans()):
+            c["ports"] = [{"containerPort": 8080 + i}]
+        for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
+            if draw(st.booleans()):
+                c[probe] = draw(st.sampled_from(PROBES))
+        if draw(st.booleans()):
+            c["resources"] = draw(st.sampled_from(RESOURCES))
+        if draw(st.booleans()):
+            c["volumeMounts"] = [{"name": "taskflow-workspace", "mountPath": "/workspace"}]
+        out.append(c)
+    return out
+
+
 @st.composite
 def task_dicts(
     draw: st.DrawFn,
     max_steps: int = 12,
     namespace: str | None = None,
     service_accounts: list[str] | None = None,
+    sidecars: bool = False,
 ) -> dict[str, Any]:
     """A Task (wire form) the CRD schema and its CEL rules accept.
 
     ``service_accounts``: names to pick ``serviceAccountName`` from (the API server's
-    admission wants an existing one); default: any DNS label.
+    admission wants an existing one); default: any DNS label. ``sidecars``: some Tasks get
+    ``spec.sidecars`` too.
     """
     top = max(1, min(max_steps, MAX_STEPS))
     n = draw(st.one_of(st.integers(1, min(top, 8)), st.integers(1, top)))
@@ -233,6 +272,8 @@ def task_dicts(
             ]
         steps.append(s)
     spec: dict[str, Any] = {"steps": steps}
+    if sidecars:
+        spec["sidecars"] = draw(sidecar_lists(set(names)))
     tpl: dict[str, Any] = {}
     if volumes:
         tpl["volumes"] = volumes

@@ -14,11 +14,12 @@ from taskflow.api import decode_pod, decode_task
 from taskflow.api.crd import openapi_schema
 from taskflow.api.schema import Schema
 from taskflow.naming import pod_name
-from taskflow.render import render_pod
+from taskflow.oci import ImageCommand, Resolved
+from taskflow.render import quantity, render_pod
 from taskflow.settings import Settings
 from taskflow.status import evaluate
 from tests.unit.builders import SETTINGS, at, pod_dict, running, terminated, waiting
-from tests.unit.strategies import task_dicts
+from tests.unit.strategies import IMAGES, task_dicts
 
 DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
@@ -27,6 +28,11 @@ LABEL_VALUE = re.compile(r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$")
 ANNOTATIONS_LIMIT = 256 * 1024
 
 SCHEMA = openapi_schema()
+#: the registry's answer for every image the strategies use (agent steps without command)
+IMAGE_COMMANDS = {
+    image: Resolved(platforms={"linux/amd64": ImageCommand(entrypoint=("/bin/sh",))})
+    for image in IMAGES
+}
 
 
 def schema_errors(value: Any, schema: Schema, path: str = "$") -> list[str]:
@@ -151,6 +157,51 @@ def test_any_valid_task_renders_to_a_well_formed_pod(obj: dict[str, Any]) -> Non
         assert value.startswith("#!")
         total += len(key.encode()) + len(value.encode())
     assert total < ANNOTATIONS_LIMIT
+
+
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    task_dicts(max_steps=16, namespace="ns", sidecars=True), st.sampled_from(["agent", "kubelet"])
+)
+def test_any_valid_task_with_sidecars_renders_them_first(
+    obj: dict[str, Any], executor: str
+) -> None:
+    body = {k: v for k, v in obj.items() if k != "metadata"}
+    assert schema_errors(body, SCHEMA) == []
+    task = decode_task(obj)
+    settings_ = Settings(
+        default_executor="agent" if executor == "agent" else "kubelet",
+        agent_image="reg.local/agent:1",
+    )
+    pod = render_pod(task, settings_, images=IMAGE_COMMANDS)
+    spec = pod["spec"]
+    sidecars = obj["spec"].get("sidecars", [])
+    init = spec.get("initContainers", [])
+    first = 1 if executor == "agent" else 0
+    assert [c["name"] for c in init[first : first + len(sidecars)]] == [c["name"] for c in sidecars]
+    for c in init:
+        assert (c.get("restartPolicy") == "Always") is (c["name"] in {x["name"] for x in sidecars})
+    names = [c["name"] for c in [*init, *spec["containers"]]]
+    assert len(set(names)) == len(names)
+    volume_names = {v["name"] for v in spec["volumes"]}
+    for c in init[first : first + len(sidecars)]:
+        assert all(m["name"] in volume_names for m in c.get("volumeMounts", []))
+    # the pod requests at least every sidecar's cpu and memory together, plus the largest step
+    if executor == "agent":
+        requests = spec.get("resources", {}).get("requests", {})
+        for name in ("cpu", "memory"):
+            side = sum(
+                quantity(r.get("requests", r.get("limits", {})).get(name, 0))
+                for r in (c.get("resources", {}) for c in sidecars)
+            )
+            step = max(
+                (
+                    quantity(r.get("requests", r.get("limits", {})).get(name, 0))
+                    for r in (s.get("resources", {}) for s in obj["spec"]["steps"])
+                ),
+                default=0,
+            )
+            assert quantity(requests.get(name, 0)) == side + step
 
 
 _STATES = st.sampled_from(["none", "creating", "pull", "running", "ok", "fail", "oom"])
