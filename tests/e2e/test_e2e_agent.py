@@ -11,7 +11,9 @@ exercise what only the agent can do, side by side.
 * per-step timeout, onError continue, results between steps (argv, env, script);
 * a busybox (musl) image, the harness's Debian Python (glibc) image and an image holding one
   static binary only; read-only root filesystem and a non-root user;
-* requests: three steps of 1 CPU each on a 2-CPU node schedule (max, not sum).
+* requests: three steps of 1 CPU each on a 2-CPU node schedule (max, not sum);
+* native sidecars under both executors (one serving HTTP to a step, one crashing and
+  restarted, one whose image does not exist) and a flaky step retried in place.
 """
 
 from __future__ import annotations
@@ -150,6 +152,41 @@ def _seed() -> list[dict[str, Any]]:
     return docs
 
 
+#: a sidecar serving one page on 127.0.0.1:8080, started once its port answers
+WEB = {
+    "name": "web",
+    "image": BUSYBOX,
+    "command": [
+        "sh",
+        "-c",
+        "mkdir -p /www && echo hello-from-sidecar > /www/index.html && httpd -f -p 8080 -h /www",
+    ],
+    "startupProbe": {"tcpSocket": {"port": 8080}, "periodSeconds": 1, "failureThreshold": 30},
+    "readinessProbe": {"httpGet": {"path": "/", "port": 8080}, "periodSeconds": 1},
+}
+
+
+def _sidecar_tasks() -> list[dict[str, Any]]:
+    reads = _sh("get", "wget -qO- http://127.0.0.1:8080/")
+    return [
+        _task("sidecar-http", reads, sidecars=[WEB]),
+        _task("sidecar-http-kubelet", reads, sidecars=[WEB], executor="kubelet"),
+        # started (no probe) then crashing: the kubelet restarts it while the step runs
+        _task(
+            "sidecar-crash",
+            _sh("waits", "sleep 25; echo done"),
+            sidecars=[
+                {"name": "flaky", "image": BUSYBOX, "command": ["sh", "-c", "sleep 2; exit 1"]}
+            ],
+        ),
+        _task(
+            "sidecar-never",
+            _sh("never", "echo never"),
+            sidecars=[{"name": "gone", "image": f"{cluster_config.REGISTRY}/nope/missing:1"}],
+        ),
+    ]
+
+
 def _tasks(refs: Refs) -> list[dict[str, Any]]:
     ro_nonroot = {"readOnlyRootFilesystem": True, "allowPrivilegeEscalation": False}
     return [
@@ -211,6 +248,18 @@ def _tasks(refs: Refs) -> list[dict[str, Any]]:
                 "securityContext": ro_nonroot,
             },
             podTemplate={"securityContext": {"runAsUser": 65532, "runAsNonRoot": True}},
+        ),
+        *_sidecar_tasks(),
+        _task(
+            "retry-flaky",
+            _sh(
+                "flaky",
+                "n=$(cat /workspace/count 2>/dev/null || echo 0); n=$((n + 1)); "
+                'echo $n > /workspace/count; echo "attempt $n"; [ "$n" -ge 3 ]',
+                retries=2,
+                retryDelay="1s",
+            ),
+            _sh("reads", "echo count $(cat /workspace/count)"),
         ),
         _task(
             "max-not-sum",
@@ -461,6 +510,72 @@ def test_requests_are_the_max_not_the_sum(finished: Finished) -> None:
     spec = finished.pods["max-not-sum"]["spec"]
     assert spec["resources"]["requests"] == {"cpu": "1", "memory": "32Mi"}
     assert all(not c.get("resources") for c in spec["containers"])  # the server adds {}
+
+
+# --- sidecars and step retries -------------------------------------------------------------------
+
+
+def _events(i: Installed, name: str) -> list[dict[str, Any]]:
+    out = deploy.kubectl_json(
+        i.cluster,
+        "get",
+        "events",
+        "-n",
+        TASKS_NS,
+        "--field-selector",
+        f"involvedObject.kind=Task,involvedObject.name={name}",
+    )
+    items: list[dict[str, Any]] = out["items"]
+    return items
+
+
+@pytest.mark.parametrize("name", ["sidecar-http", "sidecar-http-kubelet"])
+def test_a_sidecar_serves_the_steps_and_the_kubelet_stops_it(
+    installed: Installed, finished: Finished, name: str
+) -> None:
+    assert _status(finished, name)["status"] == "Successful", _status(finished, name)
+    assert _logs(installed, finished, name, "get").strip() == "hello-from-sidecar"
+    pod = finished.pods[name]
+    assert pod["status"]["phase"] == "Succeeded"  # by its steps alone, never Error
+    [web] = [c for c in pod["status"]["initContainerStatuses"] if c["name"] == "web"]
+    assert "terminated" in web["state"], web  # stopped by the kubelet after the steps
+    [side] = _status(finished, name)["sidecars"]
+    assert side["name"] == "web"
+
+
+def test_a_crashing_sidecar_is_restarted_and_reported(
+    installed: Installed, finished: Finished
+) -> None:
+    status = _status(finished, "sidecar-crash")
+    assert status["status"] == "Successful", status
+    [flaky] = status["sidecars"]
+    assert flaky["name"] == "flaky"
+    assert flaky["restarts"] >= 1, flaky
+    reasons = [e["reason"] for e in _events(installed, "sidecar-crash")]
+    assert "SidecarRestarted" in reasons, reasons
+
+
+def test_a_sidecar_that_never_starts_fails_the_task(finished: Finished) -> None:
+    status = _status(finished, "sidecar-never")
+    cond = _cond(finished, "sidecar-never")
+    assert (status["status"], cond["reason"]) == ("Failure", "SidecarFailed"), status
+    assert "gone" in cond["message"]
+    assert _steps(finished, "sidecar-never")["never"]["state"] in ("NotRun", "Waiting")
+
+
+def test_a_flaky_step_is_retried_in_place_keeping_the_workspace(
+    installed: Installed, finished: Finished
+) -> None:
+    status = _status(finished, "retry-flaky")
+    assert status["status"] == "Successful", status
+    flaky = _steps(finished, "retry-flaky")["flaky"]
+    assert (flaky["exitCode"], flaky["attempts"]) == (0, 3), flaky
+    assert _logs(installed, finished, "retry-flaky", "reads").strip() == "count 3"
+    log = _logs(installed, finished, "retry-flaky", "flaky")
+    assert "attempt 1" in log
+    assert "attempt 3" in log
+    retrying = [e for e in _events(installed, "retry-flaky") if e["reason"] == "Retrying"]
+    assert retrying, _events(installed, "retry-flaky")
 
 
 # --- ENTRYPOINT/CMD from an authenticated registry ----------------------------------------------

@@ -385,6 +385,30 @@ INVALID: list[tuple[str, dict[str, Any], list[str]]] = [
         ["spec.steps[0].retryDelay"],
     ),
     (
+        "duplicate-sidecar-names",
+        task_body("x", ok("a"), sidecars=[ok("db"), ok("db")]),
+        ["sidecar names must be unique"],
+    ),
+    (
+        "sidecar-named-as-a-step",
+        task_body("x", ok("a"), sidecars=[ok("a")]),
+        ["a sidecar may not have a step's name"],
+    ),
+    (
+        "sidecar-with-a-reserved-name",
+        task_body("x", ok("a"), sidecars=[ok("taskflow-db")]),
+        ['sidecar name "taskflow-db" is reserved'],
+    ),
+    (
+        "sidecar-mounting-taskflow-bin",
+        task_body(
+            "x",
+            ok("a"),
+            sidecars=[ok("db", volumeMounts=[{"name": "taskflow-bin", "mountPath": "/x"}])],
+        ),
+        ["a sidecar may not mount taskflow's own volumes"],
+    ),
+    (
         "step-timeout-not-a-duration",
         task_body("x", ok("a", timeout="soon")),
         ["spec.steps[0].timeout", '"soon" is not a duration'],
@@ -422,6 +446,21 @@ def test_agent_fields_are_accepted_with_the_agent_or_no_executor(kube: Kube) -> 
     for executor in ({"executor": "agent"}, {}):
         body = task_body("agent-fields", *steps, **executor)
         assert kube.create_task(body, dry_run=True)["spec"] == body["spec"]
+
+
+def test_sidecars_are_accepted_under_both_executors(kube: Kube) -> None:
+    web = ok(
+        "web",
+        command=["httpd", "-f", "-p", "8080"],
+        ports=[{"containerPort": 8080}],
+        startupProbe={"tcpSocket": {"port": 8080}},
+        volumeMounts=[{"name": "taskflow-workspace", "mountPath": "/workspace"}],
+    )
+    for executor in ("agent", "kubelet"):
+        body = task_body("with-sidecars", ok("a"), sidecars=[web], executor=executor)
+        spec = kube.create_task(body, dry_run=True)["spec"]
+        assert spec["sidecars"][0]["name"] == "web"
+        assert spec["sidecars"][0]["startupProbe"]["tcpSocket"] == {"port": 8080}
 
 
 DURATIONS = json.loads((SEED.parent / "durations.json").read_text(encoding="utf-8"))["cases"]

@@ -70,7 +70,7 @@ def test_the_limit_in_force_says_why() -> None:
 
 @asynccontextmanager
 async def api_server(
-    headers: dict[str, str], status: int = 200
+    headers: dict[str, str], status: int = 200, minor: str = "34+"
 ) -> AsyncIterator[tuple[Callable[[], Kube], list[str]]]:
     """A loopback server answering every request with ``status`` and ``headers``; yields a
     Kube factory for it and the paths requested."""
@@ -78,7 +78,7 @@ async def api_server(
 
     async def answer(request: web.Request) -> web.Response:
         seen.append(request.path)
-        version = {"major": "1", "minor": "34+"}
+        version = {"major": "1", "minor": minor}
         return web.json_response(version, status=status, headers=headers)
 
     app = web.Application()
@@ -176,9 +176,25 @@ async def test_the_operator_paces_itself_by_what_it_detects(
         try:
             op = Operator(kube, OperatorConfig(qps=qps, bind_address="127.0.0.1:0"))
             assert kube.limiter.rate == (FALLBACK_QPS if qps is None else qps)  # until probed
-            await op._choose_client_limit()
+            await op._probe_server()
             assert kube.limiter.rate == rate
             assert op.client_limit.qps == rate
         finally:
             await kube.close()
     assert seen.count(APF_PROBE_PATH) == probes
+
+
+@pytest.mark.parametrize(
+    ("minor", "native"), [("28", False), ("29", True), ("34+", True), ("x", True)]
+)
+async def test_the_operator_knows_whether_the_server_has_native_sidecars(
+    minor: str, native: bool
+) -> None:
+    async with api_server(BOTH, minor=minor) as (make, _):
+        kube = make()
+        try:
+            op = Operator(kube, OperatorConfig(bind_address="127.0.0.1:0"))
+            await op._probe_server()
+            assert op.syncer.settings.native_sidecars is native
+        finally:
+            await kube.close()

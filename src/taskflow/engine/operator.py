@@ -21,9 +21,11 @@ import socket
 import time
 import uuid
 from dataclasses import dataclass, field
+from typing import Final
 
 import anyio
 import anyio.abc
+import msgspec
 
 from taskflow.engine.cache import Cache, PodHandler, TaskHandler
 from taskflow.engine.images import ImageResolver
@@ -60,6 +62,8 @@ def default_identity() -> str:
 #: the API server has room; measured on 2 cores (500 Tasks, 16 created at a time, no client
 #: limit), 4 / 16 / 64 workers: create -> pod p50 8.7 / 4.3 / 0.7 s, 24 / 44 / 50 Tasks/s.
 DEFAULT_WORKERS = 64
+#: restartPolicy Always on init containers (KEP-753): beta and on by default since 1.29
+NATIVE_SIDECARS_SINCE: Final = (1, 29)
 
 
 @dataclass
@@ -206,7 +210,7 @@ class Operator:
                 self.alive = True
                 await tg.start(self.server.run)
                 tg.start_soon(self.kube.refresh_credentials, name="credentials")
-                await self._choose_client_limit()
+                await self._probe_server()
                 for r in self.reflectors:
                     tg.start_soon(r.run, name=f"watch {r.name}")
                 if self.elector is not None:
@@ -221,10 +225,16 @@ class Operator:
                 await self.registry.close()
             log.info("stopped")
 
-    async def _choose_client_limit(self) -> None:
-        """Probe the API server once: pace requests by its APF (unless --qps said)."""
+    async def _probe_server(self) -> None:
+        """Probe the API server once: pace requests by its APF (unless --qps said); tell the
+        core whether it has native sidecars (an unknown version is taken to have them)."""
         facts = await self.kube.probe_server()
         log.info("API server version %s", ".".join(map(str, facts.version or ("unknown",))))
+        if facts.version is not None and facts.version < NATIVE_SIDECARS_SINCE:
+            self.syncer.settings = msgspec.structs.replace(
+                self.syncer.settings, native_sidecars=False
+            )
+            log.warning("this API server has no native sidecars: Tasks with sidecars will fail")
         apf = None if self.config.qps is not None else facts.apf
         self.client_limit = choose_limit(self.config.qps, self.config.burst, apf)
         self.kube.limiter = TokenBucket(self.client_limit.qps, self.client_limit.burst)
