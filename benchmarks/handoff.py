@@ -13,7 +13,11 @@ times each (median reported):
 * ``kubelet``: the same Task with ``executor: kubelet`` (init containers);
 * ``raw-init``: a bare pod, the steps as init containers but the last (the kubelet's floor);
 * ``raw-parallel``: a bare pod, the steps as regular containers started together, each
-  waiting for the previous one's file in a shared emptyDir with a 10 ms shell poll.
+  waiting for the previous one's file in a shared emptyDir with a 10 ms shell poll;
+* ``agent-sidecar``: the agent Task with one native sidecar (busybox ``sleep``, no probe),
+  which the kubelet starts before the steps and stops after them;
+* ``agent-retries``: the agent Task with ``retries: 2`` on every step (never used: the
+  cost of the flags alone).
 
 Wall time = from the create request to the moment a 100 ms poll sees the Task (or pod)
 finished, on this machine's clock: what a user waits, operator included for the Tasks.
@@ -82,13 +86,16 @@ def wait(what: str, done: Callable[[], bool]) -> float:
     return time.monotonic() - started
 
 
-def task(name: str, executor: str, steps: list[dict[str, Any]]) -> dict[str, Any]:
+def task(name: str, executor: str, steps: list[dict[str, Any]], **spec: Any) -> dict[str, Any]:
     return {
         "apiVersion": "api.practice.com/v1alpha1",
         "kind": "Task",
         "metadata": {"name": name, "namespace": NS},
-        "spec": {"executor": executor, "steps": steps},
+        "spec": {"executor": executor, "steps": steps, **spec},
     }
+
+
+SIDECAR = {"name": "side", "image": BUSYBOX, "command": ["sleep", "3600"]}
 
 
 def noop_steps(n: int) -> list[dict[str, Any]]:
@@ -200,7 +207,14 @@ def measure(
     os.environ.setdefault("BUILDAH_ISOLATION", "chroot")
     if deploy:
         print(f"agent image: {deploy_operator(kubeconfig, registry)}", file=sys.stderr)
-    walls: Walls = {"agent": [], "kubelet": [], "raw-init": [], "raw-parallel": []}
+    walls: Walls = {
+        "agent": [],
+        "kubelet": [],
+        "raw-init": [],
+        "raw-parallel": [],
+        "agent-sidecar": [],
+        "agent-retries": [],
+    }
     try:
         kubectl("delete", "namespace", NS, "--ignore-not-found", "--wait=true")
         kubectl("create", "namespace", NS)
@@ -211,6 +225,10 @@ def measure(
             walls["kubelet"].append(run_task(task(f"kubelet-{r}", "kubelet", noop_steps(steps)))[0])
             walls["raw-init"].append(run_pod(raw_pod(f"raw-init-{r}", steps, parallel=False)))
             walls["raw-parallel"].append(run_pod(raw_pod(f"raw-par-{r}", steps, parallel=True)))
+            with_sidecar = task(f"sidecar-{r}", "agent", noop_steps(steps), sidecars=[SIDECAR])
+            walls["agent-sidecar"].append(run_task(with_sidecar)[0])
+            retried = [s | {"retries": 2} for s in noop_steps(steps)]
+            walls["agent-retries"].append(run_task(task(f"retries-{r}", "agent", retried))[0])
             done = ", ".join(f"{k} {v[-1]:.1f}s" for k, v in walls.items())
             print(f"run {r + 1}: {done}", file=sys.stderr, flush=True)
         sleeps = [
@@ -244,6 +262,8 @@ def measured(kubeconfig: str, quick: bool) -> Mapping[str, float | None]:
         "handoff20.parallel_floor_s": med["raw-parallel"],
         "handoff20.kubelet_mode_s": med["kubelet"],
         "handoff20.agent_mode_s": med["agent"],
+        "handoff20.agent_sidecar_s": med["agent-sidecar"],
+        "handoff20.agent_retries_s": med["agent-retries"],
         "handoff.agent_long_step_ms": statistics.median(gaps),
     }
 
@@ -278,6 +298,18 @@ def run(kubeconfig: str, quick: bool) -> list[Metric]:
             f"<= {AGENT_X}x parallel floor; here {agent_x:.2f}x" if agent_x else f"<= {AGENT_X}x",
         ),
         (
+            "handoff20.agent_sidecar_s",
+            f"{of}: Task, executor agent, one sidecar",
+            "s",
+            _cost(v, "handoff20.agent_sidecar_s"),
+        ),
+        (
+            "handoff20.agent_retries_s",
+            f"{of}: Task, executor agent, retries: 2 on every step (unused)",
+            "s",
+            _cost(v, "handoff20.agent_retries_s"),
+        ),
+        (
             "handoff.agent_long_step_ms",
             f"agent: median gap between {chain} `sleep 1` steps (its timestamps)",
             "ms",
@@ -285,3 +317,11 @@ def run(kubeconfig: str, quick: bool) -> list[Metric]:
         ),
     ]
     return [Metric(key, label, v.get(key), unit, goal) for key, label, unit, goal in rows]
+
+
+def _cost(v: Mapping[str, float | None], key: str) -> str:
+    """``+0.4 s over the plain agent Task``: what the feature costs, same run."""
+    base, with_it = v.get("handoff20.agent_mode_s"), v.get(key)
+    if base is None or with_it is None:
+        return ""
+    return f"{with_it - base:+.2f} s over the plain agent Task"
