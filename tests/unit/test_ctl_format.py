@@ -330,3 +330,116 @@ def test_recent_events_keeps_the_newest() -> None:
         {"reason": "early", "eventTime": "2030-01-01T11:10:00.000000Z"},
     ]
     assert [e["reason"] for e in recent_events(mixed)] == ["early", "late"]
+
+
+def sidecar_task(status: dict[str, Any], retries: int = 2) -> dict[str, Any]:
+    obj = task_obj(status)
+    obj["spec"] = {
+        "steps": [
+            {"name": "a", "image": "busybox"},
+            {"name": "b", "image": "busybox", "retries": retries},
+        ],
+        "sidecars": [{"name": "db", "image": "postgres"}, {"name": "proxy", "image": "envoy"}],
+    }
+    return obj
+
+
+def test_describe_shows_sidecars_and_a_retried_step() -> None:
+    status = {
+        "status": "Failure",
+        "podName": "build-pod",
+        "steps": [
+            {"name": "a", "state": "Terminated", "exitCode": 0},
+            {
+                "name": "b",
+                "state": "Terminated",
+                "exitCode": 1,
+                "reason": "Error",
+                "attempts": 3,
+                "retriedExitCodes": [1, 1],
+            },
+        ],
+        "sidecars": [
+            {"name": "db", "state": "Running", "ready": True, "restarts": 2},
+            {
+                "name": "proxy",
+                "state": "Terminated",
+                "restarts": 0,
+                "exitCode": 137,
+                "reason": "OOMKilled",
+                "message": "out of\nmemory",
+            },
+        ],
+    }
+    text = describe(decode_task(sidecar_task(status)), [], NOW)
+    steps = text[text.index("Steps:\n") : text.index("Condition:\n")]
+    assert steps == (
+        "Steps:\n"
+        "  STEP   STATE        EXIT   STARTED   DURATION   REASON\n"
+        "  a      Terminated   0\n"
+        "  b      Terminated   1                           "
+        "Error (attempt 3 of 3, earlier exit codes 1, 1)\n"
+        "Sidecars:\n"
+        "  SIDECAR   STATE        READY   RESTARTS   EXIT   REASON\n"
+        "  db        Running      true    2\n"
+        "  proxy     Terminated   false   0          137    OOMKilled\n"
+        "  proxy: out of memory\n"
+    )
+
+
+@pytest.mark.parametrize(
+    ("step", "retries", "want"),
+    [
+        (
+            {"attempts": 3, "retriedExitCodes": [1, 1]},
+            2,
+            "(attempt 3 of 3, earlier exit codes 1, 1)",
+        ),
+        ({"attempts": 2, "retriedExitCodes": [7]}, 5, "(attempt 2 of 6, earlier exit codes 7)"),
+        ({"attempts": 3}, 2, "(attempt 3 of 3)"),  # the exit codes cut from the agent's state
+        ({"attempts": 3, "retriedExitCodes": [1, 1]}, 0, "(attempt 3, earlier exit codes 1, 1)"),
+        ({"attempts": 1}, 2, ""),
+        ({}, 2, ""),
+    ],
+)
+def test_describe_a_retried_step(step: dict[str, Any], retries: int, want: str) -> None:
+    status = {"steps": [{"name": "b", "state": "Terminated", "exitCode": 0, **step}]}
+    text = describe(decode_task(sidecar_task(status, retries)), [], NOW)
+    (line,) = [ln for ln in text.splitlines() if ln.startswith("  b ")]
+    assert line.endswith(want)
+    assert ("(attempt" in line) is bool(want)
+
+
+@pytest.mark.parametrize(
+    ("sidecars", "want"),
+    [
+        # before the first report: the spec's, waiting
+        (
+            None,
+            ["db        Waiting   false   0", "proxy     Waiting   false   0"],
+        ),
+        (
+            [
+                {"name": "db", "state": "Waiting", "reason": "ErrImagePull", "message": "no"},
+                {"name": "proxy", "state": "Running", "ready": False, "restarts": 1},
+            ],
+            [
+                "db        Waiting   false   0                 ErrImagePull",
+                "proxy     Running   false   1",
+                "db: no",
+            ],
+        ),
+    ],
+)
+def test_describe_sidecars(sidecars: list[dict[str, Any]] | None, want: list[str]) -> None:
+    status = {"sidecars": sidecars} if sidecars else {}
+    text = describe(decode_task(sidecar_task(status)), [], NOW)
+    lines = text[text.index("Sidecars:\n") : text.index("Condition:\n")].splitlines()
+    assert [ln.strip() for ln in lines[2:]] == want
+
+
+def test_describe_without_sidecars_or_retried_steps_adds_nothing() -> None:
+    for status in ({}, RUNNING):
+        text = describe(decode_task(task_obj(status)), [], NOW)
+        assert "Sidecars:" not in text
+        assert "(attempt" not in text

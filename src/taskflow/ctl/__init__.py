@@ -29,7 +29,7 @@ examples:
   kubectl taskflow logs -f build              # every step's output, live, in order
   kubectl taskflow run -f task.yaml --follow  # create a Task, stream it, exit with its result
   kubectl taskflow get -w                     # Tasks and their steps (✓ done, ▸ running)
-  kubectl taskflow describe build             # steps, condition, attempts and Events
+  kubectl taskflow describe build             # steps, sidecars, condition, attempts, Events
   kubectl taskflow wait build --timeout 10m && echo ok
   kubectl taskflow cancel build
 
@@ -44,6 +44,7 @@ examples:
   kubectl taskflow logs -f build              # wait for each step, stream it, exit with the result
   kubectl taskflow logs -f build --step test  # only step "test"
   kubectl taskflow logs build --attempt 1     # the first attempt of a retried Task
+  kubectl taskflow logs -f build --sidecar db # sidecar "db" of the Task's pod, until it stops
   kubectl taskflow logs build --no-prefix | grep ERROR
 
 Lines carry the step's name as a prefix ([step]), coloured on a terminal (set NO_COLOR to
@@ -51,7 +52,8 @@ turn colour off). Notes (what -f waits for, a deleted pod) and the final one-lin
 (status, reason, duration) go to stderr, the steps' output to stdout.
 exit status: with -f, 0 only when the Task ended Successful; without -f, 0 unless the Task
 ended otherwise; 1 on an error. A step without a log (its pod deleted, its node gone) is
-named on stderr and the others are still printed.
+named on stderr and the others are still printed. With --sidecar: 0 when its log was read
+(-f waits for it to start and follows it until the kubelet stops it, after the last step).
 """
 
 _RUN_EPILOG = """\
@@ -154,7 +156,11 @@ def build_parser() -> argparse.ArgumentParser:
         "-f", "--follow", action="store_true", help="wait for each step, stream it until it ends"
     )
     _log_options(logs)
-    logs.add_argument("--step", metavar="NAME", help="only this step")
+    which = logs.add_mutually_exclusive_group()
+    which.add_argument("--step", metavar="NAME", help="only this step")
+    which.add_argument(
+        "--sidecar", metavar="NAME", help="the log of this sidecar instead of the steps'"
+    )
     logs.add_argument(
         "--attempt", type=_attempt, metavar="N", help="attempt N of a retried Task (default: now)"
     )
@@ -175,7 +181,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     desc = add(
         "describe",
-        "show a Task's steps, condition, attempts and recent Events",
+        "show a Task's steps, sidecars, condition, attempts and recent Events",
         _DESCRIBE_EPILOG,
     )
     desc.add_argument("task", metavar="TASK")
@@ -210,6 +216,7 @@ async def _dispatch(args: argparse.Namespace, streams: Any) -> int:
         flags = c.LogFlags(
             follow=bool(getattr(args, "follow", False)),
             step=getattr(args, "step", None),
+            sidecar=getattr(args, "sidecar", None),
             attempt=getattr(args, "attempt", None),
             timestamps=bool(getattr(args, "timestamps", False)),
             prefix=not getattr(args, "no_prefix", False),

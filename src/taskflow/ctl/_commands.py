@@ -14,7 +14,7 @@ from taskflow.ctl import _follow as fsm
 from taskflow.ctl._client import Client, CtlError, tasks_path
 from taskflow.ctl._describe import describe
 from taskflow.ctl._format import GET_HEADERS, can_encode, get_row, summary, table
-from taskflow.ctl._logs import Output, show_logs
+from taskflow.ctl._logs import Output, show_logs, show_sidecar_log
 from taskflow.ctl._model import TaskView, attempt_of, decode_task
 from taskflow.inputs import read_documents
 from taskflow.status import format_duration
@@ -109,6 +109,7 @@ async def cmd_describe(client: Client, name: str, s: Streams) -> int:
 class LogFlags:
     follow: bool = False
     step: str | None = None
+    sidecar: str | None = None
     attempt: int | None = None
     timestamps: bool = False
     prefix: bool = True
@@ -119,6 +120,10 @@ async def cmd_logs(client: Client, name: str, flags: LogFlags, s: Streams) -> in
     o = Output(
         s.out, s.err, s.out_colour, s.err_colour, prefix=flags.prefix, timestamps=flags.timestamps
     )
+    if flags.sidecar is not None:
+        return await show_sidecar_log(
+            client, name, flags.sidecar, o, follow=flags.follow, attempt=flags.attempt
+        )
     return await show_logs(client, name, opts, o, flags.attempt)
 
 
@@ -179,7 +184,7 @@ async def cmd_run(
     if not flags.follow:
         return 0
     c, name = created[0]
-    return await cmd_logs(c, name, replace(flags, step=None, attempt=None), s)
+    return await cmd_logs(c, name, replace(flags, step=None, sidecar=None, attempt=None), s)
 
 
 # -- cancel ---------------------------------------------------------------------------------

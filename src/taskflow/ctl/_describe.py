@@ -1,12 +1,14 @@
-"""``describe TASK`` as text (pure): the Task, its steps, the condition, attempts, Events."""
+"""``describe TASK`` as text (pure): the Task, its steps and sidecars, the condition,
+attempts, Events."""
 
 from __future__ import annotations
 
 from datetime import datetime
 from typing import Any
 
+from taskflow.api import task as api
 from taskflow.ctl._format import age, one_line, step_duration, table, task_duration
-from taskflow.ctl._model import StepView, TaskView, span
+from taskflow.ctl._model import SidecarView, StepView, TaskView, span
 from taskflow.status import format_start_at, parse_time
 
 #: Events shown (the most recent ones)
@@ -26,7 +28,20 @@ def _results(step: StepView) -> str:
     return ", ".join(f"{r.name}={one_line(r.value, 40)}" for r in step.results)
 
 
-def _steps_table(steps: tuple[StepView, ...] | list[StepView], now: datetime) -> str:
+def _tries(task: TaskView, step: StepView) -> str:
+    """``(attempt 3 of 3, earlier exit codes 1, 1)`` for a step that ran more than once."""
+    if step.attempts is None or step.attempts < 2:
+        return ""
+    text = f"attempt {step.attempts}"
+    allowed = task.step_tries(step.name)
+    if allowed is not None and allowed >= step.attempts:  # else the spec is not the one run
+        text += f" of {allowed}"
+    if step.retried_exit_codes:  # left out when the agent's state had to be cut
+        text += ", earlier exit codes " + ", ".join(map(str, step.retried_exit_codes))
+    return f"({text})"
+
+
+def _steps_table(task: TaskView, steps: list[StepView], now: datetime) -> str:
     rows = [
         [
             s.name,
@@ -34,7 +49,7 @@ def _steps_table(steps: tuple[StepView, ...] | list[StepView], now: datetime) ->
             "" if s.exit_code is None else str(s.exit_code),
             _when(s.started_at),
             step_duration(s, now),
-            s.reason or "",
+            " ".join(filter(None, (s.reason, _tries(task, s)))),
             _results(s),
         ]
         for s in steps
@@ -43,6 +58,31 @@ def _steps_table(steps: tuple[StepView, ...] | list[StepView], now: datetime) ->
     if not any(r[6] for r in rows):  # no step has results: no empty column
         headers, rows = headers[:-1], [r[:-1] for r in rows]
     return table(headers, rows, indent="  ")
+
+
+def _sidecars(sidecars: list[SidecarView]) -> str:
+    """The kubelet's reason and message only while a sidecar waits or has ended: a running
+    one that restarted tells why in its SidecarRestarted Events."""
+    shown = [c.reason if c.state != api.STEP_RUNNING else None for c in sidecars]
+    out = table(
+        ("SIDECAR", "STATE", "READY", "RESTARTS", "EXIT", "REASON"),
+        [
+            [
+                c.name,
+                c.state,
+                "true" if c.ready else "false",
+                str(c.restarts),
+                "" if c.exit_code is None else str(c.exit_code),
+                reason or "",
+            ]
+            for c, reason in zip(sidecars, shown, strict=True)
+        ],
+        indent="  ",
+    )
+    for c in sidecars:
+        if c.message and c.state != api.STEP_RUNNING:
+            out += f"  {c.name}: {one_line(c.message, 200)}\n"
+    return out
 
 
 def _event_time(ev: dict[str, Any]) -> str:
@@ -84,10 +124,13 @@ def describe(task: TaskView, events: list[dict[str, Any]], now: datetime) -> str
     out = "\n".join(lines) + "\n"
 
     att_steps = list(st.steps) if st.steps else [StepView(name=n) for n in task.step_names()]
-    out += "Steps:\n" + _steps_table(att_steps, now)
+    out += "Steps:\n" + _steps_table(task, att_steps, now)
     for s in att_steps:
         if s.message:
             out += f"  {s.name}: {one_line(s.message, 200)}\n"
+    sidecars = task.sidecars()
+    if sidecars:
+        out += "Sidecars:\n" + _sidecars(sidecars)
 
     cond = st.condition()
     out += "Condition:\n"

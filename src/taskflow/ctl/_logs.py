@@ -9,7 +9,8 @@ cut (the kubelet normally closes it when the container ends, well before).
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import TextIO
 
@@ -17,10 +18,11 @@ import aiohttp
 import anyio
 import msgspec
 
+from taskflow.api import task as api
 from taskflow.ctl import _follow as fsm
 from taskflow.ctl._client import Client, CtlError, explain
 from taskflow.ctl._format import LineSplitter, paint, step_prefix, summary
-from taskflow.ctl._model import TaskView
+from taskflow.ctl._model import TaskView, attempt_of
 from taskflow.engine.kube import ApiError
 
 #: seconds a log stream may stay open once its Task is final
@@ -65,9 +67,10 @@ async def read_log(
     follow: bool,
     timestamps: bool,
     emit: Callable[[list[str]], None],
+    what: str = "step",
 ) -> tuple[fsm.Ended, str]:
-    """Stream one container's log to ``emit`` (whole lines); how it ended and the server's
-    message when it did not drain."""
+    """Stream the log of container ``step`` (a step's, or a sidecar's: ``what``) to ``emit``
+    (whole lines); how it ended and the server's message when it did not drain."""
     query: dict[str, str | int] = {"container": step}
     if follow:
         query["follow"] = "true"
@@ -98,7 +101,7 @@ async def read_log(
     except BrokenPipeError:
         raise  # our reader left (`| head`), not the server
     except (aiohttp.ClientError, OSError, TimeoutError) as exc:
-        raise CtlError(f"cannot read the log of step {step}: {exc}") from None
+        raise CtlError(f"cannot read the log of {what} {step}: {exc}") from None
     emit(lines.flush())
     return fsm.Ended.DRAINED, ""
 
@@ -139,10 +142,18 @@ async def show_logs(
         task = await client.first_task(name)
         _check(task, opts, attempt)
         return await _drive(client, _Shared(task), opts, o, attempt)
+    async with _watched(client, name) as shared:
+        _check(shared.task, opts, attempt)
+        return await _drive(client, shared, opts, o, attempt)
+
+
+@asynccontextmanager
+async def _watched(client: Client, name: str) -> AsyncIterator[_Shared]:
+    """Task ``name``, kept up to date by a watch while the block runs; once it is final, a
+    followed stream still open is cut :data:`FINAL_GRACE` seconds later."""
     async with anyio.create_task_group() as tg:
         changes = client.task_changes(name)
         shared = _Shared(await anext(changes))
-        _check(shared.task, opts, attempt)
 
         async def watch() -> None:
             async for task in changes:
@@ -152,9 +163,8 @@ async def show_logs(
                 shared.changed.set()
 
         tg.start_soon(watch)
-        code = await _drive(client, shared, opts, o, attempt)
+        yield shared
         tg.cancel_scope.cancel()
-    return code
 
 
 def _check(task: TaskView, opts: fsm.Options, attempt: int | None) -> None:
@@ -163,6 +173,13 @@ def _check(task: TaskView, opts: fsm.Options, attempt: int | None) -> None:
         raise CtlError(f"task/{task.name} has no step {opts.step!r} (steps: {', '.join(names)})")
     if attempt is not None and attempt > task.current_attempt and task.final:
         raise CtlError(f"task/{task.name} has no attempt {attempt} (it ran {task.current_attempt})")
+
+
+async def _changed(shared: _Shared, task: TaskView) -> None:
+    """Until the Task is newer than ``task`` (the version just decided on)."""
+    shared.changed = anyio.Event()
+    if shared.task is task:  # nothing new arrived while deciding
+        await shared.changed.wait()
 
 
 def _bound(scope: anyio.CancelScope) -> None:
@@ -190,9 +207,7 @@ async def _drive(
             if action.note and action.note != last_note:
                 o.note(action.note)
                 last_note = action.note
-            shared.changed = anyio.Event()
-            if shared.task is task:  # nothing new arrived while deciding
-                await shared.changed.wait()
+            await _changed(shared, task)
         else:
             return _finish(action, task, o)
 
@@ -208,23 +223,9 @@ async def _stream(
     """Print one step's log as ``action`` (decided on ``task``) says; the cursor after it,
     by how the stream ended."""
     index = task.step_names().index(action.step) if action.step in task.step_names() else 0
-    with anyio.CancelScope() as scope:
-        # only a followed stream waits for more; a plain read ends by itself
-        shared.stream_scope = scope if action.follow else None
-        if task.final and action.follow:
-            _bound(scope)
-        ended, message = await read_log(
-            client,
-            action.pod,
-            action.step,
-            follow=action.follow,
-            timestamps=o.timestamps,
-            emit=_emitter(o, action.step, index),
-        )
-    shared.stream_scope = None
-    if scope.cancelled_caught:
-        ended = fsm.Ended.DRAINED
-        o.note(f"the log of step {action.step} was still open after the Task ended")
+    ended, message = await _read(
+        client, shared, task, action.pod, action.step, action.follow, o, index, "step"
+    )
     if ended is fsm.Ended.POD_GONE and not cur.pod_gone:
         o.note(
             f"pod {action.pod} is gone (deleted, or removed after the Task ended): "
@@ -233,6 +234,104 @@ async def _stream(
     elif ended is fsm.Ended.NO_LOG:
         o.note(f"step {action.step} has no log: {message}")
     return fsm.after_stream(cur, ended)
+
+
+async def _read(
+    client: Client,
+    shared: _Shared,
+    task: TaskView,
+    pod: str,
+    container: str,
+    follow: bool,
+    o: Output,
+    index: int,
+    what: str,
+) -> tuple[fsm.Ended, str]:
+    """:func:`read_log` of a step or sidecar (``what``) of ``task``, a followed stream cut
+    once the Task has been final for a while (a cut stream counts as drained)."""
+    with anyio.CancelScope() as scope:
+        # only a followed stream waits for more; a plain read ends by itself
+        shared.stream_scope = scope if follow else None
+        if task.final and follow:
+            _bound(scope)
+        ended, message = await read_log(
+            client,
+            pod,
+            container,
+            follow=follow,
+            timestamps=o.timestamps,
+            emit=_emitter(o, container, index),
+            what=what,
+        )
+    shared.stream_scope = None
+    if scope.cancelled_caught:
+        o.note(f"the log of {what} {container} was still open after the Task ended")
+        return fsm.Ended.DRAINED, ""
+    return ended, message
+
+
+# -- a sidecar's log ------------------------------------------------------------------------
+
+
+async def show_sidecar_log(
+    client: Client, name: str, sidecar: str, o: Output, *, follow: bool, attempt: int | None
+) -> int:
+    """Print the log of sidecar ``sidecar`` in the pod of Task ``name``'s current attempt
+    (or of ``attempt``); with ``follow``, wait for it to start and stream it until it
+    stops. 0 when its log was read."""
+    if not follow:
+        shared = _Shared(await client.first_task(name))
+        return await _sidecar_log(client, shared, sidecar, o, follow=False, attempt=attempt)
+    async with _watched(client, name) as shared:
+        return await _sidecar_log(client, shared, sidecar, o, follow=True, attempt=attempt)
+
+
+def _check_sidecar(task: TaskView, sidecar: str) -> None:
+    names = task.sidecar_names()
+    if sidecar not in names:
+        has = f"sidecars: {', '.join(names)}" if names else "it has no sidecars"
+        raise CtlError(f"task/{task.name} has no sidecar {sidecar!r} ({has})")
+
+
+async def _sidecar_log(
+    client: Client, shared: _Shared, sidecar: str, o: Output, *, follow: bool, attempt: int | None
+) -> int:
+    _check_sidecar(shared.task, sidecar)
+    number = attempt or shared.task.current_attempt
+    last_note = ""
+    while True:
+        task = shared.task
+        att = attempt_of(task, number)
+        if att is None:
+            raise CtlError(f"task/{task.name} has no attempt {number} (now {task.current_attempt})")
+        # status.sidecars describes the current attempt only; an earlier one's pod has ended
+        seen = next((c for c in task.sidecars() if c.name == sidecar), None)
+        if number != task.current_attempt:
+            seen = None
+        ran = seen is None or seen.state != api.STEP_WAITING or seen.restarts > 0
+        if att.pod is not None and ran:
+            break
+        why = ""
+        if seen is not None and seen.reason:
+            why = f" ({seen.reason}: {seen.message})" if seen.message else f" ({seen.reason})"
+        if att.final:
+            raise CtlError(f"sidecar {sidecar} of task/{task.name} never started{why}")
+        if not follow:
+            raise CtlError(f"sidecar {sidecar} of task/{task.name} has not started yet{why}")
+        what = f"the pod of task/{task.name}" if att.pod is None else f"sidecar {sidecar} to start"
+        note = f"waiting for {what}{why}"
+        if note != last_note:
+            o.note(note)
+            last_note = note
+        await _changed(shared, task)
+    live = follow and seen is not None and seen.state == api.STEP_RUNNING and not att.final
+    index = task.sidecar_names().index(sidecar)
+    ended, message = await _read(client, shared, task, att.pod, sidecar, live, o, index, "sidecar")
+    if ended is fsm.Ended.POD_GONE:
+        o.note(f"pod {att.pod} is gone: the log of sidecar {sidecar} is lost")
+    elif ended is fsm.Ended.NO_LOG:
+        o.note(f"sidecar {sidecar} has no log: {message}")
+    return 0 if ended is fsm.Ended.DRAINED else 1
 
 
 def _finish(action: fsm.Finish, task: TaskView, o: Output) -> int:

@@ -4,7 +4,8 @@ A read model of its own rather than :class:`taskflow.api.Task`: the CLI must rea
 written by an operator older or newer than itself, so every field is optional, unknown
 fields are ignored, and no spec validation (step limits, DNS labels) can refuse a Task the
 API server accepted. It also reads the fields of features landing in parallel (retries:
-``status.attempt``/``status.attempts``; agent results: ``status.steps[].results``).
+``status.attempt``/``status.attempts``; agent results: ``status.steps[].results``; step
+retries: ``status.steps[].attempts``/``retriedExitCodes``; ``status.sidecars``).
 """
 
 from __future__ import annotations
@@ -36,6 +37,18 @@ class StepView(msgspec.Struct, rename="camel", kw_only=True, frozen=True):
     started_at: str | None = None
     finished_at: str | None = None
     results: list[Result] = []
+    attempts: int | None = None
+    retried_exit_codes: list[int] = []
+
+
+class SidecarView(msgspec.Struct, rename="camel", kw_only=True, frozen=True):
+    name: str
+    state: str = api.STEP_WAITING
+    ready: bool = False
+    restarts: int = 0
+    exit_code: int | None = None
+    reason: str | None = None
+    message: str | None = None
 
 
 class ConditionView(msgspec.Struct, rename="camel", kw_only=True):
@@ -67,6 +80,7 @@ class StatusView(msgspec.Struct, rename="camel", kw_only=True):
     pod_name: str | None = None
     progress: str | None = None
     steps: list[StepView] = []
+    sidecars: list[SidecarView] = []
     conditions: list[ConditionView] = []
     attempt: int | None = None
     attempts: list[AttemptRecord] = []
@@ -85,10 +99,16 @@ class MetaView(msgspec.Struct, rename="camel", kw_only=True):
 
 class StepSpec(msgspec.Struct, kw_only=True):
     name: str
+    retries: int = 0
+
+
+class SidecarSpec(msgspec.Struct, kw_only=True):
+    name: str
 
 
 class SpecView(msgspec.Struct, kw_only=True):
     steps: list[StepSpec] = []
+    sidecars: list[SidecarSpec] = []
     cancel: bool = False
 
 
@@ -116,6 +136,23 @@ class TaskView(msgspec.Struct, kw_only=True):
 
     def step_names(self) -> list[str]:
         return [s.name for s in self.spec.steps]
+
+    def sidecar_names(self) -> list[str]:
+        """In spec order; the status's when the spec has none readable."""
+        return [s.name for s in self.spec.sidecars or self.status.sidecars]
+
+    def sidecars(self) -> list[SidecarView]:
+        """Every sidecar in spec order, as last reported (Waiting when not yet)."""
+        reported = {s.name: s for s in self.status.sidecars}
+        if not self.spec.sidecars:
+            return list(self.status.sidecars)
+        return [reported.get(s.name, SidecarView(name=s.name)) for s in self.spec.sidecars]
+
+    def step_tries(self, name: str) -> int | None:
+        """How many times step ``name`` may run (1 + its retries); None when the spec does
+        not name it."""
+        spec = next((s for s in self.spec.steps if s.name == name), None)
+        return None if spec is None else spec.retries + 1
 
 
 def decode_task(obj: Any) -> TaskView:
