@@ -392,7 +392,7 @@ INVALID: list[tuple[str, dict[str, Any], list[str]]] = [
     (
         "sidecar-named-as-a-step",
         task_body("x", ok("a"), sidecars=[ok("a")]),
-        ["a sidecar may not have a step's name"],
+        ['sidecar "a" has the name of a step'],
     ),
     (
         "sidecar-with-a-reserved-name",
@@ -406,7 +406,7 @@ INVALID: list[tuple[str, dict[str, Any], list[str]]] = [
             ok("a"),
             sidecars=[ok("db", volumeMounts=[{"name": "taskflow-bin", "mountPath": "/x"}])],
         ),
-        ["a sidecar may not mount taskflow's own volumes"],
+        ["sidecar db: volumeMount taskflow-bin is taskflow's own volume"],
     ),
     (
         "step-timeout-not-a-duration",
