@@ -20,9 +20,7 @@ from __future__ import annotations
 import fcntl  # a builtin module of the static agent (build/main.c)
 import os
 
-from taskflow_agent._read import StepError
-
-_DIR = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+from taskflow_agent._read import _DIR, StepError
 
 
 def hold(directory: str) -> int:
