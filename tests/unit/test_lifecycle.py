@@ -540,7 +540,7 @@ def test_an_agent_image_the_registry_does_not_have_stops_the_pod_at_once() -> No
     planned = plan(t, p, now=at(5), settings=SETTINGS)
     assert cond(planned) == (
         "Failure",
-        "ImagePullFailed",
+        "AgentInstallFailed",
         "step a (1/3): the registry has no image 'docker.io/library/busybox:0.0' (or hides it "
         "without credentials: see imagePullSecrets)",
     )

@@ -15,7 +15,7 @@ from taskflow.api.task import INSTALL_CONTAINER, ResultValue
 from taskflow.reconcile import plan
 from taskflow.render import render_pod
 from taskflow.settings import Settings
-from taskflow.status import compute_status
+from taskflow.status import RETRYABLE_REASONS, compute_status
 from taskflow.status._agent import decode_state, is_agent_pod, message_budget
 from tests.unit.builders import SETTINGS, T0, at, running, step, task, terminated, waiting
 
@@ -518,6 +518,17 @@ def test_an_agent_image_that_never_pulls_names_the_agent_image() -> None:
     fatal = waiting(INSTALL_CONTAINER, "InvalidImageName", "bad")
     p = agent_pod(ABC, fatal, [waiting(n, "PodInitializing") for n in "abc"], phase="Pending")
     assert _status(ABC, p, now=1).condition().reason == "AgentInstallFailed"
+
+
+def test_an_agent_image_the_registry_does_not_have_fails_at_once_never_retried() -> None:
+    message = "rpc error: code = NotFound desc = failed to resolve reference: not found"
+    install = waiting(INSTALL_CONTAINER, "ErrImagePull", message)
+    p = agent_pod(ABC, install, [waiting(n, "PodInitializing") for n in "abc"], phase="Pending")
+    st = _status(ABC, p, now=1)
+    assert (st.status, st.condition().reason) == ("Failure", "AgentInstallFailed")
+    image = p.spec.init_containers[0].image
+    assert f"the registry has no image {image!r}" in (st.condition().message or "")
+    assert "AgentInstallFailed" not in RETRYABLE_REASONS
 
 
 def test_a_retried_steps_events_come_when_its_state_is_read() -> None:

@@ -211,7 +211,9 @@ def test_an_image_the_registry_does_not_have_fails_at_once(
 ) -> None:
     st = compute_status(*_pulling(executor, reason, message), now=at(5), settings=SETTINGS)
     cond = _cond(st)
-    assert (st.status, cond.reason) == ("Failure", "ImagePullFailed")
+    # a missing agent image is the operator's --agent-image: never retried
+    want = "AgentInstallFailed" if executor == "agent" else "ImagePullFailed"
+    assert (st.status, cond.reason) == ("Failure", want)
     assert (cond.message or "").startswith(expected)
     assert st.completion_time is not None
 

@@ -35,7 +35,7 @@ from taskflow.status._agent import (
     is_agent_pod,
 )
 from taskflow.status._clock import format_duration, parse_time, utc
-from taskflow.status._pull import pull_refused
+from taskflow.status._pull import image_not_found, pull_refused
 from taskflow.status._reasons import (
     AGENT_DIED,
     AGENT_INSTALL_FAILED,
@@ -369,7 +369,10 @@ def _cannot_start(
     if refused is not None:  # no retry can pull what the registry or the index does not have
         return Outcome(
             status=FAILURE,
-            reason=b.refused,
+            # an image the registry does not have fails as a pull does (a missing agent
+            # image: AgentInstallFailed, never retried); a platform mismatch may be retried
+            # (the next pod may land on another node)
+            reason=b.pull_failed if image_not_found(b.message) else b.refused,
             message=f"{b.label}: {refused}",
             completes_now=True,
         )
