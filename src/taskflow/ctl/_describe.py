@@ -105,6 +105,19 @@ def recent_events(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def describe(task: TaskView, events: list[dict[str, Any]], now: datetime) -> str:
+    """``kubectl taskflow describe``: the Task's header, then one section after another."""
+    return "".join(
+        (
+            _header(task, now),
+            _steps_section(task, now),
+            _condition_section(task, now),
+            _attempts_section(task),
+            _events_section(events, now),
+        )
+    )
+
+
+def _header(task: TaskView, now: datetime) -> str:
     st = task.status
     lines = [
         f"Name:        {task.name}",
@@ -121,74 +134,72 @@ def describe(task: TaskView, events: list[dict[str, Any]], now: datetime) -> str
         f"Duration:    {task_duration(task, now) or '<not yet>'}",
         f"Created:     {age(task.metadata.creation_timestamp, now)} ago",
     ]
-    out = "\n".join(lines) + "\n"
+    return "\n".join(lines) + "\n"
 
+
+def _steps_section(task: TaskView, now: datetime) -> str:
+    """The steps (and their messages), then the sidecars when the Task has any."""
+    st = task.status
     att_steps = list(st.steps) if st.steps else [StepView(name=n) for n in task.step_names()]
-    out += "Steps:\n" + _steps_table(task, att_steps, now)
+    out = "Steps:\n" + _steps_table(task, att_steps, now)
     for s in att_steps:
         if s.message:
             out += f"  {s.name}: {one_line(s.message, 200)}\n"
     sidecars = task.sidecars()
     if sidecars:
         out += "Sidecars:\n" + _sidecars(sidecars)
-
-    cond = st.condition()
-    out += "Condition:\n"
-    if cond is None:
-        out += "  <none>\n"
-    else:
-        out += table(
-            ("TYPE", "STATUS", "REASON", "SINCE", "MESSAGE"),
-            [
-                [
-                    cond.type,
-                    cond.status,
-                    cond.reason or "",
-                    age(cond.last_transition_time, now) if cond.last_transition_time else "",
-                    one_line(cond.message, 200),
-                ]
-            ],
-            indent="  ",
-        )
-
-    if st.attempts:
-        out += "Attempts:\n" + table(
-            ("ATTEMPT", "POD", "REASON", "STARTED", "DURATION", "MESSAGE"),
-            [
-                [
-                    str(a.attempt or i + 1),
-                    a.pod_name or "",
-                    a.reason or "",
-                    _when(a.start_time),
-                    span(a.start_time, a.completion_time) or "",
-                    one_line(a.message, 100),
-                ]
-                for i, a in enumerate(st.attempts)
-            ],
-            indent="  ",
-        )
-
-    shown = recent_events(events)
-    out += "Events:\n"
-    if not shown:
-        out += "  <none>\n"
-    else:
-        out += table(
-            ("TYPE", "REASON", "AGE", "FROM", "MESSAGE"),
-            [
-                [
-                    str(ev.get("type", "")),
-                    str(ev.get("reason", "")),
-                    age(_event_time(ev) or None, now),
-                    str(
-                        (ev.get("source") or {}).get("component")
-                        or ev.get("reportingComponent")
-                        or ""
-                    ),
-                    one_line(str(ev.get("message", "")), 200),
-                ]
-                for ev in shown
-            ],
-            indent="  ",
-        )
     return out
+
+
+def _condition_section(task: TaskView, now: datetime) -> str:
+    cond = task.status.condition()
+    if cond is None:
+        return "Condition:\n  <none>\n"
+    since = age(cond.last_transition_time, now) if cond.last_transition_time else ""
+    row = [cond.type, cond.status, cond.reason or "", since, one_line(cond.message, 200)]
+    return "Condition:\n" + table(
+        ("TYPE", "STATUS", "REASON", "SINCE", "MESSAGE"), [row], indent="  "
+    )
+
+
+def _attempts_section(task: TaskView) -> str:
+    """Earlier attempts (spec.retries); nothing for a Task on its first."""
+    if not task.status.attempts:
+        return ""
+    return "Attempts:\n" + table(
+        ("ATTEMPT", "POD", "REASON", "STARTED", "DURATION", "MESSAGE"),
+        [
+            [
+                str(a.attempt or i + 1),
+                a.pod_name or "",
+                a.reason or "",
+                _when(a.start_time),
+                span(a.start_time, a.completion_time) or "",
+                one_line(a.message, 100),
+            ]
+            for i, a in enumerate(task.status.attempts)
+        ],
+        indent="  ",
+    )
+
+
+def _events_section(events: list[dict[str, Any]], now: datetime) -> str:
+    shown = recent_events(events)
+    if not shown:
+        return "Events:\n  <none>\n"
+    return "Events:\n" + table(
+        ("TYPE", "REASON", "AGE", "FROM", "MESSAGE"),
+        [
+            [
+                str(ev.get("type", "")),
+                str(ev.get("reason", "")),
+                age(_event_time(ev) or None, now),
+                str(
+                    (ev.get("source") or {}).get("component") or ev.get("reportingComponent") or ""
+                ),
+                one_line(str(ev.get("message", "")), 200),
+            ]
+            for ev in shown
+        ],
+        indent="  ",
+    )
