@@ -24,7 +24,8 @@ import msgspec
 
 from taskflow.api import decode_task_status
 from taskflow.api.pod import Pod
-from taskflow.api.task import (
+from taskflow.api.task import Task
+from taskflow.api.task_status import (
     CANCELLED,
     CONDITION_SUCCEEDED,
     FAILURE,
@@ -36,7 +37,6 @@ from taskflow.api.task import (
     AttemptStatus,
     Condition,
     StepStatus,
-    Task,
     TaskStatus,
 )
 from taskflow.render import ImageLookupError, Images, RenderError, lookups_needed, render_pod

@@ -23,7 +23,8 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from taskflow.api.crd import build_crd
-from taskflow.api.task import FINISHED, MAX_SCRIPT_CHARS, MAX_STEPS
+from taskflow.api.task import MAX_SCRIPT_CHARS, MAX_STEPS
+from taskflow.api.task_status import FINISHED
 from taskflow.engine.kube import ApiError, Kube
 from tests.integration.kube_sim import (
     CRDS,

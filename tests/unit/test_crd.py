@@ -29,7 +29,6 @@ from taskflow.api.schema import (
 from taskflow.api.task import (
     AGENT_FIELDS_MESSAGE,
     CANCEL_FINAL_MESSAGE,
-    FINAL_STATUS_MESSAGE,
     MAX_SIDECARS,
     RESERVED_MOUNT_MESSAGE,
     RESERVED_PATH_MESSAGE,
@@ -40,6 +39,7 @@ from taskflow.api.task import (
     SPEC_IMMUTABLE_MESSAGE,
     Sidecar,
 )
+from taskflow.api.task_status import FINAL_STATUS_MESSAGE
 
 ROOT = Path(__file__).resolve().parents[2]
 SWAGGER = Path.home() / "go/pkg/mod/k8s.io/kubernetes@v1.34.4/api/openapi-spec/swagger.json"

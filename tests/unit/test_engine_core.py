@@ -14,7 +14,7 @@ import msgspec
 import pytest
 
 from taskflow.api import Pod, decode_pod
-from taskflow.api.task import TaskStatus
+from taskflow.api.task_status import TaskStatus
 from taskflow.engine.cache import (
     Cache,
     PodHandler,

@@ -8,7 +8,7 @@ import msgspec
 import pytest
 
 from taskflow.api import TaskStatus, decode_task
-from taskflow.api.task import StepStatus
+from taskflow.api.task_status import StepStatus
 from taskflow.reconcile import (
     EventSpec,
     Plan,

@@ -11,7 +11,7 @@ import msgspec
 import pytest
 
 from taskflow.api import TaskStatus, decode_task
-from taskflow.api.task import Condition, StepStatus
+from taskflow.api.task_status import Condition, StepStatus
 from taskflow.settings import Settings
 from taskflow.status import (
     compute_status,

@@ -11,7 +11,8 @@ import pytest
 
 from taskflow.api import Task, decode_pod, decode_task
 from taskflow.api.pod import Container, Pod
-from taskflow.api.task import INSTALL_CONTAINER, ResultValue
+from taskflow.api.task import INSTALL_CONTAINER
+from taskflow.api.task_status import ResultValue
 from taskflow.reconcile import plan
 from taskflow.render import render_pod
 from taskflow.settings import Settings

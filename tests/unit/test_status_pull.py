@@ -8,7 +8,8 @@ from __future__ import annotations
 import pytest
 
 from taskflow.api.pod import Pod
-from taskflow.api.task import INSTALL_CONTAINER, Condition, Task, TaskStatus
+from taskflow.api.task import INSTALL_CONTAINER, Task
+from taskflow.api.task_status import Condition, TaskStatus
 from taskflow.status import compute_status
 from taskflow.status._pull import image_not_found, no_platform_match, platform_mismatch
 from tests.unit.builders import SETTINGS, at, pod, step, task, waiting

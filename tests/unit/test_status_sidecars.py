@@ -13,7 +13,8 @@ import pytest
 
 from taskflow.api import Task, TaskStatus, decode_pod, decode_task
 from taskflow.api.pod import Pod
-from taskflow.api.task import INSTALL_CONTAINER, SidecarStatus
+from taskflow.api.task import INSTALL_CONTAINER
+from taskflow.api.task_status import SidecarStatus
 from taskflow.reconcile import EventSpec, plan, transition_events
 from taskflow.render import render_pod
 from taskflow.settings import Settings

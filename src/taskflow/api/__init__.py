@@ -7,6 +7,7 @@ from typing import Any
 import msgspec
 import yaml
 
+from taskflow.api._fields import K8sType
 from taskflow.api.meta import ObjectMeta, OwnerReference
 from taskflow.api.pod import Pod
 from taskflow.api.task import (
@@ -15,18 +16,13 @@ from taskflow.api.task import (
     KIND,
     PLURAL,
     VERSION,
-    AttemptStatus,
-    Condition,
-    K8sType,
     PodTemplate,
     Sidecar,
-    SidecarStatus,
     Step,
-    StepStatus,
     Task,
     TaskSpec,
-    TaskStatus,
 )
+from taskflow.api.task_status import AttemptStatus, Condition, SidecarStatus, StepStatus, TaskStatus
 
 __all__ = [
     "API_VERSION",

@@ -6,7 +6,7 @@ Two sources feed one schema:
   :func:`msgspec.inspect.type_info`: constraints (``msgspec.Meta``) become
   ``minItems``/``maxLength``/..., ``extra_json_schema`` is merged verbatim (descriptions,
   ``x-kubernetes-validations``), ``Literal`` becomes ``enum``;
-* nested Kubernetes types, marked with :func:`taskflow.api.task.K8sType`, expanded
+* nested Kubernetes types, marked with :func:`taskflow.api.K8sType`, expanded
   recursively from kubernetes-asyncio's model metadata (``openapi_types``,
   ``attribute_map``, required-ness from the generated setters, descriptions from the
   property docstrings).

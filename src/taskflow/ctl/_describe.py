@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from taskflow.api import task as api
+from taskflow.api import task_status
 from taskflow.ctl._format import age, one_line, step_duration, table, task_duration
 from taskflow.ctl._model import SidecarView, StepView, TaskView, span
 from taskflow.status import format_start_at, parse_time
@@ -63,7 +63,7 @@ def _steps_table(task: TaskView, steps: list[StepView], now: datetime) -> str:
 def _sidecars(sidecars: list[SidecarView]) -> str:
     """The kubelet's reason and message only while a sidecar waits or has ended: a running
     one that restarted tells why in its SidecarRestarted Events."""
-    shown = [c.reason if c.state != api.STEP_RUNNING else None for c in sidecars]
+    shown = [c.reason if c.state != task_status.STEP_RUNNING else None for c in sidecars]
     out = table(
         ("SIDECAR", "STATE", "READY", "RESTARTS", "EXIT", "REASON"),
         [
@@ -80,7 +80,7 @@ def _sidecars(sidecars: list[SidecarView]) -> str:
         indent="  ",
     )
     for c in sidecars:
-        if c.message and c.state != api.STEP_RUNNING:
+        if c.message and c.state != task_status.STEP_RUNNING:
             out += f"  {c.name}: {one_line(c.message, 200)}\n"
     return out
 

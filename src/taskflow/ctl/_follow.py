@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from enum import Enum
 
-from taskflow.api import task as api
+from taskflow.api import task_status
 from taskflow.ctl._model import STARTED, Attempt, TaskView, attempt_of
 from taskflow.status import REASON_PENDING, REASON_RUNNING
 
@@ -84,7 +84,7 @@ class Ended(Enum):
 
 def exit_code(attempt: Attempt) -> int:
     """0 only for a Task that ended Successful."""
-    return 0 if attempt.final and attempt.word == api.SUCCESSFUL else 1
+    return 0 if attempt.final and attempt.word == task_status.SUCCESSFUL else 1
 
 
 def decide(task: TaskView, cur: Cursor, opts: Options) -> Action:
@@ -100,9 +100,9 @@ def decide(task: TaskView, cur: Cursor, opts: Options) -> Action:
         if step.state in STARTED:
             if cur.pod_gone or att.pod is None:
                 return Skip(step.name, None)  # the driver said once that the pod is gone
-            follow = opts.follow and step.state == api.STEP_RUNNING and not att.final
+            follow = opts.follow and step.state == task_status.STEP_RUNNING and not att.final
             return Stream(att.pod, step.name, follow)
-        if step.state == api.STEP_NOT_RUN:
+        if step.state == task_status.STEP_NOT_RUN:
             return Skip(step.name, _not_run_note(step.name, step.reason))
         if att.final:  # Waiting in a finished attempt: it never started
             return Skip(step.name, _never_started_note(step.name, step.reason, step.message))

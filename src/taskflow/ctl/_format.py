@@ -8,7 +8,7 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Final
 
-from taskflow.api import task as api
+from taskflow.api import task_status
 from taskflow.ctl._model import CANCELLED, Attempt, StepView, TaskView, attempt_of
 from taskflow.status import format_duration, parse_time
 
@@ -34,9 +34,9 @@ def paint(text: str, code: str, on: bool) -> str:
 
 
 def word_colour(word: str) -> str:
-    if word == api.SUCCESSFUL:
+    if word == task_status.SUCCESSFUL:
         return GREEN
-    if word in (api.FAILURE, CANCELLED):
+    if word in (task_status.FAILURE, CANCELLED):
         return RED
     return YELLOW
 
@@ -151,7 +151,11 @@ def summary(task_name: str, att: Attempt, colour: bool) -> str:
     elif shown_reason:
         text += f" ({att.reason})"
     if att.duration:
-        text += f" in {att.duration}" if att.word == api.SUCCESSFUL else f" after {att.duration}"
+        text += (
+            f" in {att.duration}"
+            if att.word == task_status.SUCCESSFUL
+            else f" after {att.duration}"
+        )
     return text
 
 
@@ -166,11 +170,11 @@ GLYPHS: Final = {
 
 
 def step_glyph(step: StepView, ascii_only: bool) -> str:
-    if step.state == api.STEP_TERMINATED:
+    if step.state == task_status.STEP_TERMINATED:
         key = "ok" if step.exit_code == 0 else "failed"
-    elif step.state == api.STEP_RUNNING:
+    elif step.state == task_status.STEP_RUNNING:
         key = "running"
-    elif step.state == api.STEP_NOT_RUN:
+    elif step.state == task_status.STEP_NOT_RUN:
         key = "notrun"
     else:
         key = "waiting"

@@ -18,7 +18,7 @@ import aiohttp
 import anyio
 import msgspec
 
-from taskflow.api import task as api
+from taskflow.api import task_status
 from taskflow.ctl import _follow as fsm
 from taskflow.ctl._client import Client, CtlError, explain
 from taskflow.ctl._format import LineSplitter, paint, step_prefix, summary
@@ -308,7 +308,7 @@ async def _sidecar_log(
         seen = next((c for c in task.sidecars() if c.name == sidecar), None)
         if number != task.current_attempt:
             seen = None
-        ran = seen is None or seen.state != api.STEP_WAITING or seen.restarts > 0
+        ran = seen is None or seen.state != task_status.STEP_WAITING or seen.restarts > 0
         if att.pod is not None and ran:
             break
         why = ""
@@ -324,7 +324,7 @@ async def _sidecar_log(
             o.note(note)
             last_note = note
         await _changed(shared, task)
-    live = follow and seen is not None and seen.state == api.STEP_RUNNING and not att.final
+    live = follow and seen is not None and seen.state == task_status.STEP_RUNNING and not att.final
     index = task.sidecar_names().index(sidecar)
     ended, message = await _read(client, shared, task, att.pod, sidecar, live, o, index, "sidecar")
     if ended is fsm.Ended.POD_GONE:

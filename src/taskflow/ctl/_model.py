@@ -15,12 +15,12 @@ from typing import Any, Final
 
 import msgspec
 
-from taskflow.api import task as api
+from taskflow.api import task_status
 from taskflow.status import format_duration, parse_time
 
-CANCELLED: Final = api.CANCELLED
-FINAL: Final = api.FINISHED
-STARTED: Final = frozenset({api.STEP_RUNNING, api.STEP_TERMINATED})
+CANCELLED: Final = task_status.CANCELLED
+FINAL: Final = task_status.FINISHED
+STARTED: Final = frozenset({task_status.STEP_RUNNING, task_status.STEP_TERMINATED})
 
 
 class Result(msgspec.Struct, kw_only=True):
@@ -30,7 +30,7 @@ class Result(msgspec.Struct, kw_only=True):
 
 class StepView(msgspec.Struct, rename="camel", kw_only=True, frozen=True):
     name: str
-    state: str = api.STEP_WAITING
+    state: str = task_status.STEP_WAITING
     exit_code: int | None = None
     reason: str | None = None
     message: str | None = None
@@ -43,7 +43,7 @@ class StepView(msgspec.Struct, rename="camel", kw_only=True, frozen=True):
 
 class SidecarView(msgspec.Struct, rename="camel", kw_only=True, frozen=True):
     name: str
-    state: str = api.STEP_WAITING
+    state: str = task_status.STEP_WAITING
     ready: bool = False
     restarts: int = 0
     exit_code: int | None = None
@@ -86,7 +86,7 @@ class StatusView(msgspec.Struct, rename="camel", kw_only=True):
     attempts: list[AttemptRecord] = []
 
     def condition(self) -> ConditionView | None:
-        return next((c for c in self.conditions if c.type == api.CONDITION_SUCCEEDED), None)
+        return next((c for c in self.conditions if c.type == task_status.CONDITION_SUCCEEDED), None)
 
 
 class MetaView(msgspec.Struct, rename="camel", kw_only=True):
@@ -124,7 +124,7 @@ class TaskView(msgspec.Struct, kw_only=True):
     @property
     def word(self) -> str:
         """The status word; a Task nobody has reported on yet is Pending."""
-        return self.status.status or api.PENDING
+        return self.status.status or task_status.PENDING
 
     @property
     def final(self) -> bool:
@@ -216,7 +216,7 @@ def attempt_of(task: TaskView, number: int) -> Attempt | None:
         pod=record.pod_name,
         steps=_merge(names, record.steps),
         final=True,  # an earlier attempt ended, or there would be no later one
-        word=api.FAILURE,
+        word=task_status.FAILURE,
         reason=record.reason,
         message=record.message,
         duration=span(record.start_time, record.completion_time),

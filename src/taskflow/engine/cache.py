@@ -35,7 +35,8 @@ import msgspec
 from taskflow import api
 from taskflow.api.meta import ObjectMeta
 from taskflow.api.pod import Pod
-from taskflow.api.task import FINISHED, Task
+from taskflow.api.task import Task
+from taskflow.api.task_status import FINISHED
 from taskflow.labels import TASK_UID_LABEL
 
 log = logging.getLogger("taskflow.cache")

@@ -12,7 +12,8 @@ from typing import Any
 import anyio
 
 from taskflow import reconcile
-from taskflow.api.task import FINISHED, Task, TaskStatus
+from taskflow.api.task import Task
+from taskflow.api.task_status import FINISHED, TaskStatus
 from taskflow.engine.cache import Cache, TaskEntry, Undecodable, task_name, task_namespace
 from taskflow.engine.images import ImageResolver
 from taskflow.engine.kube import ApiError

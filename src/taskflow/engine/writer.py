@@ -23,7 +23,8 @@ from typing import Any
 import msgspec
 
 from taskflow.api.pod import Pod
-from taskflow.api.task import API_VERSION, KIND, TaskStatus
+from taskflow.api.task import API_VERSION, KIND
+from taskflow.api.task_status import TaskStatus
 from taskflow.engine.cache import (
     Cache,
     TaskEntry,

@@ -36,17 +36,14 @@ import msgspec
 
 from taskflow.api.budget import pod_message_budget
 from taskflow.api.pod import ContainerStateTerminated, ContainerStatus, Pod
-from taskflow.api.task import (
-    INSTALL_CONTAINER,
-    ON_ERROR_CONTINUE,
+from taskflow.api.task import INSTALL_CONTAINER, ON_ERROR_CONTINUE, Step, Task
+from taskflow.api.task_status import (
     STEP_NOT_RUN,
     STEP_RUNNING,
     STEP_TERMINATED,
     STEP_WAITING,
     ResultValue,
-    Step,
     StepStatus,
-    Task,
 )
 from taskflow.labels import EXECUTOR_LABEL
 from taskflow.status._clock import kubelet_time

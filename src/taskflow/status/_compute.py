@@ -10,7 +10,8 @@ import msgspec
 
 from taskflow.api.executor import agent_problem
 from taskflow.api.pod import Pod
-from taskflow.api.task import (
+from taskflow.api.task import Task
+from taskflow.api.task_status import (
     CANCELLED,
     CONDITION_SUCCEEDED,
     FAILURE,
@@ -25,7 +26,6 @@ from taskflow.api.task import (
     Condition,
     SidecarStatus,
     StepStatus,
-    Task,
     TaskStatus,
 )
 from taskflow.api.validate import spec_problem

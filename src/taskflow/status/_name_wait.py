@@ -16,7 +16,8 @@ from datetime import datetime, timedelta
 from typing import Final
 
 from taskflow.api.pod import Pod
-from taskflow.api.task import KIND, Task, TaskStatus
+from taskflow.api.task import KIND, Task
+from taskflow.api.task_status import TaskStatus
 from taskflow.labels import TASK_UID_LABEL
 from taskflow.settings import Settings
 from taskflow.status._clock import format_duration, format_time, parse_time, utc

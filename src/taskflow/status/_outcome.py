@@ -10,9 +10,9 @@ from datetime import datetime
 import msgspec
 
 from taskflow.api.pod import Pod, PodCondition
-from taskflow.api.task import (
+from taskflow.api.task import INSTALL_CONTAINER, Task
+from taskflow.api.task_status import (
     FAILURE,
-    INSTALL_CONTAINER,
     PENDING,
     RUNNING,
     STEP_RUNNING,
@@ -20,7 +20,6 @@ from taskflow.api.task import (
     STEP_WAITING,
     SUCCESSFUL,
     StepStatus,
-    Task,
 )
 from taskflow.settings import Settings
 from taskflow.status._agent import (

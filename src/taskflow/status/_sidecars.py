@@ -15,14 +15,8 @@ from __future__ import annotations
 import msgspec
 
 from taskflow.api.pod import ContainerStatus, Pod
-from taskflow.api.task import (
-    STEP_RUNNING,
-    STEP_TERMINATED,
-    STEP_WAITING,
-    Sidecar,
-    SidecarStatus,
-    Task,
-)
+from taskflow.api.task import Sidecar, Task
+from taskflow.api.task_status import STEP_RUNNING, STEP_TERMINATED, STEP_WAITING, SidecarStatus
 
 
 class Unstarted(msgspec.Struct, frozen=True, kw_only=True):

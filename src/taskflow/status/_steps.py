@@ -6,12 +6,8 @@ from __future__ import annotations
 from datetime import datetime
 
 from taskflow.api.pod import ContainerStatus, Pod
-from taskflow.api.task import (
-    STEP_RUNNING,
-    STEP_TERMINATED,
-    StepStatus,
-    Task,
-)
+from taskflow.api.task import Task
+from taskflow.api.task_status import STEP_RUNNING, STEP_TERMINATED, StepStatus
 from taskflow.status._agent import (
     FAILING_STEP_REASONS,
     STEP_REASON_CONTINUED,

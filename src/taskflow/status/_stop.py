@@ -8,7 +8,8 @@ import msgspec
 
 from taskflow.api.duration import parse_duration
 from taskflow.api.pod import Pod
-from taskflow.api.task import CANCELLED, FAILURE, Task, TaskStatus
+from taskflow.api.task import Task
+from taskflow.api.task_status import CANCELLED, FAILURE, TaskStatus
 from taskflow.settings import Settings
 from taskflow.status._clock import format_duration, utc
 from taskflow.status._reasons import REASON_CANCELLED, TIMED_OUT
