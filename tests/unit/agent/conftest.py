@@ -33,6 +33,16 @@ BASE_ENV = {"PATH": "/usr/local/bin:/usr/bin:/bin", "LC_ALL": "C.UTF-8"}
 DEADLINE = 30.0  # seconds: every process a test starts ends within this
 
 
+class _Started(subprocess.Popen[bytes]):
+    """A Popen whose ``with`` block kills the agent when the block fails: a plain Popen
+    waits for it, and an agent still waiting for its previous step would hang the run."""
+
+    def __exit__(self, exc_type: Any, value: Any, traceback: Any) -> None:
+        if exc_type is not None and self.poll() is None:
+            self.kill()
+        super().__exit__(exc_type, value, traceback)
+
+
 class Agent:
     """One way to run taskflow-agent: ``prefix`` + its arguments."""
 
@@ -52,7 +62,7 @@ class Agent:
         env: Mapping[Any, Any] | None = None,
         **kw: Any,
     ) -> subprocess.Popen[bytes]:
-        return subprocess.Popen(
+        return _Started(
             self.step_argv(run, name, *opts, argv=argv),
             env=dict(BASE_ENV if env is None else env),
             stdout=kw.pop("stdout", subprocess.PIPE),
